@@ -1,0 +1,268 @@
+"""analyze(graph): every number the canvas, the summary table and the CLI show.
+
+Pure and total: it never raises. Problems become Diagnostics pinned to a block id, each with a
+plain-language message naming the numbers involved and a suggested fix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from cnnstudio.core import registry
+from cnnstudio.core.blocks.base import RFStep, Shape, ShapeError, prod
+from cnnstudio.core.graph import Block, Graph
+
+BYTES_PER_VALUE = 4  # float32
+OPTIMIZER_STATE_SLOTS = {"sgd": 1, "rmsprop": 1, "adam": 2, "adamw": 2}
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    block_id: str | None
+    severity: str  # "error" | "warning"
+    code: str
+    message: str
+    fix: str = ""
+    repair: Mapping[str, Any] | None = None
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == "error"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "block_id": self.block_id,
+            "severity": self.severity,
+            "code": self.code,
+            "message": self.message,
+            "fix": self.fix,
+            "repair": dict(self.repair) if self.repair else None,
+        }
+
+
+@dataclass
+class BlockInfo:
+    id: str
+    name: str
+    type: str
+    input_shapes: tuple[Shape, ...] = ()
+    output_shape: Shape | None = None
+    params: int = 0  # learnable values (nn.Parameter numel), frozen or not
+    trainable: int = 0
+    non_trainable: int = 0  # running statistics plus frozen learnable values
+    buffers: int = 0  # running statistics (BatchNorm mean and variance)
+    macs: int = 0
+    receptive_field: tuple[int, int] | None = None
+    jump: tuple[int, int] | None = None  # cumulative stride, in input pixels
+
+    @property
+    def activation_size(self) -> int:
+        return prod(self.output_shape) if self.output_shape is not None else 0
+
+
+@dataclass(frozen=True)
+class TrainingMemory:
+    batch_size: int
+    weights: int
+    gradients: int
+    optimizer_state: int
+    activations: int
+
+    @property
+    def total(self) -> int:
+        return self.weights + self.gradients + self.optimizer_state + self.activations
+
+
+@dataclass
+class Analysis:
+    order: list[str]
+    blocks: dict[str, BlockInfo]
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.is_error]
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if not d.is_error]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def diagnostics_for(self, block_id: str) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.block_id == block_id]
+
+    @property
+    def total_params(self) -> int:
+        """Learnable values, as PyTorch counts sum(p.numel() for p in model.parameters())."""
+        return sum(b.params for b in self.blocks.values())
+
+    @property
+    def trainable_params(self) -> int:
+        return sum(b.trainable for b in self.blocks.values())
+
+    @property
+    def non_trainable(self) -> int:
+        return sum(b.non_trainable for b in self.blocks.values())
+
+    @property
+    def macs(self) -> int:
+        return sum(b.macs for b in self.blocks.values())
+
+    def memory(self, batch_size: int, optimizer: str = "adam") -> TrainingMemory:
+        """Approximate bytes one float32 training step needs at this batch size."""
+        slots = OPTIMIZER_STATE_SLOTS.get(optimizer, 2)
+        values = sum(b.activation_size for b in self.blocks.values())
+        buffers = sum(b.buffers for b in self.blocks.values())
+        return TrainingMemory(
+            batch_size=batch_size,
+            weights=BYTES_PER_VALUE * (self.total_params + buffers),
+            gradients=BYTES_PER_VALUE * self.trainable_params,
+            optimizer_state=BYTES_PER_VALUE * slots * self.trainable_params,
+            activations=BYTES_PER_VALUE * batch_size * values,
+        )
+
+
+def analyze(graph: Graph) -> Analysis:
+    """Shapes, counts, receptive fields and diagnostics for every block. Never raises."""
+    try:
+        return _Analyzer(graph).run()
+    except Exception as err:  # a bug must not take the editor down: report it instead
+        return Analysis(
+            order=[],
+            blocks={},
+            diagnostics=[
+                Diagnostic(None, "error", "internal", f"analysis failed: {err!r}",
+                           "please report this network as a bug")
+            ],
+        )
+
+
+class _Analyzer:
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+        self.diagnostics: list[Diagnostic] = []
+        self.infos: dict[str, BlockInfo] = {}
+        self.rf: dict[str, tuple[int, int, int, int]] = {}
+
+    def error(self, block: Block | None, code: str, message: str, fix: str = "",
+              repair: Mapping[str, Any] | None = None, severity: str = "error") -> None:
+        self.diagnostics.append(
+            Diagnostic(block.id if block else None, severity, code, message, fix, repair)
+        )
+
+    def run(self) -> Analysis:
+        graph = self.graph
+        order, cyclic = graph.topological_order()
+        self._check_graph_level(cyclic)
+        for block_id in order:
+            self._analyze_block(graph.block(block_id))
+        for block_id in cyclic:
+            block = graph.block(block_id)
+            self.infos[block_id] = BlockInfo(block.id, block.name, block.type)
+        self._check_unused()
+        return Analysis(order=order + cyclic, blocks=self.infos, diagnostics=self.diagnostics)
+
+    def _check_graph_level(self, cyclic: list[str]) -> None:
+        blocks = self.graph.blocks
+        inputs = [b for b in blocks if b.type == "Input"]
+        outputs = [b for b in blocks if b.type == "Output"]
+        if not inputs:
+            self.error(None, "no_input", "The network has no Input block",
+                       "add an Input block (category Input) at the top of the network")
+        for extra in inputs[1:]:
+            self.error(extra, "extra_input",
+                       f"{extra.label}: only one Input block is supported "
+                       f"('{inputs[0].name}' is the first)", "delete this Input block")
+        if not outputs:
+            self.error(None, "no_output", "The network has no Output block",
+                       "add an Output block after the last Dense layer")
+        main = [b for b in outputs if not b.params.get("auxiliary", False)]
+        if outputs and not main:
+            self.error(outputs[0], "no_main_output",
+                       "Every Output block is auxiliary: prediction needs one main output",
+                       f"untick 'auxiliary' on {outputs[0].label}")
+        for extra in main[1:]:
+            self.error(extra, "extra_main_output",
+                       f"{extra.label}: more than one main Output ('{main[0].name}' is the first)",
+                       "tick 'auxiliary' on this Output or delete it")
+        for block_id in cyclic:
+            block = self.graph.block(block_id)
+            self.error(block, "cycle", f"{block.label} is part of a cycle, or fed by one",
+                       "remove the wire that leads back to an earlier block")
+
+    def _analyze_block(self, block: Block) -> None:
+        graph = self.graph
+        block_type = registry.get(block.type)
+        info = BlockInfo(block.id, block.name, block.type)
+        self.infos[block.id] = info
+        params, problems = block_type.normalize(block.params)
+        for param, message in problems:
+            self.error(block, "invalid_param", f"{block.label}, {param}: {message}",
+                       "enter a valid value in the inspector")
+        sources = graph.inputs_of(block.id)
+        n = len(sources)
+        if n < block_type.min_inputs:
+            if block_type.min_inputs == 1:
+                self.error(block, "missing_input", f"{block.label} has no input",
+                           "connect the output of another block to it")
+            else:
+                self.error(block, "missing_input",
+                           f"{block.label} needs at least {block_type.min_inputs} inputs "
+                           f"but has {n}", "connect another branch to it")
+            return
+        if block_type.max_inputs is not None and n > block_type.max_inputs:
+            self.error(block, "too_many_inputs",
+                       f"{block.label} takes {block_type.max_inputs} input(s) but has {n}",
+                       "remove the extra wires, or merge the branches with Concatenate or Add")
+            return
+        if problems:
+            return
+        upstream = [self.infos.get(s) for s in sources]
+        if any(u is None or u.output_shape is None for u in upstream):
+            return  # the cause upstream has its own diagnostic
+        shapes = tuple(u.output_shape for u in upstream)  # type: ignore[union-attr]
+        info.input_shapes = shapes
+        try:
+            output = block_type.infer(params, shapes)
+            learnable, buffers = block_type.count(params, shapes, output)
+            macs = block_type.macs(params, shapes, output)
+            step = block_type.rf_step(params, shapes)
+        except ShapeError as err:
+            self.error(block, "shape", f"{block.label}: {err.message}", err.fix, err.repair)
+            return
+        info.output_shape = tuple(output)
+        info.params, info.buffers, info.macs = learnable, buffers, macs
+        frozen = block_type.has_weights and not params.get("trainable", True)
+        info.trainable = 0 if frozen else learnable
+        info.non_trainable = buffers + (learnable if frozen else 0)
+        self._receptive_field(block, info, sources, step)
+
+    def _receptive_field(self, block: Block, info: BlockInfo, sources: list[str],
+                         step: RFStep) -> None:
+        if not sources:
+            rf = (1, 1, 1, 1)
+        else:
+            ups = [self.rf[s] for s in sources if s in self.rf]
+            if not ups:
+                return
+            rh, rw, jh, jw = (max(u[i] for u in ups) for i in range(4))
+            rf = (
+                rh + (step.kernel_h - 1) * jh,
+                rw + (step.kernel_w - 1) * jw,
+                jh * step.stride_h,
+                jw * step.stride_w,
+            )
+        self.rf[block.id] = rf
+        info.receptive_field = (rf[0], rf[1])
+        info.jump = (rf[2], rf[3])
+
+    def _check_unused(self) -> None:
+        for block in self.graph.blocks:
+            block_type = registry.get(block.type)
+            if block_type.has_output_port and not self.graph.output_edges(block.id):
+                self.error(block, "unused_output", f"The output of {block.label} is not used",
+                           "connect it to a following block, or delete it", severity="warning")

@@ -1,0 +1,58 @@
+"""Sliding-window arithmetic shared by convolution and pooling, in one place.
+
+o = floor((i + p_before + p_after - d·(k - 1) - 1) / s) + 1, per spatial axis.
+'same' follows Keras/TensorFlow: o = ceil(i / s) for any stride, the padding split with the
+odd pixel at the bottom/right. 'full' pads d·(k - 1) on both sides, so the kernel meets the input
+edge to edge. Explicit padding p pads p on both sides.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+
+def effective_kernel(kernel: int, dilation: int = 1) -> int:
+    return dilation * (kernel - 1) + 1
+
+
+def resolve_padding(
+    mode: str | Sequence[int], size: int, kernel: int, stride: int, dilation: int, axis: int
+) -> tuple[int, int]:
+    """Padding (before, after) along one axis (0 = height, 1 = width) for a padding value."""
+    k_eff = effective_kernel(kernel, dilation)
+    if mode == "valid":
+        return 0, 0
+    if mode == "same":
+        out = -(-size // stride)
+        total = max((out - 1) * stride + k_eff - size, 0)
+        return total // 2, total - total // 2
+    if mode == "full":
+        return k_eff - 1, k_eff - 1
+    p = int(mode[axis])  # type: ignore[index]
+    return p, p
+
+
+def window_output_size(
+    size: int, kernel: int, stride: int, dilation: int, pad_before: int, pad_after: int
+) -> int:
+    """Output length of a sliding window; may be <= 0 when the window does not fit."""
+    return (size + pad_before + pad_after - effective_kernel(kernel, dilation)) // stride + 1
+
+
+def window_axis(
+    mode: str | Sequence[int], size: int, kernel: int, stride: int, dilation: int, axis: int
+) -> tuple[int, int, int]:
+    """(output size, pad before, pad after) along one axis."""
+    before, after = resolve_padding(mode, size, kernel, stride, dilation, axis)
+    return window_output_size(size, kernel, stride, dilation, before, after), before, after
+
+
+def explain_window_axis(
+    size: int, kernel: int, stride: int, dilation: int, pad_before: int, pad_after: int
+) -> str:
+    """o = ⌊(i + 2p − d·(k − 1) − 1)/s⌋ + 1 filled in, e.g. '⌊(28 + 4 − 4 − 1)/1⌋ + 1 = 28'."""
+    out = window_output_size(size, kernel, stride, dilation, pad_before, pad_after)
+    return (
+        f"⌊({size} + {pad_before + pad_after} − {dilation * (kernel - 1)} − 1)/{stride}⌋ + 1"
+        f" = {out}"
+    )

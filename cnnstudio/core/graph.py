@@ -1,0 +1,353 @@
+"""The network graph: blocks with stable ids, ordered edges, events.
+
+The graph is the one source of truth. Views listen to its events; undo commands call its
+methods. It knows nothing of torch or Qt.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Iterable, Mapping
+
+from cnnstudio.core import registry
+from cnnstudio.core.params import ParamError
+
+_ID_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+class GraphError(ValueError):
+    """An edit the graph refuses; the message says why, in plain language."""
+
+
+@dataclass
+class Block:
+    id: str
+    type: str
+    name: str
+    params: dict[str, Any]
+    x: float = 0.0
+    y: float = 0.0
+    collapsed: bool = False
+
+    def copy(self) -> Block:
+        return replace(self, params={k: _copy(v) for k, v in self.params.items()})
+
+    @property
+    def label(self) -> str:
+        """How messages name a block: Conv2D 'conv3'."""
+        return f"{registry.get(self.type).display_name} '{self.name}'"
+
+
+@dataclass(frozen=True, order=True)
+class Edge:
+    """Output of `src` feeds input slot `port` of `dst`; ports order the inputs of merges."""
+
+    src: str
+    dst: str
+    port: int = 0
+
+
+@dataclass(frozen=True)
+class GraphEvent:
+    kind: str  # block_added | block_removed | block_changed | block_moved | edge_added | edge_removed
+    block_id: str | None = None
+    edge: Edge | None = None
+    changes: Mapping[str, tuple[Any, Any]] = field(default_factory=dict)
+
+
+Listener = Callable[[GraphEvent], None]
+
+
+def _copy(value: Any) -> Any:
+    return list(value) if isinstance(value, list) else value
+
+
+class Graph:
+    def __init__(self) -> None:
+        self._blocks: dict[str, Block] = {}
+        self._in: dict[str, list[Edge]] = {}
+        self._out: dict[str, list[Edge]] = {}
+        self._edges: dict[Edge, None] = {}
+        self._listeners: list[Listener] = []
+        self.revision = 0  # bumped on every change; lets views cache analysis
+
+    # -- reading ---------------------------------------------------------------------------
+
+    @property
+    def blocks(self) -> list[Block]:
+        return list(self._blocks.values())
+
+    @property
+    def edges(self) -> list[Edge]:
+        return list(self._edges)
+
+    def block(self, block_id: str) -> Block:
+        try:
+            return self._blocks[block_id]
+        except KeyError:
+            raise GraphError(f"there is no block with id {block_id!r}") from None
+
+    def __contains__(self, block_id: object) -> bool:
+        return block_id in self._blocks
+
+    def __len__(self) -> int:
+        return len(self._blocks)
+
+    def input_edges(self, block_id: str) -> list[Edge]:
+        return sorted(self._in[block_id], key=lambda e: e.port)
+
+    def output_edges(self, block_id: str) -> list[Edge]:
+        return list(self._out[block_id])
+
+    def inputs_of(self, block_id: str) -> list[str]:
+        return [e.src for e in self.input_edges(block_id)]
+
+    def outputs_of(self, block_id: str) -> list[str]:
+        return [e.dst for e in self._out[block_id]]
+
+    def find(self, name: str) -> Block | None:
+        """The first block with this display name."""
+        return next((b for b in self._blocks.values() if b.name == name), None)
+
+    def topological_order(self) -> tuple[list[str], list[str]]:
+        """(blocks in dependency order, blocks on or behind a cycle). Stable: insertion order."""
+        indegree = {bid: len(edges) for bid, edges in self._in.items()}
+        ready = [bid for bid in self._blocks if indegree[bid] == 0]
+        order: list[str] = []
+        position = {bid: i for i, bid in enumerate(self._blocks)}
+        while ready:
+            ready.sort(key=position.__getitem__, reverse=True)
+            current = ready.pop()
+            order.append(current)
+            for edge in self._out[current]:
+                indegree[edge.dst] -= 1
+                if indegree[edge.dst] == 0:
+                    ready.append(edge.dst)
+        placed = set(order)
+        return order, [bid for bid in self._blocks if bid not in placed]
+
+    # -- ids and names ---------------------------------------------------------------------
+
+    def new_id(self, type_id: str) -> str:
+        prefix = type_id.lower()
+        n = 1
+        while f"{prefix}_{n}" in self._blocks:
+            n += 1
+        return f"{prefix}_{n}"
+
+    def new_name(self, type_id: str) -> str:
+        prefix = registry.get(type_id).name_prefix
+        used = {b.name for b in self._blocks.values()}
+        if prefix in ("input", "output") and prefix not in used:
+            return prefix
+        n = 1
+        while f"{prefix}{n}" in used:
+            n += 1
+        return f"{prefix}{n}"
+
+    # -- editing ---------------------------------------------------------------------------
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def _emit(self, event: GraphEvent) -> None:
+        self.revision += 1
+        for listener in list(self._listeners):
+            listener(event)
+
+    def add_block(
+        self,
+        type_id: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        name: str | None = None,
+        position: tuple[float, float] = (0.0, 0.0),
+        block_id: str | None = None,
+    ) -> Block:
+        block_type = registry.get(type_id)
+        values, problems = block_type.normalize(params or {})
+        if problems:
+            raise GraphError(
+                "; ".join(f"{block_type.display_name} {param}: {msg}" for param, msg in problems)
+            )
+        block = Block(
+            id=block_id or self.new_id(type_id),
+            type=type_id,
+            name=name if name is not None else self.new_name(type_id),
+            params=values,
+            x=float(position[0]),
+            y=float(position[1]),
+        )
+        self.insert(block)
+        return block
+
+    def insert(self, block: Block) -> None:
+        """Put a block (for example one removed earlier) into the graph as it is."""
+        if not _ID_PATTERN.match(block.id):
+            raise GraphError(
+                f"block id {block.id!r} must start with a letter and hold only letters, digits "
+                "and underscores"
+            )
+        if block.id in self._blocks:
+            raise GraphError(f"a block with id {block.id!r} already exists")
+        registry.get(block.type)
+        self._blocks[block.id] = block
+        self._in[block.id] = []
+        self._out[block.id] = []
+        self._emit(GraphEvent("block_added", block.id))
+
+    def remove_block(self, block_id: str) -> tuple[Block, list[Edge]]:
+        """Remove a block and its wires; returns both so an undo can put them back."""
+        block = self.block(block_id)
+        removed = self._in[block_id] + self._out[block_id]
+        for edge in list(removed):
+            self.disconnect(edge)
+        del self._blocks[block_id], self._in[block_id], self._out[block_id]
+        self._emit(GraphEvent("block_removed", block_id))
+        return block, removed
+
+    def connection_problem(self, src: str, dst: str, port: int | None = None) -> str | None:
+        """Why src → dst cannot be wired, or None when it can."""
+        if src not in self._blocks or dst not in self._blocks:
+            return "both ends of a connection must be blocks of this network"
+        a, b = self._blocks[src], self._blocks[dst]
+        a_type, b_type = registry.get(a.type), registry.get(b.type)
+        if src == dst:
+            return "a block cannot feed itself"
+        if not a_type.has_output_port:
+            return f"{a.label} is a network output: nothing can follow it"
+        if b_type.max_inputs == 0:
+            return f"{b.label} takes no input"
+        if any(e.src == src for e in self._in[dst]):
+            return f"{a.label} already feeds {b.label}"
+        if b_type.max_inputs is not None and len(self._in[dst]) >= b_type.max_inputs:
+            return (
+                f"{b.label} already has its input; remove that wire first or use "
+                "Concatenate or Add to merge branches"
+            )
+        if port is not None and any(e.port == port for e in self._in[dst]):
+            return f"input {port + 1} of {b.label} is already connected"
+        if self._reaches(dst, src):
+            return f"connecting {a.label} to {b.label} would make a cycle"
+        return None
+
+    def _reaches(self, start: str, target: str) -> bool:
+        stack, seen = [start], {start}
+        while stack:
+            current = stack.pop()
+            if current == target:
+                return True
+            for edge in self._out[current]:
+                if edge.dst not in seen:
+                    seen.add(edge.dst)
+                    stack.append(edge.dst)
+        return False
+
+    def connect(self, src: str, dst: str, port: int | None = None) -> Edge:
+        problem = self.connection_problem(src, dst, port)
+        if problem:
+            raise GraphError(problem)
+        if port is None:
+            port = max((e.port for e in self._in[dst]), default=-1) + 1
+        edge = Edge(src, dst, port)
+        self._add_edge(edge)
+        return edge
+
+    def restore_edge(self, edge: Edge) -> None:
+        """Put back a wire exactly as it was (undo), port included."""
+        problem = self.connection_problem(edge.src, edge.dst, edge.port)
+        if problem:
+            raise GraphError(problem)
+        self._add_edge(edge)
+
+    def _add_edge(self, edge: Edge) -> None:
+        self._edges[edge] = None
+        self._in[edge.dst].append(edge)
+        self._out[edge.src].append(edge)
+        self._emit(GraphEvent("edge_added", edge.dst, edge=edge))
+
+    def disconnect(self, edge: Edge) -> None:
+        if edge not in self._edges:
+            raise GraphError(f"there is no wire from {edge.src!r} to {edge.dst!r}")
+        del self._edges[edge]
+        self._in[edge.dst].remove(edge)
+        self._out[edge.src].remove(edge)
+        self._emit(GraphEvent("edge_removed", edge.dst, edge=edge))
+
+    def set_params(self, block_id: str, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """Change parameters (all or none); returns the previous values for undo."""
+        block = self.block(block_id)
+        block_type = registry.get(block.type)
+        new_values: dict[str, Any] = {}
+        for name, value in changes.items():
+            if not block_type.has_param(name):
+                raise GraphError(f"{block.label} has no parameter {name!r}")
+            try:
+                new_values[name] = block_type.param(name).coerce(value)
+            except ParamError as err:
+                raise GraphError(f"{block.label}, {name}: {err}") from None
+        old = {name: block.params.get(name) for name in new_values}
+        block.params.update(new_values)
+        self._emit(
+            GraphEvent(
+                "block_changed", block_id, changes={k: (old[k], new_values[k]) for k in new_values}
+            )
+        )
+        return old
+
+    def rename(self, block_id: str, name: str) -> str:
+        block = self.block(block_id)
+        name = name.strip()
+        if not name or len(name) > 64:
+            raise GraphError("a block name needs 1 to 64 characters")
+        old, block.name = block.name, name
+        self._emit(GraphEvent("block_changed", block_id, changes={"name": (old, name)}))
+        return old
+
+    def move(self, block_id: str, x: float, y: float) -> tuple[float, float]:
+        block = self.block(block_id)
+        old = (block.x, block.y)
+        block.x, block.y = float(x), float(y)
+        self._emit(GraphEvent("block_moved", block_id, changes={"position": (old, (x, y))}))
+        return old
+
+    def set_collapsed(self, block_id: str, collapsed: bool) -> bool:
+        block = self.block(block_id)
+        old, block.collapsed = block.collapsed, bool(collapsed)
+        self._emit(GraphEvent("block_changed", block_id, changes={"collapsed": (old, collapsed)}))
+        return old
+
+    # -- whole-graph helpers ---------------------------------------------------------------
+
+    def copy(self) -> Graph:
+        """A deep copy without listeners."""
+        other = Graph()
+        for block in self._blocks.values():
+            other.insert(block.copy())
+        for edge in self._edges:
+            other._add_edge(edge)
+        other.revision = 0
+        return other
+
+    def chain(
+        self,
+        specs: Iterable[tuple[str, Mapping[str, Any]] | tuple[str, Mapping[str, Any], str]],
+        after: str | None = None,
+        x: float = 0.0,
+        y: float = 0.0,
+        step: float = 110.0,
+    ) -> list[Block]:
+        """Add blocks one after another, each fed by the previous (and the first by `after`)."""
+        added: list[Block] = []
+        previous = after
+        for i, spec in enumerate(specs):
+            type_id, params = spec[0], spec[1]
+            name = spec[2] if len(spec) > 2 else None  # type: ignore[misc]
+            block = self.add_block(type_id, params, name=name, position=(x, y + i * step))
+            if previous is not None:
+                self.connect(previous, block.id)
+            previous = block.id
+            added.append(block)
+        return added
