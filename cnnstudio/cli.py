@@ -1,5 +1,226 @@
-"""Command-line front end (placeholder until summary lands)."""
+"""Command-line front end: `cnnstudio [FILE]` opens the application; sub-commands work headless.
+
+Exit status: 0 success (summary: the network is valid), 1 the network has errors, 2 a bad
+command, file or value. No traceback reaches the user unless CNNSTUDIO_DEBUG=1 is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import traceback
+from typing import Sequence
+
+DEFAULT_TEMPLATE = "keras-mnist"
+SUBCOMMANDS = ("gui", "templates", "new", "summary")
 
 
-def main(argv=None) -> int:
+class CLIError(Exception):
+    """A bad command or value: printed as 'cnnstudio: error: …' with exit status 2."""
+
+
+def parse_input_shape(text: str) -> tuple[int, int, int]:
+    parts = [p for p in re.split(r"[,x×\s]+", text.strip()) if p]
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        raise argparse.ArgumentTypeError(
+            f"expected channels,height,width such as 3,32,32, got {text!r}"
+        )
+    channels, height, width = (int(p) for p in parts)
+    if not (1 <= channels <= 64 and 1 <= height <= 8192 and 1 <= width <= 8192):
+        raise argparse.ArgumentTypeError(
+            f"input {text!r} out of range: channels 1 to 64, height and width 1 to 8,192"
+        )
+    return channels, height, width
+
+
+def parse_classes(text: str) -> int:
+    if not text.strip().isdigit() or not 1 <= int(text) <= 1_000_000:
+        raise argparse.ArgumentTypeError(f"expected a number of classes from 1 to 1,000,000, got {text!r}")
+    return int(text)
+
+
+def parse_batch_size(text: str) -> int:
+    if not text.strip().isdigit() or not 1 <= int(text) <= 65536:
+        raise argparse.ArgumentTypeError(f"expected a batch size from 1 to 65,536, got {text!r}")
+    return int(text)
+
+
+def _add_network_source(parser: argparse.ArgumentParser, file_required: bool) -> None:
+    parser.add_argument("file", nargs="?", metavar="FILE.cnnproj", help="a project file")
+    parser.add_argument("--template", metavar="NAME", help="start from a template (see 'templates')")
+    parser.add_argument("--input", type=parse_input_shape, metavar="C,H,W",
+                        help="input channels, height and width, e.g. 3,32,32")
+    parser.add_argument("--classes", type=parse_classes, metavar="N", help="number of classes")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from cnnstudio import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="cnnstudio",
+        description="Design, train and export convolutional neural networks visually.",
+        epilog="Run 'cnnstudio COMMAND --help' for a command's options. "
+        "With no command, the application opens.",
+    )
+    parser.add_argument("--version", action="version", version=f"CNN Studio {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    gui = sub.add_parser("gui", help="open the application (the default)")
+    _add_network_source(gui, file_required=False)
+
+    templates = sub.add_parser("templates", help="list the ready-made networks")
+    templates.add_argument("--json", action="store_true", help="print JSON")
+
+    new = sub.add_parser("new", help="write a new project file from a template")
+    new.add_argument("--template", required=True, metavar="NAME")
+    new.add_argument("--input", type=parse_input_shape, metavar="C,H,W")
+    new.add_argument("--classes", type=parse_classes, metavar="N")
+    new.add_argument("-o", "--output", required=True, metavar="FILE.cnnproj")
+    new.add_argument("--force", action="store_true", help="overwrite an existing file")
+
+    summary = sub.add_parser(
+        "summary", help="print the layer table: shapes, parameters, MACs, receptive fields"
+    )
+    _add_network_source(summary, file_required=True)
+    summary.add_argument("--json", action="store_true", help="print JSON")
+    summary.add_argument("--batch-size", type=parse_batch_size, default=64, metavar="B",
+                         help="batch size for the training-memory estimate (default 64)")
+    return parser
+
+
+def load_network(args: argparse.Namespace, default_template: str | None = None):
+    """The project named by FILE or --template, adapted to --input/--classes."""
+    from cnnstudio.core.adapt import adapt
+    from cnnstudio.core.graph import GraphError
+    from cnnstudio.core.project import Project, load_project
+    from cnnstudio.core.templates import build_template, get_template
+
+    if args.file and args.template:
+        raise CLIError("give either a project file or --template, not both")
+    if args.file:
+        project = load_project(args.file)
+        try:
+            adapt(project.graph, args.input, args.classes)
+        except GraphError as err:
+            raise CLIError(str(err)) from None
+        return project
+    name = args.template or default_template
+    if name is None:
+        raise CLIError("name a project file or a template (--template NAME; see 'cnnstudio templates')")
+    template = get_template(name)
+    graph = build_template(name, args.input, args.classes)
+    return Project.new(graph, name=template.title, description=template.description,
+                       template=template.id)
+
+
+def cmd_templates(args: argparse.Namespace) -> int:
+    from cnnstudio.core.analysis import analyze
+    from cnnstudio.core.templates import TEMPLATES
+
+    rows = []
+    for template in TEMPLATES.values():
+        analysis = analyze(template.build(template.default_input, template.default_classes))
+        rows.append({
+            "id": template.id,
+            "title": template.title,
+            "description": template.description,
+            "input": list(template.default_input),
+            "classes": template.default_classes,
+            "params": analysis.total_params,
+        })
+    if args.json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return 0
+    width = max(len(r["id"]) for r in rows)
+    for r in rows:
+        shape = "×".join(str(d) for d in r["input"])
+        print(f"{r['id']:<{width}}  {r['title']}  ({shape}, {r['classes']} classes, "
+              f"{r['params']:,} parameters)")
     return 0
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    from cnnstudio.core.analysis import analyze
+    from cnnstudio.core.project import Project, save_project
+    from cnnstudio.core.templates import build_template, get_template
+
+    if os.path.exists(args.output) and not args.force:
+        raise CLIError(f"{args.output} already exists; choose another name or add --force")
+    template = get_template(args.template)
+    graph = build_template(template.id, args.input, args.classes)
+    project = Project.new(graph, name=template.title, description=template.description,
+                          template=template.id)
+    save_project(project, args.output)
+    analysis = analyze(graph)
+    print(f"Wrote {args.output}: {template.title}, {analysis.total_params:,} parameters")
+    return 0
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from cnnstudio.core.analysis import analyze
+    from cnnstudio.core.summary import render_table, summary_dict
+
+    if not args.file and not args.template:
+        raise CLIError("name a project file or a template (--template NAME; see 'cnnstudio templates')")
+    project = load_network(args)
+    analysis = analyze(project.graph)
+    optimizer = project.training.get("optimizer", "adam")
+    if args.json:
+        data = summary_dict(project.graph, analysis, args.batch_size, optimizer)
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        print(render_table(project.graph, analysis, args.batch_size, optimizer, title=project.name))
+    return 0 if analysis.ok else 1
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    # The window arrives with the canvas issue; until then show the project's summary.
+    from cnnstudio.core.analysis import analyze
+    from cnnstudio.core.summary import render_table
+
+    project = load_network(args, default_template=DEFAULT_TEMPLATE)
+    analysis = analyze(project.graph)
+    print(render_table(project.graph, analysis, title=f"{project.name} (dataset "
+                       f"{project.dataset.get('spec', 'mnist-sample')})"))
+    return 0 if analysis.ok else 1
+
+
+COMMANDS = {"gui": cmd_gui, "templates": cmd_templates, "new": cmd_new, "summary": cmd_summary}
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from cnnstudio.core.graph import GraphError
+    from cnnstudio.core.project import ProjectError
+    from cnnstudio.core.templates import UnknownTemplate
+
+    return (CLIError, GraphError, ProjectError, UnknownTemplate)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if not args_list or (args_list[0] not in SUBCOMMANDS
+                         and args_list[0] not in ("-h", "--help", "--version")):
+        args_list.insert(0, "gui")
+    parser = build_parser()
+    try:
+        args = parser.parse_args(args_list)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("cnnstudio: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:
+        if os.environ.get("CNNSTUDIO_DEBUG"):
+            traceback.print_exc()
+        if isinstance(err, _user_errors()):
+            message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+            print(f"cnnstudio: error: {message}", file=sys.stderr)
+        else:
+            print(f"cnnstudio: internal error: {err!r}; please report it "
+                  "(set CNNSTUDIO_DEBUG=1 for details)", file=sys.stderr)
+        return 2

@@ -199,11 +199,13 @@ class _Analyzer:
         block_type = registry.get(block.type)
         info = BlockInfo(block.id, block.name, block.type)
         self.infos[block.id] = info
-        params, problems = block_type.normalize(block.params)
-        for param, message in problems:
+        sources = graph.inputs_of(block.id)
+        upstream = [self.infos.get(s) for s in sources]
+        shapes = tuple(u.output_shape if u is not None else None for u in upstream)
+        result = _evaluate(block_type, block.params, shapes)
+        for param, message in result.problems:
             self.error(block, "invalid_param", f"{block.label}, {param}: {message}",
                        "enter a valid value in the inspector")
-        sources = graph.inputs_of(block.id)
         n = len(sources)
         if n < block_type.min_inputs:
             if block_type.min_inputs == 1:
@@ -219,27 +221,18 @@ class _Analyzer:
                        f"{block.label} takes {block_type.max_inputs} input(s) but has {n}",
                        "remove the extra wires, or merge the branches with Concatenate or Add")
             return
-        if problems:
-            return
-        upstream = [self.infos.get(s) for s in sources]
-        if any(u is None or u.output_shape is None for u in upstream):
-            return  # the cause upstream has its own diagnostic
-        shapes = tuple(u.output_shape for u in upstream)  # type: ignore[union-attr]
-        info.input_shapes = shapes
-        try:
-            output = block_type.infer(params, shapes)
-            learnable, buffers = block_type.count(params, shapes, output)
-            macs = block_type.macs(params, shapes, output)
-            step = block_type.rf_step(params, shapes)
-        except ShapeError as err:
+        if result.problems or None in shapes:
+            return  # an upstream block without a shape has its own diagnostic
+        info.input_shapes = shapes  # type: ignore[assignment]
+        if result.error is not None:
+            err = result.error
             self.error(block, "shape", f"{block.label}: {err.message}", err.fix, err.repair)
             return
-        info.output_shape = tuple(output)
-        info.params, info.buffers, info.macs = learnable, buffers, macs
-        frozen = block_type.has_weights and not params.get("trainable", True)
-        info.trainable = 0 if frozen else learnable
-        info.non_trainable = buffers + (learnable if frozen else 0)
-        self._receptive_field(block, info, sources, step)
+        info.output_shape = result.output
+        info.params, info.buffers, info.macs = result.learnable, result.buffers, result.macs
+        info.trainable = 0 if result.frozen else result.learnable
+        info.non_trainable = result.buffers + (result.learnable if result.frozen else 0)
+        self._receptive_field(block, info, sources, result.step)  # type: ignore[arg-type]
 
     def _receptive_field(self, block: Block, info: BlockInfo, sources: list[str],
                          step: RFStep) -> None:
@@ -249,7 +242,10 @@ class _Analyzer:
             ups = [self.rf[s] for s in sources if s in self.rf]
             if not ups:
                 return
-            rh, rw, jh, jw = (max(u[i] for u in ups) for i in range(4))
+            if len(ups) == 1:
+                rh, rw, jh, jw = ups[0]
+            else:
+                rh, rw, jh, jw = (max(u[i] for u in ups) for i in range(4))
             rf = (
                 rh + (step.kernel_h - 1) * jh,
                 rw + (step.kernel_w - 1) * jw,
@@ -266,3 +262,57 @@ class _Analyzer:
             if block_type.has_output_port and not self.graph.output_edges(block.id):
                 self.error(block, "unused_output", f"The output of {block.label} is not used",
                            "connect it to a following block, or delete it", severity="warning")
+
+
+@dataclass(frozen=True)
+class _BlockResult:
+    """What one block computes from its own parameters and input shapes alone."""
+
+    problems: tuple[tuple[str, str], ...]
+    output: Shape | None = None
+    error: ShapeError | None = None
+    learnable: int = 0
+    buffers: int = 0
+    macs: int = 0
+    step: RFStep | None = None
+    frozen: bool = False
+
+
+_MEMO: dict[tuple, _BlockResult] = {}
+_MEMO_LIMIT = 20_000
+
+
+def _freeze(params: Mapping[str, Any]) -> tuple:
+    return tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in params.items())
+
+
+def _evaluate(block_type, params: Mapping[str, Any], shapes: tuple) -> _BlockResult:
+    """Validate, infer, count: memoised, because an edit leaves most blocks unchanged."""
+    try:
+        key = (block_type.type_id, _freeze(params), shapes)
+        cached = _MEMO.get(key)
+    except TypeError:  # an unhashable value from a damaged file: compute without the memo
+        key, cached = None, None
+    if cached is not None:
+        return cached
+    values, problems = block_type.normalize(params)
+    result = _BlockResult(tuple(problems))
+    if not problems and None not in shapes and block_type.accepts_inputs(len(shapes)):
+        result = _infer(block_type, values, shapes)
+    if key is not None:
+        if len(_MEMO) >= _MEMO_LIMIT:
+            _MEMO.clear()
+        _MEMO[key] = result
+    return result
+
+
+def _infer(block_type, values: Mapping[str, Any], shapes: tuple) -> _BlockResult:
+    try:
+        output = tuple(block_type.infer(values, shapes))
+        learnable, buffers = block_type.count(values, shapes, output)
+        macs = block_type.macs(values, shapes, output)
+        step = block_type.rf_step(values, shapes)
+    except ShapeError as err:
+        return _BlockResult((), error=err)
+    frozen = block_type.has_weights and not values.get("trainable", True)
+    return _BlockResult((), output, None, learnable, buffers, macs, step, frozen)

@@ -45,7 +45,7 @@ _PAIR_SEPARATORS = re.compile(r"\s*(?:[x×X*,]|\s)\s*")
 
 
 def _parse_pair_text(text: str) -> list[int] | None:
-    parts = [p for p in _PAIR_SEPARATORS.split(text.strip()) if p]
+    parts = _PAIR_SEPARATORS.split(text.strip())
     if not 1 <= len(parts) <= 2 or not all(p.isdigit() for p in parts):
         return None
     numbers = [int(p) for p in parts]

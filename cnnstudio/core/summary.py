@@ -1,0 +1,126 @@
+"""The course-style summary: collect rows from an Analysis, then render them as text or JSON.
+
+Collecting, totalling and rendering are separate steps, so the window's summary table, the
+CLI's text table and its JSON all show the same numbers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cnnstudio.core import registry
+from cnnstudio.core.analysis import Analysis
+from cnnstudio.core.blocks.base import format_shape
+from cnnstudio.core.graph import Graph
+
+COLUMNS = ("No", "Layer", "Output shape", "Activation size", "Parameters", "MACs",
+           "Receptive field")
+
+
+def layer_rows(graph: Graph, analysis: Analysis) -> list[dict[str, Any]]:
+    """One JSON-ready row per block, in execution order."""
+    rows = []
+    for block_id in analysis.order:
+        info = analysis.blocks[block_id]
+        rows.append({
+            "id": info.id,
+            "name": info.name,
+            "type": info.type,
+            "output_shape": list(info.output_shape) if info.output_shape is not None else None,
+            "activation_size": info.activation_size,
+            "params": info.params,
+            "non_trainable": info.non_trainable,
+            "macs": info.macs,
+            "receptive_field": list(info.receptive_field) if info.receptive_field else None,
+        })
+    return rows
+
+
+def summary_dict(graph: Graph, analysis: Analysis, batch_size: int = 64,
+                 optimizer: str = "adam") -> dict[str, Any]:
+    memory = analysis.memory(batch_size, optimizer)
+    return {
+        "layers": layer_rows(graph, analysis),
+        "total_params": analysis.total_params,
+        "trainable_params": analysis.trainable_params,
+        "non_trainable": analysis.non_trainable,
+        "macs": analysis.macs,
+        "training_memory": {
+            "batch_size": batch_size,
+            "optimizer": optimizer,
+            "bytes": memory.total,
+            "weights": memory.weights,
+            "gradients": memory.gradients,
+            "optimizer_state": memory.optimizer_state,
+            "activations": memory.activations,
+        },
+        "shape_order": "C,H,W",
+        "diagnostics": [d.to_dict() for d in analysis.diagnostics],
+    }
+
+
+def format_bytes(count: int) -> str:
+    value = float(count)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GB"
+
+
+def _cells(graph: Graph, analysis: Analysis) -> list[tuple[str, ...]]:
+    cells = []
+    for number, block_id in enumerate(analysis.order, start=1):
+        info = analysis.blocks[block_id]
+        display = registry.get(info.type).display_name
+        rf = info.receptive_field
+        cells.append((
+            str(number),
+            f"{info.name} ({display})" if info.name != display else display,
+            format_shape(info.output_shape),
+            f"{info.activation_size:,}" if info.output_shape is not None else "?",
+            f"{info.params:,}",
+            f"{info.macs:,}",
+            f"{rf[0]}×{rf[1]}" if rf else "-",
+        ))
+    return cells
+
+
+def render_table(graph: Graph, analysis: Analysis, batch_size: int = 64,
+                 optimizer: str = "adam", title: str = "") -> str:
+    """The course-style table with totals and diagnostics, as plain text."""
+    rows = [COLUMNS, *_cells(graph, analysis)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
+    right = {0, 3, 4, 5}
+
+    def line(row: tuple[str, ...]) -> str:
+        return "  ".join(
+            cell.rjust(widths[i]) if i in right else cell.ljust(widths[i])
+            for i, cell in enumerate(row)
+        ).rstrip()
+
+    rule = "─" * len(line(rows[0]))
+    out = []
+    if title:
+        out.append(title)
+    out += [rule, line(rows[0]), rule, *(line(r) for r in rows[1:]), rule]
+    memory = analysis.memory(batch_size, optimizer)
+    out += [
+        f"Total parameters:      {analysis.total_params:,}",
+        f"  trainable:           {analysis.trainable_params:,}",
+        f"  non-trainable:       {analysis.non_trainable:,}"
+        + ("  (BatchNorm running statistics and frozen blocks)" if analysis.non_trainable else ""),
+        f"Multiply-accumulates:  {analysis.macs:,} per image",
+        f"Training memory:       {format_bytes(memory.total)} at batch {batch_size} with "
+        f"{optimizer} (weights {format_bytes(memory.weights)}, gradients "
+        f"{format_bytes(memory.gradients)}, optimizer {format_bytes(memory.optimizer_state)}, "
+        f"activations {format_bytes(memory.activations)})",
+        "Output shapes are (height,width,channels); vectors are (values).",
+    ]
+    if analysis.diagnostics:
+        out.append("")
+        for diagnostic in analysis.diagnostics:
+            out.append(f"{diagnostic.severity}: {diagnostic.message}")
+            if diagnostic.fix:
+                out.append(f"    fix: {diagnostic.fix}")
+    return "\n".join(out)

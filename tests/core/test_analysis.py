@@ -1,0 +1,305 @@
+"""analyze(): the numbers of the course notes, receptive fields, memory and diagnostics."""
+
+from __future__ import annotations
+
+import pytest
+
+from cnnstudio.core.analysis import analyze
+from cnnstudio.core.graph import Graph
+
+MNIST = {"channels": 1, "height": 28, "width": 28}
+
+
+def course_example() -> Graph:
+    g = Graph()
+    g.chain([
+        ("Input", MNIST),
+        ("Conv2D", {"filters": 16, "kernel": 5, "padding": "same", "activation": "relu"}, "CONV1"),
+        ("Pooling", {"mode": "max", "pool_size": 2}, "POOL1"),
+        ("Conv2D", {"filters": 32, "kernel": 5, "padding": "same", "activation": "relu"}, "CONV2"),
+        ("Pooling", {"mode": "max", "pool_size": 2}, "POOL2"),
+        ("Flatten", {}),
+        ("Dense", {"units": 100, "activation": "relu"}, "FC3"),
+        ("Dense", {"units": 10}, "FC4"),
+        ("Output", {}),
+    ])
+    return g
+
+
+def keras_mnist() -> Graph:
+    g = Graph()
+    g.chain([
+        ("Input", MNIST),
+        ("Conv2D", {"filters": 32, "kernel": 3, "activation": "relu"}),
+        ("Pooling", {"pool_size": 2}),
+        ("Conv2D", {"filters": 64, "kernel": 3, "activation": "relu"}),
+        ("Pooling", {"pool_size": 2}),
+        ("Conv2D", {"filters": 64, "kernel": 3, "activation": "relu"}),
+        ("Flatten", {}),
+        ("Dense", {"units": 64, "activation": "relu"}),
+        ("Dense", {"units": 10}),
+        ("Output", {}),
+    ])
+    return g
+
+
+def by_name(graph: Graph, analysis, name: str):
+    return analysis.blocks[graph.find(name).id]
+
+
+def test_course_example_numbers():
+    g = course_example()
+    a = analyze(g)
+    assert a.diagnostics == []
+    expected = {
+        "CONV1": ((16, 28, 28), 416),
+        "POOL1": ((16, 14, 14), 0),
+        "CONV2": ((32, 14, 14), 12_832),
+        "POOL2": ((32, 7, 7), 0),
+        "FC3": ((100,), 156_900),
+        "FC4": ((10,), 1_010),
+    }
+    for name, (shape, params) in expected.items():
+        info = by_name(g, a, name)
+        assert (info.output_shape, info.params) == (shape, params), name
+    assert by_name(g, a, "POOL2").activation_size == 1_568
+    assert a.total_params == a.trainable_params == 171_158
+    assert a.non_trainable == 0
+
+
+def test_keras_book_network_numbers():
+    g = keras_mnist()
+    a = analyze(g)
+    assert a.ok and not a.diagnostics
+    shapes = [a.blocks[b].output_shape for b in a.order[1:-1]]
+    assert shapes == [(32, 26, 26), (32, 13, 13), (64, 11, 11), (64, 5, 5), (64, 3, 3),
+                      (576,), (64,), (10,)]
+    assert a.total_params == 93_322
+
+
+def test_macs_and_receptive_field():
+    g = keras_mnist()
+    a = analyze(g)
+    infos = [a.blocks[b] for b in a.order]
+    conv1, pool1, conv2 = infos[1], infos[2], infos[3]
+    assert conv1.macs == 26 * 26 * 32 * 3 * 3 * 1
+    assert conv2.macs == 11 * 11 * 64 * 3 * 3 * 32
+    assert infos[7].macs == 576 * 64
+    assert a.macs == sum(i.macs for i in infos)
+    # r_out = r_in + (k - 1)·j_in ; j_out = j_in·s
+    assert conv1.receptive_field == (3, 3) and conv1.jump == (1, 1)
+    assert pool1.receptive_field == (4, 4) and pool1.jump == (2, 2)
+    assert conv2.receptive_field == (8, 8)
+    assert infos[4].receptive_field == (10, 10) and infos[4].jump == (4, 4)
+    assert infos[5].receptive_field == (18, 18)
+
+
+def test_dilation_widens_receptive_field_and_shrinks_output():
+    g = Graph()
+    g.chain([("Input", MNIST), ("Conv2D", {"filters": 4, "kernel": 3, "dilation": 2})])
+    a = analyze(g)
+    conv = a.blocks[a.order[1]]
+    assert conv.output_shape == (4, 24, 24)
+    assert conv.receptive_field == (5, 5)
+
+
+@pytest.mark.parametrize(
+    "size, kernel, stride, padding, expected",
+    [
+        (28, 5, 1, "same", 28),
+        (28, 3, 2, "same", 14),
+        (27, 3, 2, "same", 14),  # ceil(27/2)
+        (7, 3, 3, "same", 3),
+        (28, 5, 1, "valid", 24),
+        (28, 5, 2, "valid", 12),
+        (28, 5, 1, "full", 32),
+        (5, 3, 2, "full", 4),
+        (28, 5, 1, [2, 2], 28),
+        (28, 5, 1, [1, 1], 26),
+    ],
+)
+def test_conv_padding_modes(size, kernel, stride, padding, expected):
+    g = Graph()
+    g.chain([("Input", {"channels": 3, "height": size, "width": size}),
+             ("Conv2D", {"filters": 8, "kernel": kernel, "stride": stride, "padding": padding})])
+    a = analyze(g)
+    assert a.blocks[a.order[1]].output_shape == (8, expected, expected)
+    assert a.blocks[a.order[1]].params == (kernel * kernel * 3 + 1) * 8
+
+
+def test_non_square_kernel_and_groups():
+    g = Graph()
+    g.chain([("Input", {"channels": 8, "height": 17, "width": 17}),
+             ("Conv2D", {"filters": 16, "kernel": [1, 7], "padding": "same", "groups": 4,
+                         "bias": False})])
+    a = analyze(g)
+    info = a.blocks[a.order[1]]
+    assert info.output_shape == (16, 17, 17)
+    assert info.params == 1 * 7 * (8 // 4) * 16
+
+
+def test_batchnorm_counts_running_statistics_apart_and_frozen_blocks():
+    g = Graph()
+    blocks = g.chain([("Input", MNIST), ("Conv2D", {"filters": 8, "kernel": 3}),
+                      ("BatchNorm", {}), ("Flatten", {}), ("Dense", {"units": 10}),
+                      ("Output", {})])
+    a = analyze(g)
+    bn = a.blocks[blocks[2].id]
+    assert (bn.params, bn.buffers, bn.non_trainable) == (16, 16, 16)
+    assert a.total_params == 80 + 16 + (26 * 26 * 8 + 1) * 10
+    assert a.non_trainable == 16
+    g.set_params(blocks[1].id, {"trainable": False})
+    a2 = analyze(g)
+    assert a2.total_params == a.total_params
+    assert a2.trainable_params == a.trainable_params - 80
+    assert a2.non_trainable == 16 + 80
+
+
+def test_training_memory_estimate():
+    a = analyze(keras_mnist())
+    m = a.memory(64, "adam")
+    assert m.weights == 4 * 93_322
+    assert m.gradients == 4 * 93_322
+    assert m.optimizer_state == 2 * 4 * 93_322
+    values = sum(i.activation_size for i in a.blocks.values())
+    assert m.activations == 4 * 64 * values
+    assert m.total == m.weights + m.gradients + m.optimizer_state + m.activations
+    assert a.memory(128).activations == 2 * m.activations
+
+
+def block_errors(analysis):
+    """Errors pinned to a block (these small graphs often lack an Output on purpose)."""
+    return [d for d in analysis.errors if d.block_id is not None]
+
+
+def test_kernel_does_not_fit_message_names_numbers_and_offers_same_padding():
+    g = Graph()
+    blocks = g.chain([("Input", {"channels": 1, "height": 8, "width": 8}),
+                      ("Pooling", {"pool_size": 4}),
+                      ("Conv2D", {"filters": 4, "kernel": 3}, "conv3"),
+                      ("Flatten", {}), ("Dense", {}), ("Output", {})])
+    a = analyze(g)
+    (diag,) = a.errors
+    assert diag.block_id == blocks[2].id
+    assert diag.message == "Conv2D 'conv3': the 3×3 kernel does not fit the 2×2 input"
+    assert diag.fix == "use padding 'same' or remove a pooling layer"
+    assert diag.repair == {"action": "set_param", "param": "padding", "value": "same"}
+    # downstream blocks have no shape but no noise diagnostics either
+    assert a.blocks[blocks[3].id].output_shape is None
+    g.set_params(blocks[2].id, {"padding": "same"})
+    assert analyze(g).ok
+
+
+def test_dense_on_image_suggests_flatten():
+    g = Graph()
+    blocks = g.chain([("Input", MNIST), ("Dense", {"units": 10}, "fc3"), ("Output", {})])
+    (diag,) = analyze(g).errors
+    assert diag.block_id == blocks[1].id
+    assert diag.message == "Dense 'fc3': Dense needs a flat input but gets 28×28×1"
+    assert diag.fix == "insert Flatten before it"
+    assert diag.repair == {"action": "insert_before", "type": "Flatten"}
+
+
+def test_concatenate_spatial_mismatch():
+    g = Graph()
+    inp = g.add_block("Input", MNIST)
+    a_ = g.add_block("Conv2D", {"filters": 4, "kernel": 3, "padding": "same"})
+    b_ = g.add_block("Pooling", {})
+    cat = g.add_block("Concatenate", name="cat1")
+    for src, dst in ((inp, a_), (inp, b_), (a_, cat), (b_, cat)):
+        g.connect(src.id, dst.id)
+    errors = block_errors(analyze(g))
+    assert [d.message for d in errors] == [
+        "Concatenate 'cat1': spatial sizes 28×28 and 14×14 differ"
+    ]
+
+
+def test_add_channel_mismatch_offers_1x1_conv():
+    g = Graph()
+    inp = g.add_block("Input", MNIST)
+    a_ = g.add_block("Conv2D", {"filters": 8, "kernel": 3, "padding": "same"})
+    add = g.add_block("Add", name="add1")
+    g.connect(inp.id, a_.id)
+    g.connect(a_.id, add.id)
+    g.connect(inp.id, add.id)
+    (diag,) = block_errors(analyze(g))
+    assert diag.message == "Add 'add1': input shapes 28×28×8 and 28×28×1 differ"
+    assert "1×1 Conv2D with 8 filters" in diag.fix
+    assert diag.repair["type"] == "Conv2D" and diag.repair["params"]["filters"] == 8
+    assert diag.repair["input_index"] == 1
+
+
+def test_graph_level_diagnostics():
+    empty = analyze(Graph())
+    assert {d.code for d in empty.errors} == {"no_input", "no_output"}
+    g = Graph()
+    g.add_block("Input", MNIST)
+    conv = g.add_block("Conv2D", {}, name="lonely")
+    a = analyze(g)
+    codes = {(d.code, d.block_id) for d in a.diagnostics}
+    assert ("missing_input", conv.id) in codes
+    assert ("no_output", None) in codes
+    unused = [d for d in a.warnings if d.code == "unused_output"]
+    assert {d.block_id for d in unused} == {conv.id, g.blocks[0].id}
+
+
+def test_cycle_is_refused_by_connect_and_reported_by_analysis():
+    from cnnstudio.core.graph import Edge, GraphError
+
+    g = Graph()
+    inp = g.add_block("Input", MNIST)
+    cat = g.add_block("Concatenate")
+    conv = g.add_block("Conv2D", {"padding": "same", "filters": 1})
+    act = g.add_block("Activation")
+    g.connect(inp.id, cat.id)
+    g.connect(cat.id, conv.id)
+    g.connect(conv.id, act.id)
+    with pytest.raises(GraphError, match="would make a cycle"):
+        g.connect(act.id, cat.id)
+    g._add_edge(Edge(act.id, cat.id, 1))  # force it, as a damaged file might hold it
+    a = analyze(g)
+    assert {d.block_id for d in a.errors if d.code == "cycle"} == {cat.id, conv.id, act.id}
+    assert a.blocks[conv.id].output_shape is None
+
+
+def test_invalid_param_values_become_diagnostics():
+    g = Graph()
+    blocks = g.chain([("Input", MNIST), ("Conv2D", {}, "conv1")])
+    blocks[1].params["kernel"] = [0, 3]  # as a damaged file might hold
+    (diag,) = block_errors(analyze(g))
+    assert diag.code == "invalid_param"
+    assert diag.message == "Conv2D 'conv1', kernel: expected two positive integers (at most 255), got [0, 3]"
+
+
+def test_main_and_auxiliary_outputs():
+    g = keras_mnist()
+    flatten = next(b for b in g.blocks if b.type == "Flatten")
+    aux = g.chain([("Dense", {"units": 10}), ("Output", {"auxiliary": True, "loss_weight": 0.3})],
+                  after=flatten.id)
+    assert analyze(g).ok
+    g.set_params(aux[1].id, {"auxiliary": False})
+    assert "extra_main_output" in {d.code for d in analyze(g).errors}
+
+
+def test_output_needs_flat_input():
+    g = Graph()
+    g.chain([("Input", MNIST), ("Output", {})])
+    (diag,) = analyze(g).errors
+    assert "flat vector" in diag.message and "Dense" in diag.fix
+
+
+def test_groups_must_divide_channels():
+    g = Graph()
+    g.chain([("Input", {"channels": 3, "height": 8, "width": 8}),
+             ("Conv2D", {"filters": 8, "groups": 2, "padding": "same"}, "g")])
+    (diag,) = block_errors(analyze(g))
+    assert "groups = 2 must divide both the 3 input channels and the 8 filters" in diag.message
+
+
+def test_analyze_never_raises_on_garbage():
+    g = keras_mnist()
+    g.blocks[3].params["filters"] = "many"
+    g.blocks[4].params["nonsense"] = 1
+    a = analyze(g)
+    assert not a.ok
+    assert all(d.message for d in a.diagnostics)
