@@ -59,6 +59,13 @@ class GraphEvent:
 Listener = Callable[[GraphEvent], None]
 
 
+def _checked_name(name: str) -> str:
+    name = name.strip() if isinstance(name, str) else ""
+    if not name or len(name) > 64:
+        raise GraphError("a block name needs 1 to 64 characters")
+    return name
+
+
 def _copy(value: Any) -> Any:
     return list(value) if isinstance(value, list) else value
 
@@ -175,7 +182,7 @@ class Graph:
         block = Block(
             id=block_id or self.new_id(type_id),
             type=type_id,
-            name=name if name is not None else self.new_name(type_id),
+            name=_checked_name(name) if name is not None else self.new_name(type_id),
             params=values,
             x=float(position[0]),
             y=float(position[1]),
@@ -299,9 +306,7 @@ class Graph:
 
     def rename(self, block_id: str, name: str) -> str:
         block = self.block(block_id)
-        name = name.strip()
-        if not name or len(name) > 64:
-            raise GraphError("a block name needs 1 to 64 characters")
+        name = _checked_name(name)
         old, block.name = block.name, name
         self._emit(GraphEvent("block_changed", block_id, changes={"name": (old, name)}))
         return old
