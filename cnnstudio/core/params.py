@@ -46,7 +46,8 @@ _PAIR_SEPARATORS = re.compile(r"\s*(?:[x×X*,]|\s)\s*")
 
 def _parse_pair_text(text: str) -> list[int] | None:
     parts = _PAIR_SEPARATORS.split(text.strip())
-    if not 1 <= len(parts) <= 2 or not all(p.isdigit() for p in parts):
+    if not 1 <= len(parts) <= 2 or not all(p.isascii() and p.isdigit() and len(p) <= 9
+                                            for p in parts):
         return None
     numbers = [int(p) for p in parts]
     return numbers * 2 if len(numbers) == 1 else numbers

@@ -24,7 +24,8 @@ def test_pair_accepts_kernel_editor_forms(given_, expected):
     assert KERNEL.coerce(given_) == expected
 
 
-@pytest.mark.parametrize("bad", [[0, 3], [3], [3, 3, 3], "3x", "a", -1, 2.5, True, None, [1, 256]])
+@pytest.mark.parametrize("bad", [[0, 3], [3], [3, 3, 3], "3x", "a", -1, 2.5, True, None, [1, 256],
+                                 "3x²", "٣", "9" * 5000])
 def test_pair_rejects(bad):
     with pytest.raises(ParamError, match="expected two positive integers"):
         KERNEL.coerce(bad)
