@@ -1,0 +1,281 @@
+"""Compile a core Graph into a torch nn.Module whose shapes and counts match analyze(graph).
+
+The analysis is the single source of truth for shapes: each layer is built from the input shape
+the analysis computed for it, so padding (Keras-style 'same' included) is resolved once, here,
+with the same geometry functions the canvas uses.
+"""
+
+# No `from __future__ import annotations` here: TorchScript reads the class-level annotations
+# (List[int], Dict[str, ...]) and cannot resolve them as strings.
+from typing import Any, Dict, Iterable, List, Mapping, Sequence, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from cnnstudio.core import registry
+from cnnstudio.core.analysis import BlockInfo, Diagnostic, analyze
+from cnnstudio.core.blocks.pool import GLOBAL_MODES, pool_stride
+from cnnstudio.core.geometry import resolve_padding
+from cnnstudio.core.graph import Block, Graph
+from cnnstudio.nn.layers import (
+    ActivationLayer,
+    AddLayer,
+    BatchNormLayer,
+    ConcatLayer,
+    ConvLayer,
+    DenseLayer,
+    DropoutLayer,
+    FlattenLayer,
+    GlobalPoolLayer,
+    IdentityLayer,
+    LRNLayer,
+    PoolLayer,
+    activation_module,
+    pad_list,
+    penalized_weight,
+)
+
+Params = Mapping[str, Any]
+
+
+class ModelBuildError(ValueError):
+    """The graph has analysis errors, so no model can be built. One error per message line."""
+
+    def __init__(self, diagnostics: Sequence[Diagnostic]) -> None:
+        self.diagnostics = list(diagnostics)
+        count = len(self.diagnostics)
+        lines = [f"cannot build the network: {count} error{'s' if count != 1 else ''}"]
+        for diagnostic in self.diagnostics:
+            line = f"- {diagnostic.message}"
+            if diagnostic.fix:
+                line += f" (fix: {diagnostic.fix})"
+            lines.append(line)
+        super().__init__("\n".join(lines))
+
+
+class GraphModel(nn.Module):
+    """Runs the blocks of a graph in topological order.
+
+    forward(x) returns the main Output's tensor (logits, no softmax) and computes only the blocks
+    the main output depends on, so auxiliary heads cost nothing at prediction and do not appear in
+    a traced or exported model.
+    """
+
+    input_id: str
+    main_output_id: str
+    output_ids: List[str]
+    order: List[str]
+    sources: Dict[str, List[str]]
+    main_path: List[str]
+    outputs_path: List[str]
+
+    def __init__(
+        self,
+        layers: Mapping[str, nn.Module],
+        sources: Mapping[str, Sequence[str]],
+        input_id: str,
+        main_output_id: str,
+        output_ids: Sequence[str],
+        penalties: Mapping[str, Tuple[float, float]],
+    ) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleDict(dict(layers))
+        self.order = list(layers)
+        self.sources = {k: list(v) for k, v in sources.items()}
+        self.input_id = input_id
+        self.main_output_id = main_output_id
+        self.output_ids = list(output_ids)
+        self.main_path = self._needed([main_output_id])
+        self.outputs_path = self._needed(self.output_ids)
+        self._penalties = dict(penalties)
+
+    def _needed(self, targets: Iterable[str]) -> List[str]:
+        """The targets and every block they depend on, in topological order."""
+        seen: set[str] = set()
+        stack = list(targets)
+        while stack:
+            current = stack.pop()
+            if current not in seen:
+                seen.add(current)
+                stack.extend(self.sources[current])
+        return [block_id for block_id in self.order if block_id in seen]
+
+    def _run(self, x: Tensor, needed: List[str]) -> Dict[str, Tensor]:
+        values: Dict[str, Tensor] = {}
+        for block_id, layer in self.blocks.items():
+            if block_id in needed:
+                if block_id == self.input_id:
+                    inputs = [x]
+                else:
+                    inputs = [values[source] for source in self.sources[block_id]]
+                values[block_id] = layer(inputs)
+        return values
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self._run(x, self.main_path)[self.main_output_id]
+
+    @torch.jit.export
+    def forward_outputs(self, x: Tensor) -> Dict[str, Tensor]:
+        """Every Output block's tensor by block id, auxiliary outputs included (for training)."""
+        values = self._run(x, self.outputs_path)
+        return {output_id: values[output_id] for output_id in self.output_ids}
+
+    @torch.jit.unused
+    def activations(self, x: Tensor, block_ids: Iterable[str]) -> dict[str, Tensor]:
+        """The output of each requested block (feature maps), computing only what they need."""
+        wanted = list(block_ids)
+        unknown = [block_id for block_id in wanted if block_id not in self.sources]
+        if unknown:
+            raise KeyError(f"no block with id {', '.join(map(repr, unknown))} in this model")
+        values = self._run(x, self._needed(wanted))
+        return {block_id: values[block_id] for block_id in wanted}
+
+    @torch.jit.unused
+    def penalty(self) -> Tensor:
+        """Σ l1·Σ|w| + l2·Σw² over the weight tensor of every block with a penalty."""
+        total: Tensor | None = None
+        for block_id, (l1, l2) in self._penalties.items():
+            weight = penalized_weight(self.blocks[block_id])
+            if weight is None:
+                continue
+            term = weight.new_zeros(())
+            if l1 > 0:
+                term = term + l1 * weight.abs().sum()
+            if l2 > 0:
+                term = term + l2 * weight.pow(2).sum()
+            total = term if total is None else total + term
+        if total is None:
+            reference = next(self.parameters(), None)
+            return torch.zeros((), device=reference.device if reference is not None else None)
+        return total
+
+
+def build_model(graph: Graph) -> GraphModel:
+    """A fresh, randomly initialised torch model for the graph; raises ModelBuildError."""
+    analysis = analyze(graph)
+    if not analysis.ok:
+        raise ModelBuildError(analysis.errors)
+    layers: dict[str, nn.Module] = {}
+    penalties: dict[str, Tuple[float, float]] = {}
+    for block_id in analysis.order:
+        block = graph.block(block_id)
+        params = registry.get(block.type).normalize(block.params)[0]
+        layer = _build_layer(block, params, analysis.blocks[block_id])
+        if params.get("trainable", True) is False:
+            for parameter in layer.parameters():
+                parameter.requires_grad_(False)
+        l1, l2 = float(params.get("l1", 0.0)), float(params.get("l2", 0.0))
+        if l1 > 0 or l2 > 0:
+            penalties[block_id] = (l1, l2)
+        layers[block_id] = layer
+    outputs = [b for b in graph.blocks if b.type == "Output"]
+    main = next(b for b in outputs if not b.params.get("auxiliary", False))
+    input_id = next(b.id for b in graph.blocks if b.type == "Input")
+    sources = {block_id: graph.inputs_of(block_id) for block_id in analysis.order}
+    return GraphModel(
+        layers,
+        sources,
+        input_id=input_id,
+        main_output_id=main.id,
+        output_ids=[b.id for b in outputs],
+        penalties=penalties,
+    )
+
+
+def _build_layer(block: Block, params: Params, info: BlockInfo) -> nn.Module:
+    builder = _BUILDERS.get(block.type)
+    if builder is None:
+        raise ModelBuildError(
+            [Diagnostic(block.id, "error", "unsupported",
+                        f"{block.label}: no torch layer for block type {block.type!r}",
+                        "replace it with a supported block")]
+        )
+    return builder(params, info)
+
+
+def _build_conv(params: Params, info: BlockInfo) -> nn.Module:
+    c_in, h, w = info.input_shapes[0]
+    (kh, kw), (sh, sw), (dh, dw) = params["kernel"], params["stride"], params["dilation"]
+    pad_h = resolve_padding(params["padding"], h, kh, sh, dh, 0)
+    pad_w = resolve_padding(params["padding"], w, kw, sw, dw, 1)
+    symmetric = pad_h[0] == pad_h[1] and pad_w[0] == pad_w[1]
+    conv = nn.Conv2d(
+        c_in,
+        params["filters"],
+        (kh, kw),
+        stride=(sh, sw),
+        padding=(pad_h[0], pad_w[0]) if symmetric else 0,
+        dilation=(dh, dw),
+        groups=params["groups"],
+        bias=params["bias"],
+    )
+    pads = [0, 0, 0, 0] if symmetric else pad_list(pad_h, pad_w)
+    return ConvLayer(conv, pads, activation_module(params["activation"]))
+
+
+def _build_dense(params: Params, info: BlockInfo) -> nn.Module:
+    (features,) = info.input_shapes[0]
+    linear = nn.Linear(features, params["units"], bias=params["bias"])
+    return DenseLayer(linear, activation_module(params["activation"]))
+
+
+def _build_activation(params: Params, info: BlockInfo) -> nn.Module:
+    return ActivationLayer(
+        activation_module(params["function"], params["negative_slope"], params["alpha"])
+    )
+
+
+def _build_pool(params: Params, info: BlockInfo) -> nn.Module:
+    if params["mode"] in GLOBAL_MODES:
+        return GlobalPoolLayer(params["mode"])
+    _, h, w = info.input_shapes[0]
+    (kh, kw), (sh, sw) = params["pool_size"], pool_stride(params)
+    pad_h = resolve_padding(params["padding"], h, kh, sh, 1, 0)
+    pad_w = resolve_padding(params["padding"], w, kw, sw, 1, 1)
+    return PoolLayer(params["mode"], [kh, kw], [sh, sw], pad_list(pad_h, pad_w))
+
+
+def _build_dropout(params: Params, info: BlockInfo) -> nn.Module:
+    rate = params["rate"]
+    return DropoutLayer(nn.Dropout2d(rate) if params["mode"] == "channel" else nn.Dropout(rate))
+
+
+def _build_batchnorm(params: Params, info: BlockInfo) -> nn.Module:
+    shape = info.input_shapes[0]
+    norm_type = nn.BatchNorm2d if len(shape) == 3 else nn.BatchNorm1d
+    return BatchNormLayer(norm_type(shape[0], eps=params["eps"], momentum=params["momentum"]))
+
+
+def _build_lrn(params: Params, info: BlockInfo) -> nn.Module:
+    return LRNLayer(
+        nn.LocalResponseNorm(params["size"], alpha=params["alpha"], beta=params["beta"],
+                             k=params["k"])
+    )
+
+
+_BUILDERS = {
+    "Input": lambda params, info: IdentityLayer(),
+    "Output": lambda params, info: IdentityLayer(),
+    "Conv2D": _build_conv,
+    "Dense": _build_dense,
+    "Activation": _build_activation,
+    "Pooling": _build_pool,
+    "Dropout": _build_dropout,
+    "BatchNorm": _build_batchnorm,
+    "LocalResponseNorm": _build_lrn,
+    "Flatten": lambda params, info: FlattenLayer(),
+    "Concatenate": lambda params, info: ConcatLayer(),
+    "Add": lambda params, info: AddLayer(),
+}
+
+
+def running_stat_count(layer: nn.Module) -> int:
+    """Running mean and variance values of a layer (num_batches_tracked excluded)."""
+    return sum(
+        buffer.numel()
+        for name, buffer in layer.named_buffers()
+        if name.rsplit(".", 1)[-1] in ("running_mean", "running_var")
+    )
+
+
+__all__ = ["GraphModel", "ModelBuildError", "build_model", "running_stat_count"]
