@@ -95,8 +95,8 @@ def load_network(args: argparse.Namespace, default_template: str | None = None):
     """The project named by FILE or --template, adapted to --input/--classes."""
     from cnnstudio.core.adapt import adapt
     from cnnstudio.core.graph import GraphError
-    from cnnstudio.core.project import Project, load_project
-    from cnnstudio.core.templates import build_template, get_template
+    from cnnstudio.core.project import load_project
+    from cnnstudio.core.templates import new_project
 
     if args.file and args.template:
         raise CLIError("give either a project file or --template, not both")
@@ -110,10 +110,7 @@ def load_network(args: argparse.Namespace, default_template: str | None = None):
     name = args.template or default_template
     if name is None:
         raise CLIError("name a project file or a template (--template NAME; see 'cnnstudio templates')")
-    template = get_template(name)
-    graph = build_template(name, args.input, args.classes)
-    return Project.new(graph, name=template.title, description=template.description,
-                       template=template.id)
+    return new_project(name, args.input, args.classes)
 
 
 def cmd_templates(args: argparse.Namespace) -> int:
@@ -144,18 +141,15 @@ def cmd_templates(args: argparse.Namespace) -> int:
 
 def cmd_new(args: argparse.Namespace) -> int:
     from cnnstudio.core.analysis import analyze
-    from cnnstudio.core.project import Project, save_project
-    from cnnstudio.core.templates import build_template, get_template
+    from cnnstudio.core.project import save_project
+    from cnnstudio.core.templates import new_project
 
     if os.path.exists(args.output) and not args.force:
         raise CLIError(f"{args.output} already exists; choose another name or add --force")
-    template = get_template(args.template)
-    graph = build_template(template.id, args.input, args.classes)
-    project = Project.new(graph, name=template.title, description=template.description,
-                          template=template.id)
+    project = new_project(args.template, args.input, args.classes)
     save_project(project, args.output)
-    analysis = analyze(graph)
-    print(f"Wrote {args.output}: {template.title}, {analysis.total_params:,} parameters")
+    analysis = analyze(project.graph)
+    print(f"Wrote {args.output}: {project.name}, {analysis.total_params:,} parameters")
     return 0
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from cnnstudio.core.graph import Graph
+from cnnstudio.core.project import Project
 from cnnstudio.core.templates import classic, imagenet, inception
 from cnnstudio.core.templates.base import InputShape, Template
 
@@ -47,4 +48,23 @@ def build_template(
     return template.build(shape, template.default_classes if classes is None else int(classes))
 
 
-__all__ = ["TEMPLATES", "Template", "UnknownTemplate", "build_template", "get_template"]
+def new_project(
+    template_id: str,
+    input_shape: Sequence[int] | None = None,
+    classes: int | None = None,
+    dataset: dict | None = None,
+) -> Project:
+    """A new project from a template: its graph, description and recommended training settings."""
+    template = get_template(template_id)
+    return Project.new(
+        build_template(template_id, input_shape, classes),
+        name=template.title,
+        description=template.description,
+        template=template.id,
+        dataset=dataset,
+        training=dict(template.training),
+    )
+
+
+__all__ = ["TEMPLATES", "Template", "UnknownTemplate", "build_template", "get_template",
+           "new_project"]

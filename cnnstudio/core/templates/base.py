@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cnnstudio.core.analysis import analyze
@@ -33,6 +33,8 @@ class Template:
     default_input: InputShape
     default_classes: int
     build: Callable[[InputShape, int], Graph]
+    # training settings that suit this network better than the project defaults
+    training: Mapping[str, Any] = field(default_factory=dict)
 
 
 # -- block specs ------------------------------------------------------------------------------
