@@ -1,0 +1,566 @@
+"""The training engine: the whole dataset resident on the device, batches cut by randperm.
+
+No DataLoader, no PIL, no per-sample Python in the loop: images stay uint8 on the training
+device, each batch is gathered by index, scaled, augmented (per sample, batched) and normalised
+there. Losses and accuracies accumulate on the device and are read every `log_every` steps, so
+the host does not wait for the device each step. The loop is a generator of events (events.py)
+and honours pause, resume and stop between two batches.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from cnnstudio.core.analysis import analyze
+from cnnstudio.core.project import Project
+from cnnstudio.core.settings import TRAINING, parse_augment
+from cnnstudio.nn import GraphModel, ModelBuildError, build_model
+from cnnstudio.train import run_folder as rf
+from cnnstudio.train.augment import AugmentConfig, augment_batch
+from cnnstudio.train.batches import make_batches
+from cnnstudio.train.data import DatasetError
+from cnnstudio.train.events import (
+    EpochEnded,
+    Event,
+    RunFinished,
+    RunStarted,
+    StateChanged,
+    StepProgress,
+    TrainingControl,
+)
+from cnnstudio.train.run_folder import RunFolder, RunFolderError
+
+EVAL_BATCH = 512
+
+
+class TrainingError(Exception):
+    """A run that cannot start: the message says what is wrong and how to fix it."""
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    epochs: int = 5
+    batch_size: int = 64
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    step_size: int = 10
+    gamma: float = 0.1
+    label_smoothing: float = 0.0
+    loss: str = "cross_entropy"
+    augment: tuple[str, ...] = ()
+    seed: int = 0
+    device: str = "auto"
+    early_stopping_patience: int = 0
+    log_every: int = 10
+    channels_last: bool = True
+    compile: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any], **overrides: Any) -> TrainOptions:
+        """From a project's training settings (checked by core.settings), then overrides."""
+        values, problems = TRAINING.normalize(settings)
+        if problems:
+            name, message = problems[0]
+            raise TrainingError(f"training setting {name}: {message}")
+        names = set(cls.__dataclass_fields__)
+        options = cls(**{k: v for k, v in values.items() if k in names and k != "augment"},
+                      augment=tuple(parse_augment(values.get("augment", ""))))
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        if "augment" in overrides:
+            overrides["augment"] = tuple(parse_augment(overrides["augment"]))
+        return replace(options, **overrides)
+
+
+def pick_device(name: str) -> torch.device:
+    """'auto' picks CUDA, then MPS, then the CPU; asking for a missing device is an error."""
+    mps = getattr(torch.backends, "mps", None)
+    has_mps = bool(mps and mps.is_available())
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps") if has_mps else torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("no CUDA GPU is available here; use --device auto or cpu")
+    if name == "mps" and not has_mps:
+        raise TrainingError("Apple's MPS device is not available here; use --device auto or cpu")
+    if name not in ("cpu", "cuda", "mps"):
+        raise TrainingError(f"unknown device {name!r}; use auto, cpu, cuda or mps")
+    return torch.device(name)
+
+
+def _make_optimizer(params: list[nn.Parameter], o: TrainOptions,
+                    device: torch.device) -> torch.optim.Optimizer:
+    fused = {"fused": True} if device.type == "cuda" else {}
+    if o.optimizer == "sgd":
+        if o.nesterov and o.momentum <= 0:
+            raise TrainingError("Nesterov momentum needs a momentum above 0")
+        return torch.optim.SGD(params, lr=o.learning_rate, momentum=o.momentum,
+                               nesterov=o.nesterov, weight_decay=o.weight_decay, **fused)
+    if o.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=o.learning_rate, momentum=o.momentum,
+                                   weight_decay=o.weight_decay)
+    if o.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=o.learning_rate, weight_decay=o.weight_decay, **fused)
+    return torch.optim.Adam(params, lr=o.learning_rate, weight_decay=o.weight_decay, **fused)
+
+
+def _make_schedule(optimizer: torch.optim.Optimizer, o: TrainOptions,
+                   steps_per_epoch: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """Stepped once per batch; step decay counts in epochs."""
+    total = max(o.epochs * steps_per_epoch, 1)
+    if o.schedule == "one_cycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=o.learning_rate,
+                                                   total_steps=total + 1)
+    if o.schedule == "cosine":
+        factor: Callable[[int], float] = lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
+    elif o.schedule == "step":
+        factor = lambda s: o.gamma ** (s // (o.step_size * steps_per_epoch))
+    else:
+        factor = lambda s: 1.0
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+class _TrainForward(nn.Module):
+    """What one training step runs: every Output (auxiliary losses) or just the main one.
+
+    A module of its own so that DistributedDataParallel can wrap the call that training makes.
+    """
+
+    def __init__(self, model: GraphModel, all_outputs: bool) -> None:
+        super().__init__()
+        self.model = model
+        self.all_outputs = all_outputs
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        if self.all_outputs:
+            return self.model.forward_outputs(x)
+        return {self.model.main_output_id: self.model(x)}
+
+
+def _softmax_fed_outputs(project: Project) -> set[str]:
+    """Outputs fed by a softmax Activation (Keras habit): their values are probabilities."""
+    graph = project.graph
+    found = set()
+    for block in graph.blocks:
+        if block.type == "Output":
+            sources = graph.inputs_of(block.id)
+            if sources:
+                src = graph.block(sources[0])
+                if src.type == "Activation" and src.params.get("function") == "softmax":
+                    found.add(block.id)
+    return found
+
+
+class Trainer:
+    """One training run. Iterate `run()` for events; `control` pauses, resumes or stops it."""
+
+    def __init__(
+        self,
+        project: Project,
+        data: Any,
+        run_dir: str | Path | None = None,
+        *,
+        options: TrainOptions | None = None,
+        control: TrainingControl | None = None,
+        resume: bool = False,
+        init_from: str | Path | None = None,
+    ) -> None:
+        self.project = project
+        self.data = data
+        self.folder = RunFolder(run_dir) if run_dir is not None else None
+        self.options = options or TrainOptions.from_settings(project.training)
+        self.control = control or TrainingControl()
+        self.resume = resume
+        self.init_from = init_from
+        self.notes: list[str] = list(getattr(data, "notes", []))
+
+    # -- set-up ------------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        o = self.options
+        if self.resume:
+            if self.folder is None:
+                raise TrainingError("resuming needs the run folder of the stopped run")
+            self.project = self.folder.load_project()
+        analysis = analyze(self.project.graph)
+        try:
+            model = build_model(self.project.graph)
+        except ModelBuildError as err:
+            raise TrainingError(str(err)) from None
+        outputs = analysis.blocks[model.main_output_id].output_shape or (0,)
+        classes = len(self.data.classes)
+        if outputs[0] < classes:
+            raise TrainingError(
+                f"the network has {outputs[0]} outputs but the dataset has {classes} classes: "
+                f"set the last Dense layer to {classes} units (or use --classes {classes})"
+            )
+        image_shape = tuple(self.data.image_shape)
+        input_shape = analysis.blocks[model.input_id].output_shape
+        if image_shape != input_shape:
+            raise TrainingError(
+                f"the dataset's images are {image_shape} (C,H,W) but the Input block expects "
+                f"{input_shape}: set the Input block to {','.join(map(str, image_shape))}"
+            )
+        self.device = pick_device(o.device)
+        torch.manual_seed(o.seed)
+        model = build_model(self.project.graph)  # rebuilt after seeding: repeatable init
+        if self.init_from is not None:
+            from cnnstudio.train.transfer import load_run_weights
+
+            report = load_run_weights(model, Path(self.init_from), self.project.graph)
+            self.notes.append(report.summary())
+        self.model = model.to(self.device)
+        if o.channels_last and self.device.type != "mps":
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.frozen_norms = [m for m in self.model.modules()
+                             if isinstance(m, nn.modules.batchnorm._BatchNorm)
+                             and m.weight is not None and not m.weight.requires_grad]
+        self.aux = [b for b in self.project.graph.blocks if b.type == "Output"
+                    and b.id != model.main_output_id]
+        self.loss_weights = {b.id: float(b.params.get("loss_weight", 1.0))
+                             for b in self.project.graph.blocks if b.type == "Output"}
+        self.probability_outputs = _softmax_fed_outputs(self.project)
+        self.has_penalty = any(b.params.get("l1", 0) or b.params.get("l2", 0)
+                               for b in self.project.graph.blocks)
+        self.step_module: nn.Module = _TrainForward(self.model, bool(self.aux))
+        self._setup_distributed()
+        self._put_data_on_device()
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if not params:
+            raise TrainingError("every block is frozen: nothing to train; switch 'trainable' "
+                                "on for at least one block")
+        self.optimizer = _make_optimizer(params, o, self.device)
+        self.scheduler = _make_schedule(self.optimizer, o, self.steps_per_epoch)
+        self.augment = AugmentConfig.from_names(o.augment)
+
+    def _setup_distributed(self) -> None:
+        self.rank, self.world = 0, 1
+        dist = torch.distributed
+        if dist.is_available() and dist.is_initialized():
+            self.rank, self.world = dist.get_rank(), dist.get_world_size()
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.step_module = nn.parallel.DistributedDataParallel(self.step_module,
+                                                                   device_ids=ids)
+
+    def _put_data_on_device(self) -> None:
+        d, dev = self.data, self.device
+        self.batches = make_batches(d, dev, self.options.batch_size, self.rank, self.world)
+        channels = d.image_shape[0]
+        self.mean = torch.as_tensor(d.mean, dtype=torch.float32, device=dev).view(1, channels, 1, 1)
+        self.std = torch.as_tensor(d.std, dtype=torch.float32, device=dev).view(1, channels, 1, 1)
+        self.steps_per_epoch = self.batches.steps_per_epoch
+        if self.steps_per_epoch == 0:
+            raise TrainingError(f"the training split has {self.batches.train_count} images, "
+                                "fewer than two per batch: use more data or a smaller batch")
+
+    def _prepare(self, x: Tensor, train: bool, generator: torch.Generator | None) -> Tensor:
+        x = x.float().div_(255.0)
+        if train and self.augment.active and generator is not None:
+            x = augment_batch(x, self.augment, generator)
+        x = (x - self.mean) / self.std
+        if self.options.channels_last and self.device.type != "mps":
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def _autocast(self):
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16,
+                              enabled=self.device.type == "cuda")
+
+    def _output_loss(self, output_id: str, values: Tensor, y: Tensor, train: bool) -> Tensor:
+        values = values.float()
+        o = self.options
+        if output_id in self.probability_outputs:
+            probabilities = values
+            log_p = torch.log(values.clamp_min(1e-12))
+        else:
+            probabilities = None
+            log_p = F.log_softmax(values, dim=1)
+        if o.loss == "mse":  # E = ½·Σ(expected − actual)², averaged over the batch
+            p = probabilities if probabilities is not None else log_p.exp()
+            target = F.one_hot(y, p.shape[1]).to(p.dtype)
+            return 0.5 * ((target - p) ** 2).sum(dim=1).mean()
+        smoothing = o.label_smoothing if train else 0.0
+        return F.nll_loss(log_p, y) if not smoothing else F.cross_entropy(
+            log_p, y, label_smoothing=smoothing)
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def run(self) -> Iterator[Event]:
+        started = time.perf_counter()
+        history: list[EpochEnded] = []
+        try:
+            self._build()
+            start_epoch, best = self._start_state()
+            yield RunStarted(
+                run_dir=str(self.folder.path) if self.folder else None,
+                device=str(self.device), epochs=self.options.epochs, start_epoch=start_epoch,
+                steps_per_epoch=self.steps_per_epoch, train_count=self.batches.train_count,
+                val_count=self.batches.val_count, classes=tuple(self.data.classes),
+                notes=tuple(self.notes),
+            )
+            yield from self._epochs(start_epoch, best, history, started)
+        except (TrainingError, RunFolderError, DatasetError) as err:
+            yield self._finish("failed", str(err), history, started)
+        except torch.cuda.OutOfMemoryError:
+            self._release_memory()
+            yield self._finish(
+                "failed",
+                f"the GPU ran out of memory at batch size {self.options.batch_size}: use a "
+                f"smaller batch size (for example {max(1, self.options.batch_size // 2)})",
+                history, started)
+
+    def _release_memory(self) -> None:
+        for name in ("model", "step_module", "optimizer", "batches"):
+            self.__dict__.pop(name, None)
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def _start_state(self) -> tuple[int, dict[str, Any]]:
+        best = {"val_loss": math.inf, "val_acc": None, "bad_epochs": 0}
+        if self.folder is None:
+            return 1, best
+        self.folder.prepare(fresh=not self.resume)
+        if not self.resume:
+            self.folder.save_project(self.project)
+            self.folder.write_json(rf.DATA, self._data_record())
+            return 1, best
+        state = self.folder.load_tensors(rf.CHECKPOINT)
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            epoch = int(state["epoch"])
+            best = {"val_loss": float(state["best_val_loss"]),
+                    "val_acc": float(state["best_val_acc"]),
+                    "bad_epochs": int(state["bad_epochs"])}
+        except (KeyError, RuntimeError, ValueError) as err:
+            raise TrainingError(f"{self.folder.file(rf.CHECKPOINT)} does not match this run's "
+                                f"project ({err}); start a new run instead") from None
+        self.folder.truncate_metrics(epoch)
+        self.notes.append(f"resumed after epoch {epoch}")
+        return epoch + 1, best
+
+    def _data_record(self) -> dict[str, Any]:
+        d = self.data
+        return {
+            "spec": self.project.dataset.get("spec", ""),
+            "name": getattr(d, "name", ""),
+            "classes": list(d.classes),
+            "mean": [float(v) for v in d.mean],
+            "std": [float(v) for v in d.std],
+            "input_shape": list(d.image_shape),
+            "train_count": int(self.batches.train_count),
+            "val_count": int(self.batches.val_count),
+            "notes": list(self.notes),
+        }
+
+    def _epochs(self, start_epoch: int, best: dict[str, Any], history: list[EpochEnded],
+                started: float) -> Iterator[Event]:
+        o = self.options
+        for record in (self.folder.read_metrics() if self.folder and self.resume else []):
+            history.append(EpochEnded(**{k: record[k] for k in EpochEnded.__dataclass_fields__}))
+        if start_epoch > o.epochs:
+            yield self._finish("completed", f"all {o.epochs} epochs were already done",
+                               history, started)
+            return
+        self.train_seconds, self.train_images = 0.0, 0
+        for epoch in range(start_epoch, o.epochs + 1):
+            outcome = yield from self._train_epoch(epoch)
+            if outcome is not None:
+                status, message, keep_weights = outcome
+                if keep_weights:
+                    self._save_weights()
+                yield self._finish(status, message, history, started)
+                return
+            val_loss, val_acc = self.evaluate()
+            summary = self._epoch_summary(epoch, val_loss, val_acc)
+            history.append(summary)
+            improved = val_loss < best["val_loss"]
+            if improved:
+                best["val_loss"], best["bad_epochs"] = val_loss, 0
+            else:
+                best["bad_epochs"] += 1
+            best["val_acc"] = max(val_acc, best["val_acc"] or 0.0)
+            self._checkpoint(epoch, summary, best)
+            yield summary
+            patience = o.early_stopping_patience
+            if patience and best["bad_epochs"] >= patience and epoch < o.epochs:
+                yield self._finish("early_stopped",
+                                   f"validation loss did not improve for {patience} epochs; "
+                                   f"stopped after epoch {epoch}", history, started)
+                return
+        yield self._finish("completed", f"trained {o.epochs} epochs", history, started)
+
+    def _train_epoch(self, epoch: int) -> Iterator[Event]:
+        """Yields progress; returns None, or (status, message, keep weights) to end the run."""
+        o = self.options
+        model, step_module = self.model, self.step_module
+        model.train()
+        for module in self.frozen_norms:
+            module.eval()  # frozen BatchNorm keeps its running statistics, as Keras does
+        generator = torch.Generator(device=self.device)
+        generator.manual_seed(o.seed * 1_000_003 + epoch)
+        torch.manual_seed(o.seed * 7_919 + epoch)  # dropout draws: repeatable, also on resume
+        b, steps = o.batch_size, self.steps_per_epoch
+        main = model.main_output_id
+        window = torch.zeros(max(o.log_every, 1), device=self.device)
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), dtype=torch.long, device=self.device)
+        seen, filled = 0, 0
+        epoch_start = time.perf_counter()
+        for i, (images, y) in enumerate(self.batches.train_batches(generator)):
+            if self.control.stop_requested:
+                return "stopped", f"stopped by request in epoch {epoch}", True
+            if self.control.paused:
+                paused_at = time.perf_counter()
+                yield StateChanged("paused")
+                self.control.wait_while_paused()
+                epoch_start += time.perf_counter() - paused_at
+                yield StateChanged("running")
+                if self.control.stop_requested:
+                    return "stopped", f"stopped by request in epoch {epoch}", True
+            x = self._prepare(images, True, generator)
+            with self._autocast():
+                outputs = step_module(x)
+                loss = sum(self.loss_weights[k] * self._output_loss(k, v, y, True)
+                           for k, v in outputs.items())
+                if self.has_penalty:
+                    loss = loss + model.penalty()
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.scheduler.step()
+            detached = loss.detach()
+            window[filled] = detached
+            loss_sum += detached * len(y)
+            correct += (outputs[main].argmax(dim=1) == y).sum()
+            seen += len(y)
+            filled += 1
+            if filled == len(window) or i == steps - 1:
+                values = window[:filled].tolist()  # the one host synchronisation
+                bad = next((j for j, v in enumerate(values) if not math.isfinite(v)), None)
+                if bad is not None:
+                    step = (epoch - 1) * steps + i - filled + bad + 2
+                    return "failed", (
+                        f"the loss became {values[bad]} at step {step} (epoch {epoch}); lower "
+                        f"the learning rate (now {o.learning_rate:g}), for example to "
+                        f"{o.learning_rate / 10:g}"), False
+                elapsed = time.perf_counter() - epoch_start
+                rate = seen / max(elapsed, 1e-9)
+                remaining = (o.epochs - epoch) * steps + steps - i - 1
+                yield StepProgress(
+                    epoch=epoch, step=(epoch - 1) * steps + i + 1, epoch_step=i + 1,
+                    steps_per_epoch=steps, step_losses=tuple(values),
+                    train_loss=float(loss_sum) / seen, train_acc=float(correct) / seen,
+                    images_per_s=rate * self.world, eta_s=remaining * b / max(rate, 1e-9),
+                    learning_rate=self.optimizer.param_groups[0]["lr"],
+                )
+                filled = 0
+        self.train_seconds += time.perf_counter() - epoch_start
+        self.train_images += seen
+        self._epoch_train = (float(loss_sum) / max(seen, 1), float(correct) / max(seen, 1),
+                             time.perf_counter() - epoch_start, seen)
+        return None
+
+    def _epoch_summary(self, epoch: int, val_loss: float, val_acc: float) -> EpochEnded:
+        loss, acc, seconds, seen = self._epoch_train
+        return EpochEnded(epoch=epoch, train_loss=loss, train_acc=acc, val_loss=val_loss,
+                          val_acc=val_acc, seconds=seconds,
+                          images_per_s=seen * self.world / max(seconds, 1e-9))
+
+    @torch.no_grad()
+    def evaluate(self) -> tuple[float, float]:
+        """Loss and accuracy of the main output on the validation split."""
+        model = self.model
+        model.eval()
+        main = model.main_output_id
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), dtype=torch.long, device=self.device)
+        for images, y in self.batches.val_batches(EVAL_BATCH):
+            x = self._prepare(images, False, None)
+            with self._autocast():
+                values = model(x)
+            loss_sum += self._output_loss(main, values, y, False) * len(y)
+            correct += (values.argmax(dim=1) == y).sum()
+        n = max(self.batches.val_count, 1)
+        return float(loss_sum) / n, float(correct) / n
+
+    # -- files -----------------------------------------------------------------------------
+
+    def _state_dict(self) -> dict[str, Tensor]:
+        return {k: v.detach().to("cpu", copy=True).contiguous()
+                for k, v in self.model.state_dict().items()}
+
+    def _save_weights(self) -> None:
+        if self.folder is not None and self.rank == 0:
+            self.folder.save_tensors(rf.MODEL, self._state_dict())
+
+    def _checkpoint(self, epoch: int, summary: EpochEnded, best: Mapping[str, Any]) -> None:
+        if self.folder is None or self.rank != 0:
+            return
+        weights = self._state_dict()
+        self.folder.save_tensors(rf.MODEL, weights)
+        self.folder.save_tensors(rf.CHECKPOINT, {
+            "model": weights,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "epoch": epoch,
+            "best_val_loss": best["val_loss"],
+            "best_val_acc": best["val_acc"] or 0.0,
+            "bad_epochs": best["bad_epochs"],
+        })
+        self.folder.append_metrics(summary.to_dict())
+
+    def _finish(self, status: str, message: str, history: list[EpochEnded],
+                started: float) -> RunFinished:
+        last = history[-1] if history else None
+        images = getattr(self, "train_images", 0)
+        seconds = getattr(self, "train_seconds", 0.0)
+        finished = RunFinished(
+            status=status, message=message, epochs_completed=last.epoch if last else 0,
+            run_dir=str(self.folder.path) if self.folder else None,
+            val_acc=last.val_acc if last else None, val_loss=last.val_loss if last else None,
+            best_val_acc=max((h.val_acc for h in history), default=None),
+            seconds=time.perf_counter() - started,
+            images_per_s=images * self.world / seconds if seconds else 0.0,
+            history=tuple(history),
+        )
+        if self.folder is not None and self.rank == 0 and self.folder.path.exists():
+            try:
+                self.folder.write_json(rf.FINAL, {
+                    "status": status, "message": message,
+                    "epochs_completed": finished.epochs_completed,
+                    "epochs": self.options.epochs, "val_acc": finished.val_acc,
+                    "val_loss": finished.val_loss, "best_val_acc": finished.best_val_acc,
+                    "seconds": round(finished.seconds, 3),
+                    "images_per_s": round(finished.images_per_s, 1),
+                    "device": str(getattr(self, "device", "")),
+                })
+            except RunFolderError as err:
+                finished = replace(finished, status="failed", message=f"{message}; {err}")
+        return finished
+
+
+def train(project: Project, data: Any, run_dir: str | Path | None = None,
+          on_event: Callable[[Event], None] | None = None, **kwargs: Any) -> RunFinished:
+    """Run to the end and return how it finished (the command line and tests use this)."""
+    finished: RunFinished | None = None
+    for event in Trainer(project, data, run_dir, **kwargs).run():
+        if on_event is not None:
+            on_event(event)
+        if isinstance(event, RunFinished):
+            finished = event
+    assert finished is not None
+    return finished
