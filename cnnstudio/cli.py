@@ -15,7 +15,7 @@ import traceback
 from typing import Sequence
 
 DEFAULT_TEMPLATE = "keras-mnist"
-SUBCOMMANDS = ("gui", "templates", "new", "summary")
+SUBCOMMANDS = ("gui", "templates", "new", "summary", "train", "export")
 
 
 class CLIError(Exception):
@@ -88,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("--json", action="store_true", help="print JSON")
     summary.add_argument("--batch-size", type=parse_batch_size, default=64, metavar="B",
                          help="batch size for the training-memory estimate (default 64)")
+    from cnnstudio.cli_train import add_export_parser, add_train_parser
+
+    add_train_parser(sub)
+    add_export_parser(sub)
     return parser
 
 
@@ -182,7 +186,20 @@ def cmd_gui(args: argparse.Namespace) -> int:
     return 0 if analysis.ok else 1
 
 
-COMMANDS = {"gui": cmd_gui, "templates": cmd_templates, "new": cmd_new, "summary": cmd_summary}
+def cmd_train(args: argparse.Namespace) -> int:
+    from cnnstudio.cli_train import cmd_train as run
+
+    return run(args)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from cnnstudio.cli_train import cmd_export as run
+
+    return run(args)
+
+
+COMMANDS = {"gui": cmd_gui, "templates": cmd_templates, "new": cmd_new, "summary": cmd_summary,
+            "train": cmd_train, "export": cmd_export}
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -190,7 +207,15 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from cnnstudio.core.project import ProjectError
     from cnnstudio.core.templates import UnknownTemplate
 
-    return (CLIError, GraphError, ProjectError, UnknownTemplate)
+    errors: list[type[BaseException]] = [CLIError, GraphError, ProjectError, UnknownTemplate]
+    for module, name in (("cnnstudio.train.data", "DatasetError"),
+                         ("cnnstudio.train.engine", "TrainingError"),
+                         ("cnnstudio.train.run_folder", "RunFolderError"),
+                         ("cnnstudio.nn.export", "ExportError")):
+        loaded = sys.modules.get(module)  # only if the command imported it: keeps start-up light
+        if loaded is not None and hasattr(loaded, name):
+            errors.append(getattr(loaded, name))
+    return tuple(errors)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

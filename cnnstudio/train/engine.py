@@ -41,6 +41,10 @@ from cnnstudio.train.run_folder import RunFolder, RunFolderError
 EVAL_BATCH = 512
 
 
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 class TrainingError(Exception):
     """A run that cannot start: the message says what is wrong and how to fix it."""
 
@@ -176,6 +180,7 @@ class Trainer:
         control: TrainingControl | None = None,
         resume: bool = False,
         init_from: str | Path | None = None,
+        torchvision_weights: str | Path | None = None,
     ) -> None:
         self.project = project
         self.data = data
@@ -184,6 +189,7 @@ class Trainer:
         self.control = control or TrainingControl()
         self.resume = resume
         self.init_from = init_from
+        self.torchvision_weights = torchvision_weights
         self.notes: list[str] = list(getattr(data, "notes", []))
 
     # -- set-up ------------------------------------------------------------------------------
@@ -216,11 +222,8 @@ class Trainer:
         self.device = pick_device(o.device)
         torch.manual_seed(o.seed)
         model = build_model(self.project.graph)  # rebuilt after seeding: repeatable init
-        if self.init_from is not None:
-            from cnnstudio.train.transfer import load_run_weights
-
-            report = load_run_weights(model, Path(self.init_from), self.project.graph)
-            self.notes.append(report.summary())
+        if self.init_from is not None or self.torchvision_weights is not None:
+            self._load_initial_weights(model)
         self.model = model.to(self.device)
         if o.channels_last and self.device.type != "mps":
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -244,6 +247,24 @@ class Trainer:
         self.optimizer = _make_optimizer(params, o, self.device)
         self.scheduler = _make_schedule(self.optimizer, o, self.steps_per_epoch)
         self.augment = AugmentConfig.from_names(o.augment)
+
+    def _load_initial_weights(self, model: GraphModel) -> None:
+        from cnnstudio.train.transfer import (
+            TransferError,
+            load_run_weights,
+            load_torchvision_weights,
+        )
+
+        try:
+            if self.torchvision_weights is not None:
+                report = load_torchvision_weights(model, self.project.template or "",
+                                                  self.project.graph,
+                                                  path=Path(self.torchvision_weights))
+            else:
+                report = load_run_weights(model, Path(self.init_from), self.project.graph)
+        except TransferError as err:
+            raise TrainingError(str(err)) from None
+        self.notes.append(report.summary())
 
     def _setup_distributed(self) -> None:
         self.rank, self.world = 0, 1
@@ -372,7 +393,7 @@ class Trainer:
         for record in (self.folder.read_metrics() if self.folder and self.resume else []):
             history.append(EpochEnded(**{k: record[k] for k in EpochEnded.__dataclass_fields__}))
         if start_epoch > o.epochs:
-            yield self._finish("completed", f"all {o.epochs} epochs were already done",
+            yield self._finish("completed", f"all {_plural(o.epochs, 'epoch')} were already done",
                                history, started)
             return
         self.train_seconds, self.train_images = 0.0, 0
@@ -401,7 +422,8 @@ class Trainer:
                                    f"validation loss did not improve for {patience} epochs; "
                                    f"stopped after epoch {epoch}", history, started)
                 return
-        yield self._finish("completed", f"trained {o.epochs} epochs", history, started)
+        yield self._finish("completed", f"trained {_plural(o.epochs, 'epoch')}", history,
+                           started)
 
     def _train_epoch(self, epoch: int) -> Iterator[Event]:
         """Yields progress; returns None, or (status, message, keep weights) to end the run."""

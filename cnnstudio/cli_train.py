@@ -1,0 +1,230 @@
+"""`cnnstudio train` and `cnnstudio export`: the headless front of the training engine."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from typing import Any
+
+from cnnstudio.cli import CLIError, parse_batch_size, parse_classes, parse_input_shape
+
+DEFAULT_DATASET = "mnist-sample"
+
+
+def _positive_int(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return int(text)
+
+
+def _learning_rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 10:
+        raise argparse.ArgumentTypeError(f"expected a learning rate above 0 and at most 10, "
+                                         f"got {text!r}")
+    return value
+
+
+def add_train_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "train", help="train a network on a dataset, headless",
+        description="Train a project or template. Example: cnnstudio train --template "
+                    "keras-mnist --dataset mnist-sample --epochs 5 --out runs/a",
+    )
+    p.add_argument("file", nargs="?", metavar="FILE.cnnproj", help="a project file")
+    p.add_argument("--template", metavar="NAME", help="a template (fitted to the dataset)")
+    p.add_argument("--dataset", metavar="SPEC",
+                   help="mnist-sample (bundled), mnist:DIR, fashion-mnist:DIR, cifar10:DIR, "
+                        "cifar100:DIR, idx:IMAGES,LABELS, folder:DIR or npz:FILE")
+    p.add_argument("--download", action="store_true",
+                   help="download MNIST / Fashion-MNIST / CIFAR into DIR if missing")
+    p.add_argument("--input", type=parse_input_shape, metavar="C,H,W")
+    p.add_argument("--classes", type=parse_classes, metavar="N")
+    p.add_argument("--epochs", type=_positive_int, metavar="N")
+    p.add_argument("--batch-size", type=parse_batch_size, metavar="B")
+    p.add_argument("--lr", type=_learning_rate, metavar="X", help="learning rate")
+    p.add_argument("--optimizer", choices=("sgd", "rmsprop", "adam", "adamw"))
+    p.add_argument("--schedule", choices=("constant", "step", "cosine", "one_cycle"))
+    p.add_argument("--augment", metavar="LIST",
+                   help="comma-separated: flip, translate, rotate, scale, channel_permute, "
+                        "grayscale")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"))
+    p.add_argument("--seed", type=int, metavar="S")
+    p.add_argument("--init-from", metavar="RUN_DIR",
+                   help="start from another run's weights (matched by block id, then name)")
+    p.add_argument("--weights", metavar="FILE.pth",
+                   help="torchvision ImageNet weights for the alexnet, vgg11 and vgg16 templates")
+    p.add_argument("--resume", action="store_true", help="continue the stopped run in --out")
+    p.add_argument("--out", required=True, metavar="RUN_DIR", help="the run folder to write")
+
+
+def add_export_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "export", help="export a trained run: ONNX, TorchScript, PyTorch code or state dict",
+        description="Export a trained model. The exported model takes images with pixel values "
+                    "in [0, 1] and returns class probabilities.",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder written by 'train'")
+    p.add_argument("--format", required=True,
+                   choices=("onnx", "torchscript", "python", "state_dict"))
+    p.add_argument("--out", required=True, metavar="FILE")
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.lr,
+        "optimizer": args.optimizer, "schedule": args.schedule, "augment": args.augment,
+        "device": args.device, "seed": args.seed,
+    }
+
+
+def _project_and_data(args: argparse.Namespace):
+    from cnnstudio.core.adapt import adapt
+    from cnnstudio.core.graph import GraphError
+    from cnnstudio.core.project import load_project
+    from cnnstudio.core.templates import new_project
+    from cnnstudio.train.data import load_dataset
+    from cnnstudio.train.run_folder import RunFolder
+
+    if args.resume:
+        if args.file or args.template:
+            raise CLIError("--resume continues the run in --out; leave out FILE and --template")
+        project = RunFolder(args.out).load_project()
+    elif args.file and args.template:
+        raise CLIError("give either a project file or --template, not both")
+    elif args.file:
+        project = load_project(args.file)
+    elif args.template:
+        project = None
+    else:
+        raise CLIError("name a project file or a template (--template NAME)")
+    spec = args.dataset or (project.dataset.get("spec") if project else None) or DEFAULT_DATASET
+    settings = project.dataset if project else {}
+    shape = args.input
+    if project is not None and shape is None:
+        from cnnstudio.core.analysis import analyze
+        from cnnstudio.core.adapt import input_block_id
+
+        try:
+            shape = analyze(project.graph).blocks[input_block_id(project.graph)].output_shape
+        except GraphError as err:
+            raise CLIError(str(err)) from None
+    data = load_dataset(spec, shape, validation_fraction=settings.get("validation_fraction", 0.2),
+                        split_seed=settings.get("split_seed", 0), download=args.download)
+    if project is None:
+        project = new_project(args.template, shape or data.image_shape,
+                              args.classes or data.num_classes)
+    elif not args.resume:
+        try:
+            adapt(project.graph, args.input, args.classes)
+        except GraphError as err:
+            raise CLIError(str(err)) from None
+    project.dataset["spec"] = spec
+    for key, value in _overrides(args).items():
+        if value is not None:
+            project.training[key] = value
+    return project, data
+
+
+class _Progress:
+    """A one-line progress bar on a terminal; epoch lines always."""
+
+    def __init__(self, stream=sys.stdout) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.last = 0.0
+
+    def __call__(self, event: Any) -> None:
+        from cnnstudio.train import events as ev
+
+        if isinstance(event, ev.RunStarted):
+            print(f"Training on {event.device}: {event.train_count:,} training and "
+                  f"{event.val_count:,} validation images, {len(event.classes)} classes, "
+                  f"{event.epochs} epoch{'s' if event.epochs != 1 else ''} of "
+                  f"{event.steps_per_epoch} steps", file=self.stream)
+            for note in event.notes:
+                print(f"note: {note}", file=self.stream)
+        elif isinstance(event, ev.StepProgress) and self.tty:
+            now = time.monotonic()
+            if now - self.last < 0.1 and event.epoch_step != event.steps_per_epoch:
+                return
+            self.last = now
+            done = event.epoch_step / event.steps_per_epoch
+            bar = "█" * int(done * 24) + "·" * (24 - int(done * 24))
+            self.stream.write(
+                f"\repoch {event.epoch} {bar} {event.epoch_step}/{event.steps_per_epoch} "
+                f"loss {event.train_loss:.4f} acc {event.train_acc:.2%} "
+                f"{event.images_per_s:,.0f} img/s ETA {event.eta_s:.0f} s  ")
+            self.stream.flush()
+        elif isinstance(event, ev.EpochEnded):
+            if self.tty:
+                self.stream.write("\r\033[K")
+            print(f"epoch {event.epoch}: train loss {event.train_loss:.4f} acc "
+                  f"{event.train_acc:.2%}, validation loss {event.val_loss:.4f} acc "
+                  f"{event.val_acc:.2%}, {event.seconds:.1f} s, {event.images_per_s:,.0f} img/s",
+                  file=self.stream)
+        elif isinstance(event, ev.StateChanged):
+            pass
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from cnnstudio.train.engine import TrainOptions, Trainer
+    from cnnstudio.train.events import RunFinished, TrainingControl
+
+    project, data = _project_and_data(args)
+    options = TrainOptions.from_settings(project.training)
+    control = TrainingControl()
+    if args.weights and project.template not in ("alexnet", "vgg11", "vgg16"):
+        raise CLIError("--weights loads torchvision's ImageNet weights into projects made from "
+                       "the alexnet, vgg11 and vgg16 templates only")
+    previous = signal.getsignal(signal.SIGINT)
+
+    def interrupt(signum, frame):  # first Ctrl-C: stop after this batch and keep the weights
+        print("\nstopping after this batch (Ctrl-C again to abort)...", file=sys.stderr)
+        control.stop()
+        signal.signal(signal.SIGINT, previous)
+
+    signal.signal(signal.SIGINT, interrupt)
+    try:
+        progress = _Progress()
+        trainer = Trainer(project, data, args.out, options=options, control=control,
+                          resume=args.resume, init_from=args.init_from,
+                          torchvision_weights=args.weights)
+        finished: RunFinished | None = None
+        for event in trainer.run():
+            progress(event)
+            if isinstance(event, RunFinished):
+                finished = event
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert finished is not None
+    if finished.status == "failed":
+        print(f"cnnstudio: training failed: {finished.message}", file=sys.stderr)
+        return 1
+    accuracy = f"{finished.val_acc:.2%}" if finished.val_acc is not None else "n/a"
+    print(f"{finished.message}: validation accuracy {accuracy}, "
+          f"{finished.images_per_s:,.0f} images/s; run folder {args.out}")
+    if finished.status == "stopped":
+        print(f"continue with: cnnstudio train --resume --out {args.out}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from cnnstudio.nn.export import ExportError, export_run
+
+    try:
+        report = export_run(args.run_dir, args.format, args.out)
+    except ExportError as err:
+        print(f"cnnstudio: export failed: {err}", file=sys.stderr)
+        return 1
+    line = f"Wrote {args.out} ({args.format}, {report.size_bytes / 1024:,.0f} KB)"
+    if report.max_abs_diff is not None:
+        line += (f"; largest difference from PyTorch {report.max_abs_diff:.2e} "
+                 "(limit 1e-4)")
+    print(line)
+    return 0
