@@ -48,12 +48,28 @@ class Edge:
     port: int = 0
 
 
+EVENT_KINDS = (
+    "block_added",  # block: a copy of the new block
+    "block_removed",  # block: a copy of the removed block (its wires went first)
+    "params_changed",  # changes: {param: (old, new)}
+    "block_renamed",  # changes: {"name": (old, new)}
+    "block_collapsed",  # changes: {"collapsed": (old, new)}
+    "block_moved",  # changes: {"position": ((x, y), (x, y))}
+    "edge_added",  # edge
+    "edge_removed",  # edge
+)
+
+
 @dataclass(frozen=True)
 class GraphEvent:
-    kind: str  # block_added | block_removed | block_changed | block_moved | edge_added | edge_removed
+    """One change of the graph, with what is needed to redo or undo it."""
+
+    kind: str
     block_id: str | None = None
     edge: Edge | None = None
     changes: Mapping[str, tuple[Any, Any]] = field(default_factory=dict)
+    block: Block | None = None
+    index: int | None = None  # the block's place in the graph's order (added / removed)
 
 
 Listener = Callable[[GraphEvent], None]
@@ -190,8 +206,9 @@ class Graph:
         self.insert(block)
         return block
 
-    def insert(self, block: Block) -> None:
-        """Put a block (for example one removed earlier) into the graph as it is."""
+    def insert(self, block: Block, index: int | None = None) -> None:
+        """Put a block (for example one removed earlier) into the graph as it is, at the end
+        of the block order or at `index`."""
         if not _ID_PATTERN.match(block.id):
             raise GraphError(
                 f"block id {block.id!r} must start with a letter and hold only letters, digits "
@@ -200,10 +217,16 @@ class Graph:
         if block.id in self._blocks:
             raise GraphError(f"a block with id {block.id!r} already exists")
         registry.get(block.type)
-        self._blocks[block.id] = block
+        if index is None or index >= len(self._blocks):
+            index = len(self._blocks)
+            self._blocks[block.id] = block
+        else:
+            items = list(self._blocks.items())
+            items.insert(max(index, 0), (block.id, block))
+            self._blocks = dict(items)
         self._in[block.id] = []
         self._out[block.id] = []
-        self._emit(GraphEvent("block_added", block.id))
+        self._emit(GraphEvent("block_added", block.id, block=block.copy(), index=index))
 
     def remove_block(self, block_id: str) -> tuple[Block, list[Edge]]:
         """Remove a block and its wires; returns both so an undo can put them back."""
@@ -211,8 +234,9 @@ class Graph:
         removed = self._in[block_id] + self._out[block_id]
         for edge in list(removed):
             self.disconnect(edge)
+        index = list(self._blocks).index(block_id)
         del self._blocks[block_id], self._in[block_id], self._out[block_id]
-        self._emit(GraphEvent("block_removed", block_id))
+        self._emit(GraphEvent("block_removed", block_id, block=block.copy(), index=index))
         return block, removed
 
     def connection_problem(self, src: str, dst: str, port: int | None = None) -> str | None:
@@ -296,10 +320,11 @@ class Graph:
             except ParamError as err:
                 raise GraphError(f"{block.label}, {name}: {err}") from None
         old = {name: block.params.get(name) for name in new_values}
-        block.params.update(new_values)
+        block.params.update({k: _copy(v) for k, v in new_values.items()})
         self._emit(
             GraphEvent(
-                "block_changed", block_id, changes={k: (old[k], new_values[k]) for k in new_values}
+                "params_changed", block_id,
+                changes={k: (_copy(old[k]), _copy(new_values[k])) for k in new_values},
             )
         )
         return old
@@ -308,20 +333,22 @@ class Graph:
         block = self.block(block_id)
         name = _checked_name(name)
         old, block.name = block.name, name
-        self._emit(GraphEvent("block_changed", block_id, changes={"name": (old, name)}))
+        self._emit(GraphEvent("block_renamed", block_id, changes={"name": (old, name)}))
         return old
 
     def move(self, block_id: str, x: float, y: float) -> tuple[float, float]:
         block = self.block(block_id)
         old = (block.x, block.y)
         block.x, block.y = float(x), float(y)
-        self._emit(GraphEvent("block_moved", block_id, changes={"position": (old, (x, y))}))
+        self._emit(GraphEvent("block_moved", block_id,
+                              changes={"position": (old, (float(x), float(y)))}))
         return old
 
     def set_collapsed(self, block_id: str, collapsed: bool) -> bool:
         block = self.block(block_id)
         old, block.collapsed = block.collapsed, bool(collapsed)
-        self._emit(GraphEvent("block_changed", block_id, changes={"collapsed": (old, collapsed)}))
+        self._emit(GraphEvent("block_collapsed", block_id,
+                              changes={"collapsed": (old, bool(collapsed))}))
         return old
 
     # -- whole-graph helpers ---------------------------------------------------------------

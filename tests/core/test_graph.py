@@ -82,7 +82,7 @@ def test_events_and_revision():
     g.remove_block(conv.id)
     unsubscribe()
     g.add_block("Dense")
-    assert [k for k, _ in seen] == ["block_added", "block_changed", "block_changed",
+    assert [k for k, _ in seen] == ["block_added", "params_changed", "block_renamed",
                                     "block_moved", "block_removed"]
     assert g.revision == 6
 

@@ -483,4 +483,4 @@ def test_set_trainable_by_ids_or_predicate_changes_only_blocks_with_the_switch()
     events = []
     graph.subscribe(events.append)
     set_trainable(graph, ["fc1"], False)
-    assert [(e.kind, e.block_id) for e in events] == [("block_changed", "fc1")]
+    assert [(e.kind, e.block_id) for e in events] == [("params_changed", "fc1")]
