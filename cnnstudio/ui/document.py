@@ -1,0 +1,139 @@
+"""The open project as the window sees it: the graph, its undo stack and its analysis.
+
+The graph is the one source of truth. Views listen to `graph_event` (every change of the graph,
+whoever made it: an edit, an undo, a redo) and to `analysis_changed`; they change the graph only
+through `edit()`, which records the change as one undoable command.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, TypeVar
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QUndoCommand, QUndoStack
+
+from cnnstudio.core.analysis import Analysis, analyze
+from cnnstudio.core.graph import Graph, GraphEvent
+from cnnstudio.core.history import Edit, record
+from cnnstudio.core.project import Project
+
+T = TypeVar("T")
+
+
+class GraphCommand(QUndoCommand):
+    """One recorded edit. redo/undo replay or invert its graph events: the model only."""
+
+    def __init__(self, document: Document, text: str, edit: Edit, merge_key: str | None):
+        super().__init__(text)
+        self.document = document
+        self.edit = edit
+        self.merge_key = merge_key
+        self._done = True  # the action already ran once when the edit was recorded
+
+    def redo(self) -> None:
+        if self._done:
+            self._done = False
+            return
+        self.edit.redo(self.document.graph)
+
+    def undo(self) -> None:
+        self.edit.undo(self.document.graph)
+
+    def id(self) -> int:
+        return 1 if self.merge_key else -1
+
+    def mergeWith(self, other: QUndoCommand) -> bool:  # noqa: N802 (Qt's name)
+        if not isinstance(other, GraphCommand) or other.merge_key != self.merge_key:
+            return False
+        self.edit.extend(other.edit)
+        return True
+
+
+class Document(QObject):
+    graph_event = Signal(object)  # GraphEvent
+    analysis_changed = Signal()
+    project_replaced = Signal()  # a new or opened project: views rebuild from scratch
+    dirty_changed = Signal(bool)
+    path_changed = Signal(object)  # Path | None
+
+    def __init__(self, project: Project | None = None, path: Path | None = None,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.undo_stack = QUndoStack(self)
+        self.undo_stack.cleanChanged.connect(self._on_clean_changed)
+        self.undo_stack.indexChanged.connect(self._on_index_changed)
+        self._project = project or Project.new(Graph())
+        self._path = path
+        self._unsubscribe = self._project.graph.subscribe(self.graph_event.emit)
+        self._analysis: Analysis | None = None
+        self._analysed_revision = -1
+
+    def _on_clean_changed(self, clean: bool) -> None:
+        self.dirty_changed.emit(not clean)
+
+    def _on_index_changed(self, _index: int) -> None:
+        self.analysis_changed.emit()
+
+    # -- state -----------------------------------------------------------------------------
+
+    @property
+    def project(self) -> Project:
+        return self._project
+
+    @property
+    def graph(self) -> Graph:
+        return self._project.graph
+
+    @property
+    def path(self) -> Path | None:
+        return self._path
+
+    @property
+    def is_dirty(self) -> bool:
+        return not self.undo_stack.isClean()
+
+    @property
+    def title(self) -> str:
+        return self._path.name if self._path else self._project.name
+
+    @property
+    def analysis(self) -> Analysis:
+        """The analysis of the graph as it is now (recomputed only after a change)."""
+        if self._analysis is None or self._analysed_revision != self.graph.revision:
+            self._analysis = analyze(self.graph)
+            self._analysed_revision = self.graph.revision
+        return self._analysis
+
+    # -- changing it -----------------------------------------------------------------------
+
+    def edit(self, text: str, action: Callable[[Graph], T], merge_key: str | None = None) -> T:
+        """Run action(graph) as one undoable command; a GraphError leaves nothing behind."""
+        change, result = record(self.graph, action)
+        if not change.empty:
+            self.undo_stack.push(GraphCommand(self, text, change, merge_key))
+        return result
+
+    def set_project(self, project: Project, path: Path | None = None, dirty: bool = False) -> None:
+        """Replace the whole project (New, Open, Recover): the undo history starts afresh."""
+        self._unsubscribe()
+        self._project = project
+        self._unsubscribe = project.graph.subscribe(self.graph_event.emit)
+        self._analysis = None
+        self.undo_stack.clear()
+        if dirty:
+            self.undo_stack.resetClean()
+            # an empty stack is always clean: record dirtiness with a marker command
+            self.undo_stack.push(QUndoCommand("Recovered changes"))
+        self.set_path(path)
+        self.project_replaced.emit()
+        self.analysis_changed.emit()
+        self.dirty_changed.emit(self.is_dirty)
+
+    def set_path(self, path: Path | None) -> None:
+        self._path = Path(path) if path is not None else None
+        self.path_changed.emit(self._path)
+
+    def mark_saved(self, path: Path) -> None:
+        self.set_path(path)
+        self.undo_stack.setClean()
