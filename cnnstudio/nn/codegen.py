@@ -1,0 +1,662 @@
+"""The 'python' export: one readable PyTorch file that needs nothing of CNN Studio.
+
+The network is generated block by block from each block's declaration (its normalised
+parameters) and the shapes analyze() infers, resolving padding exactly as build_model() does, so
+the file computes what GraphModel computes: plain torch.nn layers where torch has them, small
+helper classes (emitted only when used) where it does not. forward() is straight-line code in
+topological order over the blocks the main output needs; auxiliary heads are training aids and
+are left out. The training scaffold at the end is fixed text with a few values filled in.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+import textwrap
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+
+from cnnstudio import __version__
+from cnnstudio.core import registry
+from cnnstudio.core.analysis import Analysis, BlockInfo, analyze
+from cnnstudio.core.blocks.pool import GLOBAL_MODES, pool_stride
+from cnnstudio.core.geometry import resolve_padding
+from cnnstudio.core.graph import Block, Graph
+from cnnstudio.core.params import ParamError
+from cnnstudio.core.project import Project
+from cnnstudio.core.settings import SAMPLE_DATASET, parse_dataset_spec
+from cnnstudio.nn.build import ModelBuildError
+
+MAX_LINE = 99
+INDENT = "        "  # the body of a method
+
+# Names a block may not take: they would shadow nn.Module's own attributes, Python keywords and
+# builtins, or the names the generated file uses. Such a block gets the suffix _layer.
+_RESERVED = set(dir(nn.Module)) | set(keyword.kwlist) | {
+    "x", "image", "self", "torch", "nn", "F", "argparse", "penalty", "input", "type", "id",
+    "max", "min", "sum", "abs", "all", "any", "len", "list", "dict", "set", "map", "filter",
+    "format", "range", "print", "object", "open", "iter", "next", "round", "zip",
+}
+
+_FUSED = {"none": "{}", "relu": "F.relu({})", "leaky_relu": "F.leaky_relu({}, 0.01)",
+          "elu": "F.elu({})", "selu": "F.selu({})", "gelu": "F.gelu({})",
+          "tanh": "torch.tanh({})", "sigmoid": "torch.sigmoid({})"}
+
+_ACTIVATIONS = {"relu": "ReLU", "leaky_relu": "LeakyReLU", "elu": "ELU", "selu": "SELU",
+                "gelu": "GELU", "tanh": "Tanh", "sigmoid": "Sigmoid", "softmax": "Softmax"}
+
+# torchvision dataset and its image shape per CNN Studio dataset kind
+_TORCHVISION = {"mnist": ("MNIST", (1, 28, 28)), "fashion-mnist": ("FashionMNIST", (1, 28, 28)),
+                "cifar10": ("CIFAR10", (3, 32, 32)), "cifar100": ("CIFAR100", (3, 32, 32))}
+
+
+@dataclass
+class _Layer:
+    """How one block appears in the file: `self.<name> = callee(args)` unless callee is empty."""
+
+    callee: str = ""
+    args: list[str] = field(default_factory=list)
+    activation: str = "none"  # fused activation applied in forward()
+    helpers: tuple[str, ...] = ()  # helper classes the callee needs
+    weights: str | None = None  # GraphModel's sub-layer that holds the tensors ('conv')
+
+
+@dataclass
+class _Plan:
+    project: Project
+    graph: Graph
+    analysis: Analysis
+    order: list[str]  # the blocks the main output needs, in topological order
+    main_id: str
+    params: dict[str, dict[str, Any]]
+    layers: dict[str, _Layer]
+    names: dict[str, str]  # one unique identifier per block (attribute and variable)
+    skipped: list[Block]  # auxiliary heads and blocks that feed no output
+    class_name: str
+
+
+def generate_python(
+    project: Project,
+    *,
+    classes: Sequence[str],
+    mean: Sequence[float],
+    std: Sequence[float],
+    input_shape: Sequence[int],
+) -> str:
+    """The source of a standalone PyTorch file for the project's network.
+
+    Raises ModelBuildError when the graph has analysis errors (there is nothing to generate).
+    """
+    plan = _plan(project)
+    channels = int(input_shape[0])
+    mean, std = ([float(v) for v in values] * (channels if len(values) == 1 else 1)
+                 for values in (mean, std))
+    helpers = [h for h in HELPERS if any(h in layer.helpers for layer in plan.layers.values())]
+    head = [
+        _header(plan, classes, input_shape),
+        ("from __future__ import annotations\n\nimport argparse\n\nimport torch\n"
+         "import torch.nn.functional as F\nfrom torch import nn"),
+        _constants(classes, mean, std, input_shape),
+    ]
+    body = [*(HELPERS[h] for h in helpers), _model_class(plan), _weight_names(plan),
+            _training(plan, input_shape)]
+    return ("\n\n".join(part.strip("\n") for part in head) + "\n\n\n"
+            + "\n\n\n".join(part.strip("\n") for part in body) + "\n")
+
+
+def class_name_for(project_name: str) -> str:
+    """CamelCase class name: 'Keras book MNIST network' -> 'KerasBookMnistNetwork'."""
+    words = re.findall(r"[A-Za-z0-9]+", project_name)
+    name = "".join(word[:1].upper() + word[1:].lower() for word in words) or "Network"
+    if name[0].isdigit():
+        name = "Net" + name
+    if name in _RESERVED or name in HELPERS or name in ("True", "False", "None"):
+        name += "Network"
+    return name
+
+
+def attribute_name(name: str, fallback: str) -> str:
+    """A readable snake_case identifier for a block name ('conv1/3x3_s1' -> 'conv1_3x3_s1')."""
+    text = re.sub(r"[^0-9A-Za-z]+", "_", name).strip("_").lower()
+    if not text:
+        return fallback
+    if text[0].isdigit():
+        text = f"{fallback}_{text}"
+    return text + "_layer" if text in _RESERVED else text
+
+
+# -- planning ------------------------------------------------------------------------------------
+
+
+def _plan(project: Project) -> _Plan:
+    graph = project.graph
+    analysis = analyze(graph)
+    if not analysis.ok:
+        raise ModelBuildError(analysis.errors)
+    main = next(b for b in graph.blocks if b.type == "Output" and not b.params.get("auxiliary"))
+    seen: set[str] = set()  # the main output and everything it depends on, as GraphModel
+    stack = [main.id]
+    while stack:
+        current = stack.pop()
+        if current not in seen:
+            seen.add(current)
+            stack.extend(graph.inputs_of(current))
+    order = [block_id for block_id in analysis.order if block_id in seen]
+    params, layers, names, used = {}, {}, {}, set()
+    for block_id in order:
+        block = graph.block(block_id)
+        block_type = registry.get(block.type)
+        params[block_id] = block_type.normalize(block.params)[0]
+        emit = _EMITTERS.get(block.type)
+        if emit is None:
+            raise ValueError(f"{block.label}: the Python export has no code for {block.type!r}")
+        layers[block_id] = emit(params[block_id], analysis.blocks[block_id])
+        base = attribute_name(block.name, block_type.name_prefix)
+        name, n = base, 2
+        while name in used:
+            name, n = f"{base}_{n}", n + 1
+        used.add(name)
+        names[block_id] = name
+    skipped = [b for b in graph.blocks if b.id not in seen]
+    return _Plan(project, graph, analysis, order, main.id, params, layers, names, skipped,
+                 class_name_for(project.name))
+
+
+def _pair(a: int, b: int) -> str:
+    return str(a) if a == b else f"({a}, {b})"
+
+
+def _conv(params: Mapping[str, Any], info: BlockInfo) -> _Layer:
+    c_in, h, w = info.input_shapes[0]
+    (kh, kw), (sh, sw), (dh, dw) = params["kernel"], params["stride"], params["dilation"]
+    pad_h = resolve_padding(params["padding"], h, kh, sh, dh, 0)
+    pad_w = resolve_padding(params["padding"], w, kw, sw, dw, 1)
+    symmetric = pad_h[0] == pad_h[1] and pad_w[0] == pad_w[1]
+    args = [str(c_in), str(params["filters"]), f"kernel_size={_pair(kh, kw)}"]
+    if (sh, sw) != (1, 1):
+        args.append(f"stride={_pair(sh, sw)}")
+    if symmetric and (pad_h[0], pad_w[0]) != (0, 0):
+        args.append(f"padding={_pair(pad_h[0], pad_w[0])}")
+    if (dh, dw) != (1, 1):
+        args.append(f"dilation={_pair(dh, dw)}")
+    if params["groups"] != 1:
+        args.append(f"groups={params['groups']}")
+    if not params["bias"]:
+        args.append("bias=False")
+    if symmetric:
+        return _Layer("nn.Conv2d", args, params["activation"], weights="conv")
+    args.append(f"pads={(pad_w[0], pad_w[1], pad_h[0], pad_h[1])}")
+    return _Layer("Conv2dSame", args, params["activation"], ("Conv2dSame",), "conv")
+
+
+def _dense(params: Mapping[str, Any], info: BlockInfo) -> _Layer:
+    args = [str(info.input_shapes[0][0]), str(params["units"])]
+    return _Layer("nn.Linear", args + ([] if params["bias"] else ["bias=False"]),
+                  params["activation"], weights="linear")
+
+
+def _activation(params: Mapping[str, Any], info: BlockInfo) -> _Layer:
+    function = params["function"]
+    args = {"leaky_relu": [repr(params["negative_slope"])], "elu": [f"alpha={params['alpha']!r}"],
+            "softmax": ["dim=1"]}.get(function, [])
+    return _Layer(f"nn.{_ACTIVATIONS[function]}", args)
+
+
+def _pool(params: Mapping[str, Any], info: BlockInfo) -> _Layer:
+    mode = params["mode"]
+    if mode in GLOBAL_MODES:
+        helper = "GlobalMaxPool2d" if mode == "global_max" else "GlobalAvgPool2d"
+        return _Layer(helper, helpers=(helper,))
+    _, h, w = info.input_shapes[0]
+    (kh, kw), (sh, sw) = params["pool_size"], pool_stride(params)
+    pad_h = resolve_padding(params["padding"], h, kh, sh, 1, 0)
+    pad_w = resolve_padding(params["padding"], w, kw, sw, 1, 1)
+    pads = (pad_w[0], pad_w[1], pad_h[0], pad_h[1])
+    # torch pools pad symmetrically, by at most half the window
+    plain = not any(pads) or (pad_h[0] == pad_h[1] and pad_w[0] == pad_w[1]
+                              and 2 * pad_h[0] <= kh and 2 * pad_w[0] <= kw)
+    args = [f"kernel_size={_pair(kh, kw)}"]
+    if mode in ("max", "average") and plain:
+        if (sh, sw) != (kh, kw):
+            args.append(f"stride={_pair(sh, sw)}")
+        if any(pads):
+            args.append(f"padding={_pair(pad_h[0], pad_w[0])}")
+            if mode == "average":
+                args.append("count_include_pad=False")  # Keras averages the real pixels only
+        return _Layer("nn.MaxPool2d" if mode == "max" else "nn.AvgPool2d", args)
+    helper = {"max": "MaxPool2dSame", "average": "AvgPool2dSame", "sum": "SumPool2d",
+              "l2": "L2Pool2d"}[mode]
+    args.append(f"stride={_pair(sh, sw)}")
+    if any(pads):
+        args.append(f"pads={pads}")
+    return _Layer(helper, args, helpers=("WindowPool2d", helper))
+
+
+def _batchnorm(params: Mapping[str, Any], info: BlockInfo) -> _Layer:
+    shape = info.input_shapes[0]
+    args = [str(shape[0])]
+    if params["eps"] != 1e-5:
+        args.append(f"eps={params['eps']!r}")
+    if params["momentum"] != 0.1:
+        args.append(f"momentum={params['momentum']!r}")
+    return _Layer(f"nn.BatchNorm{'2d' if len(shape) == 3 else '1d'}", args, weights="bn")
+
+
+_EMITTERS = {
+    "Input": lambda params, info: _Layer(),
+    "Output": lambda params, info: _Layer(),
+    "Concatenate": lambda params, info: _Layer(),
+    "Add": lambda params, info: _Layer(),
+    "Flatten": lambda params, info: _Layer("nn.Flatten"),
+    "Dropout": lambda params, info: _Layer(
+        "nn.Dropout2d" if params["mode"] == "channel" else "nn.Dropout", [f"p={params['rate']!r}"]),
+    "LocalResponseNorm": lambda params, info: _Layer("nn.LocalResponseNorm", [
+        str(params["size"]), f"alpha={params['alpha']!r}", f"beta={params['beta']!r}",
+        f"k={params['k']!r}"]),
+    "Conv2D": _conv,
+    "Dense": _dense,
+    "Activation": _activation,
+    "Pooling": _pool,
+    "BatchNorm": _batchnorm,
+}
+
+
+# -- rendering -----------------------------------------------------------------------------------
+
+
+def _header(plan: _Plan, classes: Sequence[str], input_shape: Sequence[int]) -> str:
+    project = plan.project
+    c, h, w = (int(v) for v in input_shape)
+    total = sum(plan.analysis.blocks[b].params for b in plan.order)
+    trainable = sum(plan.analysis.blocks[b].trainable for b in plan.order)
+    template = f" (template {project.template})" if project.template else ""
+    listed = ", ".join(str(name) for name in classes[:20]) + (", ..." if len(classes) > 20 else "")
+    paragraphs = [
+        [f"{_doc(project.name)}: a convolutional network exported from CNN Studio {__version__}."],
+        [(f"The class {plan.class_name} was generated from the blocks of the project "
+          f"'{_doc(project.name)}'{template}."),
+         (f"Input: {c}x{h}x{w} images (channels x height x width) with pixel values in [0, 1], "
+          "normalised with MEAN and STD below before they enter the network."),
+         f"Classes ({len(classes)}): {_doc(listed)}.",
+         f"Parameters: {total:,} ({trainable:,} trainable)."],
+        ["It needs only PyTorch (and torchvision to train). Run it as"],
+        ["    python this_file.py --weights model.pt --epochs 5"],
+        [("--weights starts from the weights of a CNN Studio training run (its model.pt); "
+          "without it training starts from random weights.")],
+    ]
+    blocks = ["\n".join(line for text in paragraph
+                        for line in textwrap.wrap(text, MAX_LINE - 3, break_on_hyphens=False,
+                                                  drop_whitespace=not text.startswith(" ")))
+              for paragraph in paragraphs]
+    return '"""' + "\n\n".join(blocks) + '\n"""'
+
+
+def _doc(text: str) -> str:
+    """Text safe inside a triple-quoted docstring, on one line."""
+    text = "".join(ch if ch.isprintable() else " " for ch in str(text))
+    return text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+
+
+def _py_str(text: str) -> str:
+    text = str(text)
+    if '"' not in text and "\\" not in text and text.isprintable():
+        return f'"{text}"'
+    return repr(text)
+
+
+def _constants(classes: Sequence[str], mean: Sequence[float], std: Sequence[float],
+               input_shape: Sequence[int]) -> str:
+    lines = [
+        "# Per-channel mean and standard deviation of the training images (pixel values in [0, 1])",
+        *_wrap("MEAN = ", [repr(float(v)) for v in mean], "", "(", ")", tuple_=True),
+        *_wrap("STD = ", [repr(float(v)) for v in std], "", "(", ")", tuple_=True),
+        f"INPUT_SHAPE = ({', '.join(str(int(v)) for v in input_shape)})  # channels, height, width",
+    ]
+    names = [_py_str(c) for c in classes]
+    one_line = _wrap("CLASSES = ", names, "", "(", ")", tuple_=True)
+    if len(one_line) == 1:
+        return "\n".join(lines + one_line)
+    packed: list[str] = []  # as many names on each line as fit
+    for name in names:
+        if packed and len(packed[-1]) + len(name) + 2 <= MAX_LINE:
+            packed[-1] += f" {name},"
+        else:
+            packed.append(f"    {name},")
+    return "\n".join([*lines, "CLASSES = (", *packed, ")"])
+
+
+def _wrap(prefix: str, items: Sequence[str], indent: str, opening: str, closing: str,
+          tuple_: bool = False, suffix: str = "") -> list[str]:
+    """prefix(items)suffix on one line if it fits, else the items on a line of their own, else
+    one item per line."""
+    body = ", ".join(items) + ("," if tuple_ and len(items) == 1 else "")
+    line = f"{indent}{prefix}{opening}{body}{closing}{suffix}"
+    if len(line) <= MAX_LINE:
+        return [line]
+    if len(indent) + 4 + len(body) <= MAX_LINE:
+        return [f"{indent}{prefix}{opening}", f"{indent}    {body}", f"{indent}{closing}{suffix}"]
+    return [f"{indent}{prefix}{opening}", *(f"{indent}    {item}," for item in items),
+            f"{indent}{closing}{suffix}"]
+
+
+def _model_class(plan: _Plan) -> str:
+    lines = [f"class {plan.class_name}(nn.Module):",
+             '    """The network, block by block as in CNN Studio; forward() returns logits."""',
+             "", "    def __init__(self) -> None:", f"{INDENT}super().__init__()"]
+    for block_id in plan.order:
+        layer = plan.layers[block_id]
+        if layer.callee:
+            lines += _wrap(f"self.{plan.names[block_id]} = {layer.callee}", layer.args, INDENT,
+                           "(", ")")
+    frozen = [f"self.{plan.names[b]}" for b in plan.order
+              if plan.layers[b].weights and plan.params[b].get("trainable", True) is False]
+    if frozen:
+        lines += [f"{INDENT}# Frozen in CNN Studio (trainable off): training keeps them as loaded.",
+                  *_wrap("for layer in ", frozen, INDENT, "(", ")", tuple_=True, suffix=":"),
+                  f"{INDENT}    layer.requires_grad_(False)"]
+    lines += ["", *_forward(plan)]
+    terms = [f"{plan.params[b][kind]!r} * self.{plan.names[b]}.weight{op}.sum()"
+             for b in plan.order if plan.layers[b].weights in ("conv", "linear")
+             for kind, op in (("l1", ".abs()"), ("l2", ".pow(2)")) if plan.params[b][kind] > 0]
+    if terms:
+        lines += ["", "    def penalty(self) -> torch.Tensor:",
+                  f'{INDENT}"""The L1/L2 weight penalties set in CNN Studio, added to the loss."""',
+                  f"{INDENT}return (", f"{INDENT}    {terms[0]}",
+                  *(f"{INDENT}    + {term}" for term in terms[1:]), f"{INDENT})"]
+    return "\n".join(lines)
+
+
+def _forward(plan: _Plan) -> list[str]:
+    graph = plan.graph
+    position = {block_id: i for i, block_id in enumerate(plan.order)}
+
+    def flows(block_id: str) -> bool:
+        """The value feeds only the next line, which reads nothing else: it can be x."""
+        users = [c for c in graph.outputs_of(block_id) if c in position]
+        return (len(users) == 1 and position[users[0]] == position[block_id] + 1
+                and len(graph.inputs_of(users[0])) == 1)
+
+    variables: dict[str, str] = {}
+    body: list[str] = []
+    argument = "x"
+    for block_id in plan.order:
+        block = graph.block(block_id)
+        if block.type == "Input":
+            argument = variables[block_id] = "x" if flows(block_id) else "image"
+            continue
+        inputs = [variables[source] for source in graph.inputs_of(block_id)]
+        if block.type == "Output":
+            aux = [_doc(b.name) for b in plan.skipped if b.type == "Output"]
+            if aux:
+                body += [f"{INDENT}# Auxiliary outputs ({', '.join(aux)}) only help training",
+                         f"{INDENT}# in CNN Studio; this file leaves them out."]
+            body.append(f"{INDENT}return {inputs[0]}  # logits: softmax gives class probabilities")
+            continue
+        target = variables[block_id] = "x" if flows(block_id) else plan.names[block_id]
+        if block.type == "Concatenate":
+            statement = _wrap(f"{target} = torch.cat", [f"[{', '.join(inputs)}]", "dim=1"],
+                              INDENT, "(", ")")
+            if len(statement) > 3:
+                statement = _wrap(f"{target} = torch.cat(", inputs, INDENT, "[", "]",
+                                  suffix=", dim=1)")
+        elif block.type == "Add":
+            statement = [f"{INDENT}{target} = {' + '.join(inputs)}"]
+            if len(statement[0]) > MAX_LINE:
+                statement = [f"{INDENT}{target} = (", f"{INDENT}    {inputs[0]}",
+                             *(f"{INDENT}    + {v}" for v in inputs[1:]), f"{INDENT})"]
+        else:
+            call = f"self.{plan.names[block_id]}({inputs[0]})"
+            statement = [f"{INDENT}{target} = {_FUSED[plan.layers[block_id].activation]}"
+                         .format(call)]
+        shape = plan.analysis.blocks[block_id].output_shape or ()
+        comment = "# (N, " + ", ".join(str(d) for d in shape) + ")"
+        if len(statement) == 1 and len(statement[0]) + 2 + len(comment) <= MAX_LINE:
+            statement[0] += f"  {comment}"
+        else:
+            statement.insert(0, f"{INDENT}{comment}")
+        body += statement
+    return [f"    def forward(self, {argument}: torch.Tensor) -> torch.Tensor:", *body]
+
+
+def _weight_names(plan: _Plan) -> str:
+    lines = ["# A CNN Studio model.pt names each tensor blocks.<block id>.<layer>.<tensor>; this",
+             "# maps those prefixes to the attributes of the model above."]
+    heads = [b.id for b in plan.skipped if registry.get(b.type).has_weights]
+    if heads:
+        lines += textwrap.wrap(f"Weights of blocks this file leaves out are ignored: "
+                               f"{', '.join(heads)}.", MAX_LINE, initial_indent="# ",
+                               subsequent_indent="# ", break_on_hyphens=False)
+    entries = [f'    "blocks.{b}.{plan.layers[b].weights}.": "{plan.names[b]}.",'
+               for b in plan.order if plan.layers[b].weights]
+    if not entries:
+        return "\n".join([*lines, "CNNSTUDIO_NAMES: dict[str, str] = {}"])
+    return "\n".join([*lines, "CNNSTUDIO_NAMES = {", *entries, "}"])
+
+
+def _training(plan: _Plan, input_shape: Sequence[int]) -> str:
+    spec = plan.project.dataset.get("spec", SAMPLE_DATASET)
+    try:
+        kind = parse_dataset_spec(spec)[0]
+    except ParamError:
+        kind = "mnist"
+    dataset, native = _TORCHVISION.get("mnist" if kind == SAMPLE_DATASET else kind,
+                                       _TORCHVISION["mnist"])
+    if kind == SAMPLE_DATASET:
+        note = "CNN Studio trained on its MNIST sample; torchvision fetches the full MNIST."
+    elif kind in _TORCHVISION:
+        note = f"The project trained on {kind}; torchvision fetches {dataset}."
+    else:
+        note = f"The project trained on its own {kind} data; MNIST stands in for it."
+    c, h, w = (int(v) for v in input_shape)
+    transforms = ["transforms.ToTensor()", "transforms.Normalize(MEAN, STD)"]
+    if native[0] != c:
+        if {native[0], c} == {1, 3}:
+            transforms.insert(0, f"transforms.Grayscale(num_output_channels={c})")
+        else:
+            transforms.insert(1, f"transforms.Lambda(lambda t: t.mean(0, True).repeat({c}, 1, 1))")
+    if native[1:] != (h, w):
+        transforms.insert(0, f"transforms.Resize(({h}, {w}))")
+    training = plan.project.training
+    lr = float(training.get("learning_rate", 1e-3))
+    if training.get("optimizer", "adam") not in ("adam", "adamw"):
+        lr = 1e-3  # the project's rate suits another optimizer, not Adam
+    has_penalty = any(plan.layers[b].weights in ("conv", "linear")
+                      and (plan.params[b]["l1"] > 0 or plan.params[b]["l2"] > 0)
+                      for b in plan.order)
+    return TRAINING_CODE.format(
+        dataset=dataset, note=note, transforms="".join(f"\n        {t}," for t in transforms),
+        penalty=" + model.penalty()" if has_penalty else "", model=plan.class_name,
+        epochs=int(training.get("epochs", 5)), batch_size=int(training.get("batch_size", 64)),
+        lr=repr(lr),
+    )
+
+
+# -- fixed text of the generated file ------------------------------------------------------------
+
+HELPERS = {
+    "Conv2dSame": '''
+class Conv2dSame(nn.Conv2d):
+    """nn.Conv2d after zero padding (left, right, top, bottom): Keras-style 'same' padding puts
+    the odd pixel at the bottom/right, which the symmetric padding of nn.Conv2d cannot."""
+
+    def __init__(self, *args, pads: tuple[int, int, int, int], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.pads = pads
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(F.pad(x, self.pads))
+''',
+    "WindowPool2d": '''
+class WindowPool2d(nn.Module):
+    """Pooling over windows after padding (left, right, top, bottom), as Keras 'same' pads."""
+
+    def __init__(self, kernel_size, stride, pads: tuple[int, int, int, int] = (0, 0, 0, 0)):
+        super().__init__()
+        self.kernel_size, self.stride, self.pads = kernel_size, stride, pads
+        size = kernel_size if isinstance(kernel_size, tuple) else (kernel_size, kernel_size)
+        self.area = float(size[0] * size[1])
+
+    def mean(self, x: torch.Tensor) -> torch.Tensor:
+        """The mean of each zero-padded window."""
+        return F.avg_pool2d(F.pad(x, self.pads), self.kernel_size, self.stride)
+''',
+    "MaxPool2dSame": '''
+class MaxPool2dSame(WindowPool2d):
+    """Max pooling; the padding is -inf, so it never wins."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.pad(x, self.pads, value=float("-inf"))
+        return F.max_pool2d(x, self.kernel_size, self.stride)
+''',
+    "AvgPool2dSame": '''
+class AvgPool2dSame(WindowPool2d):
+    """The average of the real pixels of each window (padding excluded, as Keras)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mean(x) / self.mean(torch.ones_like(x[:1, :1]))
+''',
+    "SumPool2d": '''
+class SumPool2d(WindowPool2d):
+    """The sum of each window."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mean(x) * self.area
+''',
+    "L2Pool2d": '''
+class L2Pool2d(WindowPool2d):
+    """The L2 norm of each window, sqrt(sum of x^2); the floor keeps the gradient finite."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sqrt(torch.clamp(self.mean(x * x) * self.area, min=1e-30))
+''',
+    "GlobalAvgPool2d": '''
+class GlobalAvgPool2d(nn.Module):
+    """The mean of each channel: (N, C, H, W) -> (N, C)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.mean(x, dim=[2, 3])
+''',
+    "GlobalMaxPool2d": '''
+class GlobalMaxPool2d(nn.Module):
+    """The maximum of each channel: (N, C, H, W) -> (N, C)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.amax(x, dim=(2, 3))
+''',
+}
+
+TRAINING_CODE = '''
+def convert_cnnstudio_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A CNN Studio state dict with its keys renamed to the attributes of this file's model."""
+    converted = {{}}
+    for key, tensor in state_dict.items():
+        for prefix, attribute in CNNSTUDIO_NAMES.items():
+            if key.startswith(prefix):
+                converted[attribute + key[len(prefix):]] = tensor
+                break
+    return converted
+
+
+def load_cnnstudio_weights(model: nn.Module, path: str) -> nn.Module:
+    """Load the weights of a CNN Studio training run (its model.pt) into the model."""
+    state_dict = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(convert_cnnstudio_state_dict(state_dict))
+    return model
+
+
+def predict(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """Class probabilities for images (N, *INPUT_SHAPE) with pixel values in [0, 1]."""
+    mean = torch.tensor(MEAN, device=images.device).view(1, -1, 1, 1)
+    std = torch.tensor(STD, device=images.device).view(1, -1, 1, 1)
+    model.eval()
+    with torch.no_grad():
+        return torch.softmax(model((images - mean) / std), dim=1)
+
+
+def make_loaders(batch_size: int, data_dir: str):
+    """Training and validation loaders; torchvision downloads the data into data_dir."""
+    from torchvision import datasets, transforms
+
+    # {note}
+    transform = transforms.Compose([{transforms}
+    ])
+    train_set = datasets.{dataset}(data_dir, train=True, download=True, transform=transform)
+    val_set = datasets.{dataset}(data_dir, train=False, download=True, transform=transform)
+    if len(train_set.classes) != len(CLASSES):
+        raise SystemExit(f"{dataset} has {{len(train_set.classes)}} classes, "
+                         f"this network {{len(CLASSES)}}")
+    return (
+        torch.utils.data.DataLoader(train_set, batch_size=batch_size, shuffle=True),
+        torch.utils.data.DataLoader(val_set, batch_size=batch_size),
+    )
+
+
+def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer) -> float:
+    """One pass over the loader; returns the mean training loss."""
+    device = next(model.parameters()).device
+    model.train()
+    total, count = 0.0, 0
+    for images, labels in loader:
+        images, labels = images.to(device), labels.to(device)
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(images), labels){penalty}
+        loss.backward()
+        optimizer.step()
+        total += loss.item() * len(labels)
+        count += len(labels)
+    return total / max(count, 1)
+
+
+def evaluate(model: nn.Module, loader) -> float:
+    """Accuracy on the loader, between 0 and 1."""
+    device = next(model.parameters()).device
+    model.eval()
+    correct, count = 0, 0
+    with torch.no_grad():
+        for images, labels in loader:
+            predictions = model(images.to(device)).argmax(dim=1)
+            correct += (predictions == labels.to(device)).sum().item()
+            count += len(labels)
+    return correct / max(count, 1)
+
+
+def train(model: nn.Module, epochs: int = {epochs}, batch_size: int = {batch_size},
+          lr: float = {lr}, data_dir: str = "data") -> nn.Module:
+    """Train with Adam and cross-entropy; prints the validation accuracy after each epoch."""
+    model.to(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+    train_loader, val_loader = make_loaders(batch_size, data_dir)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+    for epoch in range(1, epochs + 1):
+        loss = train_one_epoch(model, train_loader, optimizer)
+        accuracy = evaluate(model, val_loader)
+        print(f"epoch {{epoch}}/{{epochs}}: loss {{loss:.4f}}, "
+              f"validation accuracy {{accuracy:.2%}}")
+    return model
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--weights", help="model.pt of a CNN Studio run to start from")
+    parser.add_argument("--epochs", type=int, default={epochs})
+    parser.add_argument("--batch-size", type=int, default={batch_size})
+    parser.add_argument("--lr", type=float, default={lr})
+    parser.add_argument("--data-dir", default="data", help="where torchvision keeps the data")
+    parser.add_argument("--save", help="write the trained weights (a state dict) to this file")
+    args = parser.parse_args(argv)
+    model = {model}()
+    if args.weights:
+        load_cnnstudio_weights(model, args.weights)
+    train(model, args.epochs, args.batch_size, args.lr, args.data_dir)
+    if args.save:
+        torch.save(model.state_dict(), args.save)
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+__all__ = ["attribute_name", "class_name_for", "generate_python"]

@@ -1,0 +1,568 @@
+"""Export a trained run: ONNX, TorchScript, a standalone Python file or the plain state dict.
+
+Every exported model (the state dict aside) takes images as a person has them, pixel values in
+[0, 1] of shape (N, C, H, W), and normalises them itself, so a user never has to know the
+training mean and standard deviation. Each export is checked before it is kept: the file is
+written under a temporary name in the destination folder, reloaded, run against the PyTorch model
+on sample images, and moved into place only when the outputs agree. Every failure becomes an
+ExportError whose message names the file and says what to do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import math
+import os
+import re
+import statistics
+import tempfile
+import time
+import types
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from cnnstudio import __version__
+from cnnstudio.core.analysis import analyze
+from cnnstudio.core.project import Project, ProjectError, load_project
+from cnnstudio.nn.build import GraphModel, ModelBuildError, build_model
+from cnnstudio.nn.codegen import class_name_for, generate_python
+
+PROJECT_FILE = "project.cnnproj"
+DATA_FILE = "data.json"
+MODEL_FILE = "model.pt"
+FORMATS = ("onnx", "torchscript", "python", "state_dict")
+OPSET = 17
+INPUT_NAME = "image"
+OUTPUT_NAME = "probabilities"
+CHECK_BATCHES = (1, 7)
+SAMPLE_COUNT = 16
+LISTED_KEYS = 4
+
+StrPath = str | os.PathLike
+
+
+class ExportError(Exception):
+    """An export that cannot be done; the message names the file and what to do."""
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _guarded(action: str) -> Callable[[_F], _F]:
+    """Turn an unforeseen exception into an ExportError (the cause stays chained for a report)."""
+
+    def decorate(function: _F) -> _F:
+        @functools.wraps(function)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return function(*args, **kwargs)
+            except ExportError:
+                raise
+            except MemoryError:
+                raise ExportError(f"{action}: out of memory; close other programs and try "
+                                  "again") from None
+            except Exception as err:
+                raise ExportError(f"{action} failed unexpectedly ({type(err).__name__}: "
+                                  f"{_first_line(err)}); please report this with the run "
+                                  "folder") from err
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+@dataclass
+class LoadedRun:
+    """A training run folder, read and checked: the model is in eval mode with its weights."""
+
+    run_dir: Path
+    project: Project
+    model: GraphModel
+    classes: list[str]
+    mean: list[float]  # one value per input channel
+    std: list[float]
+    input_shape: tuple[int, int, int]
+    dataset: str = ""
+
+
+@dataclass
+class ExportReport:
+    path: Path
+    format: str
+    size_bytes: int
+    seconds: float
+    max_abs_diff: float | None = None  # largest |exported - PyTorch| over the checked batches
+    batch_sizes: tuple[int, ...] = ()
+    ort_ms: float | None = None  # median latency at batch 1 (ONNX Runtime, then PyTorch)
+    torch_ms: float | None = None
+
+    def summary(self) -> str:
+        """A few lines for the command line."""
+        size = f"{self.size_bytes / 1e6:.2f} MB"
+        lines = [f"wrote {self.path} ({self.format}, {size}) in {self.seconds:.1f} s"]
+        if self.max_abs_diff is not None:
+            batches = ", ".join(map(str, self.batch_sizes))
+            lines.append(f"checked against PyTorch at batch sizes {batches}: "
+                         f"max abs difference {self.max_abs_diff:.2e}")
+        if self.ort_ms is not None and self.torch_ms is not None:
+            lines.append(f"latency at batch 1: ONNX Runtime {self.ort_ms:.3f} ms, "
+                         f"PyTorch {self.torch_ms:.3f} ms")
+        return "\n".join(lines)
+
+
+class NormalizedModel(nn.Module):
+    """Images in [0, 1] -> class probabilities: normalise, run the network, softmax."""
+
+    def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float]) -> None:
+        super().__init__()
+        self.model = model
+        self.register_buffer("mean", torch.tensor([float(v) for v in mean]).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor([float(v) for v in std]).view(1, -1, 1, 1))
+
+    @classmethod
+    def for_run(cls, run: LoadedRun) -> NormalizedModel:
+        return cls(run.model, run.mean, run.std).eval()
+
+    def forward(self, image: Tensor) -> Tensor:
+        return torch.softmax(self.model((image - self.mean) / self.std), dim=1)
+
+
+# -- reading a run folder ------------------------------------------------------------------------
+
+
+@_guarded("reading the run folder")
+def load_run(run_dir: StrPath) -> LoadedRun:
+    """Read project.cnnproj, data.json and model.pt of a run folder; raises ExportError."""
+    folder = Path(run_dir)
+    if not folder.is_dir():
+        why = "it is a file" if folder.exists() else "it does not exist"
+        raise ExportError(f"cannot export '{folder}': {why}; give the folder of a training run "
+                          f"(it holds {PROJECT_FILE}, {DATA_FILE} and {MODEL_FILE})")
+    try:
+        project = load_project(folder / PROJECT_FILE)
+    except ProjectError as err:
+        raise ExportError(f"{err}\nThe run folder '{folder}' is incomplete or damaged: "
+                          "export another run, or train the project again.") from None
+    data = _read_data(folder / DATA_FILE)
+    try:
+        model = build_model(project.graph)
+    except ModelBuildError as err:
+        raise ExportError(f"{folder / PROJECT_FILE}: {err}") from None
+    input_shape = tuple(int(v) for v in data["input_shape"])
+    analysis = analyze(project.graph)
+    network_input = analysis.blocks[model.input_id].output_shape
+    if input_shape != network_input:
+        raise ExportError(
+            f"{folder / DATA_FILE} says the images are {_shape(input_shape)} but the network in "
+            f"{PROJECT_FILE} takes {_shape(network_input)}: the files come from different runs; "
+            "train the project again"
+        )
+    channels = input_shape[0]
+    mean, std = (_per_channel(folder / DATA_FILE, name, data[name], channels)
+                 for name in ("mean", "std"))
+    if any(v <= 0 for v in std):
+        raise ExportError(f"{folder / DATA_FILE}: 'std' must be positive, got {std}; "
+                          "train the project again to recreate it")
+    state = _read_weights(folder / MODEL_FILE)
+    _check_weights(model, state, folder)
+    model.load_state_dict(state)
+    model.eval()
+    (scores,) = analysis.blocks[model.main_output_id].output_shape
+    if scores != len(data["classes"]):
+        raise ExportError(
+            f"{folder / DATA_FILE} lists {len(data['classes'])} classes but the network gives "
+            f"{scores} scores: the files come from different runs; train the project again"
+        )
+    return LoadedRun(folder, project, model, list(data["classes"]), mean, std,
+                     input_shape,  # type: ignore[arg-type]
+                     str(data.get("name") or data.get("spec") or ""))
+
+
+def _shape(shape: Sequence[int]) -> str:
+    return "×".join(str(v) for v in shape)
+
+
+def _read_data(path: Path) -> dict[str, Any]:
+    fix = "train the project again to recreate it"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ExportError(f"{path} is missing: is '{path.parent}' a finished training run? "
+                          f"If it is, {fix}") from None
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise ExportError(f"cannot read {path}: {err}; {fix}") from None
+    problems = []
+    if not isinstance(data, dict):
+        raise ExportError(f"{path} is damaged: expected a JSON object; {fix}")
+    classes = data.get("classes")
+    if not (isinstance(classes, list) and classes and all(isinstance(c, str) for c in classes)):
+        problems.append("'classes' must be a non-empty list of names")
+    shape = data.get("input_shape")
+    if not (isinstance(shape, list) and len(shape) == 3
+            and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape)):
+        problems.append("'input_shape' must be three positive integers [C, H, W]")
+    for name in ("mean", "std"):
+        values = data.get(name)
+        if not (isinstance(values, list) and values and all(_is_number(v) for v in values)):
+            problems.append(f"'{name}' must be a non-empty list of numbers")
+    if problems:
+        raise ExportError(f"{path} is damaged: {'; '.join(problems)}; {fix}")
+    return data
+
+
+def _is_number(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def _per_channel(path: Path, name: str, values: list[float], channels: int) -> list[float]:
+    if len(values) == 1:
+        return [float(values[0])] * channels
+    if len(values) != channels:
+        raise ExportError(f"{path}: '{name}' has {len(values)} values for {channels} channels; "
+                          "train the project again to recreate it")
+    return [float(v) for v in values]
+
+
+def _read_weights(path: Path) -> dict[str, Tensor]:
+    if not path.is_file():
+        raise ExportError(f"{path} is missing: the run has no trained weights yet; let the "
+                          "training finish, then export again")
+    damaged = (f"{path} is damaged and cannot be read as PyTorch weights; train the project "
+               "again (or export another run)")
+    try:
+        state = torch.load(path, weights_only=True, map_location="cpu")
+    except Exception:  # torch raises many kinds for a damaged or foreign file
+        raise ExportError(damaged) from None
+    if not (isinstance(state, Mapping)
+            and all(isinstance(k, str) and isinstance(v, Tensor) for k, v in state.items())):
+        raise ExportError(f"{damaged}: it holds no state dict of tensors")
+    return dict(state)
+
+
+def _check_weights(model: GraphModel, state: Mapping[str, Tensor], folder: Path) -> None:
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    reshaped = [f"{k}: {_shape(state[k].shape)} in the file, {_shape(v.shape)} in the network"
+                for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    problems = []
+    for keys, what in ((missing, "the network needs but the file lacks"),
+                       (unexpected, "the file holds but the network has no place for"),
+                       (reshaped, "have another shape")):
+        if keys:
+            listed = ", ".join(keys[:LISTED_KEYS]) + (", ..." if len(keys) > LISTED_KEYS else "")
+            problems.append(f"{len(keys)} {'tensor' if len(keys) == 1 else 'tensors'} {what} "
+                            f"({listed})")
+    if problems:
+        raise ExportError(
+            f"{folder / MODEL_FILE} does not match the network in {folder / PROJECT_FILE}: "
+            + "; ".join(problems) + ". The weights come from another network: export the run "
+            "folder they were trained in, or train this project again"
+        )
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise ExportError(f"{folder / MODEL_FILE} holds NaN or infinite weights ({bad[0]}): the "
+                          "training diverged; train again with a lower learning rate")
+
+
+# -- writing -------------------------------------------------------------------------------------
+
+
+def _destination(out_path: StrPath) -> Path:
+    """The output path, refused early when it cannot be written."""
+    target = Path(out_path).expanduser()
+    parent = target.parent if str(target.parent) else Path(".")
+    if target.is_dir():
+        raise ExportError(f"cannot write '{target}': it is a folder; give a file name")
+    if not parent.is_dir():
+        why = "is a file" if parent.exists() else "does not exist"
+        raise ExportError(f"cannot write '{target}': the folder '{parent}' {why}; create it "
+                          "or choose another output file")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ExportError(f"cannot write '{target}': permission denied in '{parent}'; choose "
+                          "a folder you can write to")
+    return target
+
+
+@contextlib.contextmanager
+def _staged(target: Path) -> Iterator[Path]:
+    """A temporary file beside the target, moved onto it only if the block succeeds."""
+    try:
+        handle, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
+                                        suffix=".tmp")
+    except OSError as err:
+        raise ExportError(f"cannot write '{target}': {err.strerror or err}; choose a folder "
+                          "you can write to") from None
+    os.close(handle)
+    temp = Path(name)
+    try:
+        yield temp
+        os.chmod(temp, 0o644)
+        os.replace(temp, target)
+    except OSError as err:
+        raise ExportError(f"cannot write '{target}': {err.strerror or err}; check the free "
+                          "disk space and the permissions of the folder") from None
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _quiet_torch() -> Iterator[None]:
+    """Silence the deprecation and tracer warnings of the TorchScript machinery.
+
+    torch.jit and the TorchScript-based ONNX exporter warn on every call that they are
+    deprecated, and tracing warns about branches it freezes (LocalResponseNorm's empty-input
+    check). Every export is checked against PyTorch afterwards, so those warnings tell the user
+    nothing; other warnings pass.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        for pattern in (r".*torch\.jit\.\w+` is deprecated", r".*legacy TorchScript-based ONNX",
+                        r"The feature will be removed", r"Constant folding"):
+            warnings.filterwarnings("ignore", message=pattern)
+        yield
+
+
+def _sample_batches(run: LoadedRun, samples: Tensor | None) -> list[Tensor]:
+    """The batches to check: the samples (or 16 seeded random images), batches of 1 and 7."""
+    if samples is None:
+        generator = torch.Generator().manual_seed(0)
+        samples = torch.rand(SAMPLE_COUNT, *run.input_shape, generator=generator)
+    elif not isinstance(samples, Tensor) or tuple(samples.shape[1:]) != run.input_shape \
+            or samples.dim() != 4 or samples.shape[0] == 0:
+        got = tuple(samples.shape) if isinstance(samples, Tensor) else type(samples).__name__
+        shape = ", ".join(map(str, run.input_shape))
+        raise ExportError(f"sample images must have shape (N, {shape}) with pixel values in "
+                          f"[0, 1], got {got}")
+    samples = samples.detach().to("cpu", torch.float32)
+    extra = torch.rand(max(CHECK_BATCHES), *run.input_shape,
+                       generator=torch.Generator().manual_seed(1))
+    pool = torch.cat([samples, extra])
+    return [samples] + [pool[:n] for n in CHECK_BATCHES if n != len(samples)]
+
+
+def _torch_outputs(model: nn.Module, batch: Tensor) -> np.ndarray:
+    with torch.no_grad():
+        return model(batch).numpy()
+
+
+def _references(model: nn.Module, batches: Sequence[Tensor]) -> list[np.ndarray]:
+    return [_torch_outputs(model, batch) for batch in batches]
+
+
+def _compare(path: Path, fmt: str, batches: Sequence[Tensor], expected: Sequence[np.ndarray],
+             exported: Callable[[Tensor], np.ndarray], tolerance: float) -> float:
+    """Max |exported - expected| over the batches; ExportError above the tolerance."""
+    worst = 0.0
+    for batch, want in zip(batches, expected, strict=True):
+        try:
+            got = np.asarray(exported(batch))
+        except Exception as err:
+            raise ExportError(f"the exported {fmt} model fails at batch size {len(batch)} "
+                              f"({type(err).__name__}: {_first_line(err)}); please report this "
+                              "network") from None
+        if got.shape != want.shape:
+            raise ExportError(f"the exported {fmt} model returns shape {got.shape} for a batch "
+                              f"of {len(batch)}, PyTorch {want.shape}; please report this")
+        diff = float(np.max(np.abs(got - want))) if got.size else 0.0
+        if not diff <= tolerance:  # NaN fails too
+            raise ExportError(
+                f"the exported {fmt} model disagrees with PyTorch: its outputs differ by up to "
+                f"{diff:.3g} (tolerance {tolerance:g}) at batch size {len(batch)}, so "
+                f"'{path.name}' was not written; please report this network"
+            )
+        worst = max(worst, diff)
+    return worst
+
+
+def _median_ms(run_once: Callable[[], object], runs: int) -> float | None:
+    if runs <= 0:
+        return None
+    for _ in range(min(3, runs)):
+        run_once()
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        run_once()
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+def _metadata(run: LoadedRun) -> dict[str, Any]:
+    """What a user of the exported file needs to know; ONNX stores each value as text."""
+    return {
+        "classes": run.classes,
+        "input_shape": list(run.input_shape),
+        "input_range": "0-1",
+        "mean": run.mean,
+        "std": run.std,
+        "producer": f"CNN Studio {__version__}",
+        "name": run.project.name,
+        "dataset": run.dataset,
+    }
+
+
+@_guarded("the ONNX export")
+def export_onnx(run: LoadedRun, out_path: StrPath, *, samples: Tensor | None = None,
+                tolerance: float = 1e-4, benchmark_runs: int = 50) -> ExportReport:
+    """ONNX (opset 17, dynamic batch), checked by onnx.checker and against onnxruntime."""
+    import onnx
+    import onnxruntime as ort
+
+    started = time.perf_counter()
+    target = _destination(out_path)
+    wrapper = NormalizedModel.for_run(run)
+    batches = _sample_batches(run, samples)
+    with _staged(target) as temp:
+        try:
+            with _quiet_torch(), torch.no_grad():
+                torch.onnx.export(
+                    wrapper, (batches[0][:2],), str(temp), dynamo=False, opset_version=OPSET,
+                    input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                    dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+                )
+        except Exception as err:
+            raise ExportError(f"PyTorch cannot convert this network to ONNX "
+                              f"({type(err).__name__}: {_first_line(err)}); export it as "
+                              "TorchScript or Python instead") from None
+        proto = onnx.load(str(temp))
+        proto.producer_name, proto.producer_version = "CNN Studio", __version__
+        proto.doc_string = f"{run.project.name}: images in [0, 1] -> class probabilities"
+        props = {k: v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
+                 for k, v in _metadata(run).items()}
+        props["input_shape"] = ",".join(map(str, run.input_shape))
+        onnx.helper.set_model_props(proto, props)
+        try:
+            onnx.checker.check_model(proto, full_check=True)
+        except Exception as err:
+            raise ExportError(f"the ONNX model fails onnx.checker ({_first_line(err)}), so "
+                              f"'{target.name}' was not written; please report this network") \
+                from None
+        onnx.save(proto, str(temp))
+        # PyTorch runs before onnxruntime starts: the threads of an onnxruntime session spin
+        # for a while after each run and, on a machine with few cores, slow PyTorch down.
+        expected = _references(wrapper, batches)
+        one = batches[0][:1]
+        torch_ms = _median_ms(lambda: _torch_outputs(wrapper, one), benchmark_runs)
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        # from the bytes as written, so that no handle keeps the file open while it moves
+        session = ort.InferenceSession(temp.read_bytes(), options,
+                                       providers=["CPUExecutionProvider"])
+
+        def run_ort(batch: Tensor) -> np.ndarray:
+            return session.run([OUTPUT_NAME], {INPUT_NAME: batch.numpy()})[0]
+
+        diff = _compare(target, "ONNX", batches, expected, run_ort, tolerance)
+        ort_ms = _median_ms(lambda: run_ort(one), benchmark_runs)
+    return _report(target, "onnx", started, diff, batches, ort_ms, torch_ms)
+
+
+@_guarded("the TorchScript export")
+def export_torchscript(run: LoadedRun, out_path: StrPath, samples: Tensor | None = None, *,
+                       tolerance: float = 1e-5) -> ExportReport:
+    """A traced TorchScript module (torch.jit.load), with the run's metadata as an extra file."""
+    started = time.perf_counter()
+    target = _destination(out_path)
+    wrapper = NormalizedModel.for_run(run)
+    batches = _sample_batches(run, samples)
+    with _staged(target) as temp, _quiet_torch():
+        try:
+            with torch.no_grad():
+                traced = torch.jit.trace(wrapper, (batches[0][:2],), check_trace=False)
+            extra = {"cnnstudio.json": json.dumps(_metadata(run), ensure_ascii=False)}
+            torch.jit.save(traced, str(temp), _extra_files=extra)
+            loaded = torch.jit.load(str(temp), map_location="cpu")
+        except Exception as err:
+            raise ExportError(f"PyTorch cannot save this network as TorchScript "
+                              f"({type(err).__name__}: {_first_line(err)}); export it as ONNX "
+                              "or Python instead") from None
+        diff = _compare(target, "TorchScript", batches, _references(wrapper, batches),
+                        lambda batch: _torch_outputs(loaded, batch), tolerance)
+    return _report(target, "torchscript", started, diff, batches)
+
+
+@_guarded("the state dict export")
+def export_state_dict(run: LoadedRun, out_path: StrPath) -> ExportReport:
+    """The GraphModel state dict alone (keys blocks.<id>...), loadable with weights_only=True."""
+    started = time.perf_counter()
+    target = _destination(out_path)
+    state = {k: v.detach().clone() for k, v in run.model.state_dict().items()}
+    with _staged(target) as temp:
+        torch.save(state, temp)
+        loaded = torch.load(temp, weights_only=True, map_location="cpu")
+        if loaded.keys() != state.keys() or not all(torch.equal(loaded[k], v)
+                                                    for k, v in state.items()):
+            raise ExportError(f"'{target}' did not read back as written; check the disk")
+    return _report(target, "state_dict", started)
+
+
+@_guarded("the Python export")
+def export_python(run: LoadedRun, out_path: StrPath, samples: Tensor | None = None, *,
+                  tolerance: float = 1e-4) -> ExportReport:
+    """A standalone PyTorch file; its network is run here on the weights and checked."""
+    started = time.perf_counter()
+    target = _destination(out_path)
+    try:
+        source = generate_python(run.project, classes=run.classes, mean=run.mean, std=run.std,
+                                 input_shape=run.input_shape)
+        code = compile(source, str(target), "exec")
+    except (ValueError, SyntaxError) as err:
+        raise ExportError(f"cannot generate Python code for this network ({err}); please report "
+                          "this network") from None
+    module = types.ModuleType("cnnstudio_generated")
+    exec(code, module.__dict__)  # our own generated code, which imports only torch
+    generated = getattr(module, class_name_for(run.project.name))().eval()
+    generated.load_state_dict(module.convert_cnnstudio_state_dict(run.model.state_dict()))
+    reference = NormalizedModel.for_run(run)
+    candidate = NormalizedModel(generated, run.mean, run.std).eval()
+    batches = _sample_batches(run, samples)
+    with _staged(target) as temp:
+        temp.write_text(source, encoding="utf-8")
+        diff = _compare(target, "Python", batches, _references(reference, batches),
+                        lambda batch: _torch_outputs(candidate, batch), tolerance)
+    return _report(target, "python", started, diff, batches)
+
+
+def _report(target: Path, fmt: str, started: float, diff: float | None = None,
+            batches: Sequence[Tensor] = (), ort_ms: float | None = None,
+            torch_ms: float | None = None) -> ExportReport:
+    return ExportReport(target, fmt, target.stat().st_size, time.perf_counter() - started, diff,
+                        tuple(len(b) for b in batches), ort_ms, torch_ms)
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0][:300] if text else type(err).__name__
+
+
+@_guarded("the export")
+def export_run(run_dir: StrPath, fmt: str, out_path: StrPath) -> ExportReport:
+    """Export a run folder in one of FORMATS (the `cnnstudio export` command)."""
+    name = re.sub(r"[\s-]+", "_", str(fmt).strip().lower())
+    if name not in FORMATS:
+        raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    run = load_run(run_dir)
+    if name == "onnx":
+        return export_onnx(run, out_path)
+    if name == "torchscript":
+        return export_torchscript(run, out_path)
+    if name == "python":
+        return export_python(run, out_path)
+    return export_state_dict(run, out_path)
+
+
+__all__ = [
+    "FORMATS", "ExportError", "ExportReport", "LoadedRun", "NormalizedModel", "export_onnx",
+    "export_python", "export_run", "export_state_dict", "export_torchscript", "load_run",
+]

@@ -1,0 +1,334 @@
+"""The generated standalone PyTorch file: compiles, imports nothing of CNN Studio, computes what
+GraphModel computes on a run's own model.pt, and trains."""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import inspect
+import json
+import os
+import py_compile
+import shutil
+import subprocess
+import sys
+import types
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pytest
+import torch
+
+from cnnstudio.core.graph import Graph
+from cnnstudio.core.project import Project
+from cnnstudio.core.templates import TEMPLATES, build_template
+from cnnstudio.nn import ModelBuildError, build_model
+from cnnstudio.nn.codegen import attribute_name, class_name_for, generate_python
+from cnnstudio.nn.export import LoadedRun, load_run
+from tests.nn.test_export import make_run, zoo_graph
+
+CASES = [*TEMPLATES, "zoo"]
+
+RUNNER = """
+import importlib.util, json, sys
+import torch
+
+torch.set_num_threads(1)
+for case in json.load(open("cases.json")):
+    spec = importlib.util.spec_from_file_location(case["module"], case["file"])
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model = getattr(module, case["class"])()
+    module.load_cnnstudio_weights(model, case["weights"])
+    model.eval()
+    with torch.no_grad():
+        torch.save(model(torch.load(case["input"])), case["output"])
+print(json.dumps(sorted(name for name in sys.modules if name.split(".")[0] == "cnnstudio")))
+"""
+
+
+def generate(run: LoadedRun) -> str:
+    return generate_python(run.project, classes=run.classes, mean=run.mean, std=run.std,
+                           input_shape=run.input_shape)
+
+
+def load_generated(path: Path) -> types.ModuleType:
+    spec = importlib.util.spec_from_file_location(f"generated_{path.stem}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """One PyTorch thread: on a small machine, PyTorch's OpenMP threads slow down many times over
+    when another process (onnxruntime's spinning thread pool, a parallel test run) wants a core."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, LoadedRun]:
+    root = tmp_path_factory.mktemp("runs")
+    return {case: load_run(make_run(root / case, zoo_graph() if case == "zoo" else case,
+                                    seed=index))
+            for index, case in enumerate(CASES)}
+
+
+@pytest.fixture(scope="module")
+def sources(runs: dict[str, LoadedRun]) -> dict[str, str]:
+    return {case: generate(run) for case, run in runs.items()}
+
+
+def test_every_generated_file_compiles_and_imports_only_torch(sources, tmp_path):
+    for case, source in sources.items():
+        path = tmp_path / f"{case.replace('-', '_')}.py"
+        path.write_text(source, encoding="utf-8")
+        compile(source, str(path), "exec")
+        py_compile.compile(str(path), doraise=True)
+        imported = set()
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.Import):
+                imported.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                imported.add((node.module or "").split(".")[0])
+        assert imported <= {"__future__", "argparse", "torch", "torchvision"}, case
+        assert "cnnstudio" not in source.replace("CNN Studio", "").replace("CNNSTUDIO", "") \
+            .replace("load_cnnstudio_weights", "").replace("convert_cnnstudio_state_dict", "")
+
+
+def test_generated_models_give_the_graph_model_logits_in_a_fresh_interpreter(runs, sources,
+                                                                              tmp_path):
+    """One isolated interpreter (no PYTHONPATH, no CNN Studio) runs every generated file."""
+    cases, expected = [], {}
+    for index, (case, run) in enumerate(runs.items()):
+        x = torch.randn(3, *run.input_shape, generator=torch.Generator().manual_seed(index))
+        with torch.no_grad():
+            expected[case] = run.model(x)
+        (tmp_path / f"net_{index}.py").write_text(sources[case], encoding="utf-8")
+        torch.save(x, tmp_path / f"input_{index}.pt")
+        cases.append({"module": f"net_{index}", "file": f"net_{index}.py",
+                      "class": class_name_for(run.project.name),
+                      "weights": str(run.run_dir / "model.pt"),
+                      "input": f"input_{index}.pt", "output": f"output_{index}.pt"})
+    (tmp_path / "cases.json").write_text(json.dumps(cases))
+    (tmp_path / "runner.py").write_text(RUNNER)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, "-I", "runner.py"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []  # nothing of cnnstudio loaded
+    for index, case in enumerate(runs):
+        got = torch.load(tmp_path / f"output_{index}.pt", weights_only=True)
+        torch.testing.assert_close(got, expected[case], atol=1e-5, rtol=0, msg=case)
+
+
+def test_names_follow_the_project_and_the_blocks(runs, sources):
+    source = sources["keras-mnist"]
+    assert runs["keras-mnist"].project.name == "Keras MNIST CNN"
+    assert "class KerasMnistCnn(nn.Module):" in source
+    for line in ("self.conv1 = nn.Conv2d(1, 32, kernel_size=3)",
+                 "self.pool1 = nn.MaxPool2d(kernel_size=2)",
+                 "self.fc1 = nn.Linear(576, 64)",
+                 "x = F.relu(self.conv1(x))  # (N, 32, 26, 26)",
+                 '"blocks.fc2.linear.": "fc2.",',
+                 "MEAN = (0.1307,)",
+                 '    "class 0", "class 1", "class 2",'):
+        assert line in source, line
+    assert "Parameters: 93,322 (93,322 trainable)" in source
+    assert class_name_for("Keras book MNIST network") == "KerasBookMnistNetwork"
+    assert class_name_for("3 layers!") == "Net3Layers"
+    assert class_name_for("") == "Network"
+    assert attribute_name("conv1/3x3_s1", "conv") == "conv1_3x3_s1"
+    assert attribute_name("1x1", "conv") == "conv_1x1"
+    assert attribute_name("forward", "fc") == "forward_layer"
+    assert attribute_name("éé", "pool") == "pool"
+
+
+def test_merges_are_straight_line_code(sources):
+    googlenet = sources["googlenet"]
+    assert "inception_3a_output = torch.cat(" in googlenet
+    assert "x = F.relu(self.inception_3a_3x3_reduce(pool2_3x3_s2))" in googlenet
+    zoo = sources["zoo"]
+    assert "residual = max_same + avg_same + avg_odd + conv_1x3" in zoo
+    assert "x = torch.cat([residual, sum_layer, l2], dim=1)" in zoo
+
+
+def test_helpers_appear_only_where_torch_lacks_the_layer(sources):
+    keras = ast.parse(sources["keras-mnist"])
+    assert [n.name for n in keras.body if isinstance(n, ast.ClassDef)] == ["KerasMnistCnn"]
+    zoo = sources["zoo"]
+    for helper in ("Conv2dSame", "MaxPool2dSame", "AvgPool2dSame", "SumPool2d", "L2Pool2d",
+                   "GlobalAvgPool2d", "GlobalMaxPool2d"):
+        assert f"class {helper}(" in zoo, helper
+    assert "nn.AvgPool2d(kernel_size=3, stride=1, padding=1, count_include_pad=False)" in zoo
+    assert "self.bn = nn.BatchNorm2d(8, eps=0.001, momentum=0.2)" in zoo
+    assert "self.bn_2 = nn.BatchNorm1d(12)" in zoo
+    assert "self.class_layer = nn.Linear(48, 12)" in zoo
+    assert "self.train_layer = nn.LeakyReLU(0.2)" in zoo
+
+
+def test_auxiliary_heads_are_left_out(runs, sources, tmp_path):
+    source = sources["googlenet"]
+    assert "# Auxiliary outputs (loss1/output, loss2/output) only help training" in source
+    assert "loss1_fc" not in source.split("# A CNN Studio model.pt")[0]
+    assert "ignored: loss1_conv, loss1_fc" in source
+    module = types.ModuleType("generated")
+    exec(compile(source, "googlenet.py", "exec"), module.__dict__)
+    model = module.GooglenetInceptionV1()
+    run = runs["googlenet"]
+    main_params = sum(p.numel() for p in model.parameters())
+    expected = sum(p.numel() for name, p in run.model.named_parameters()
+                   if not name.startswith(("blocks.loss1", "blocks.loss2")))
+    assert main_params == expected
+
+
+def test_penalties_and_frozen_blocks_carry_over(runs, sources, tmp_path):
+    path = tmp_path / "zoo.py"
+    path.write_text(sources["zoo"])
+    module = load_generated(path)
+    run = runs["zoo"]
+    model = module.Zoo()
+    model.load_state_dict(module.convert_cnnstudio_state_dict(run.model.state_dict()))
+    torch.testing.assert_close(model.penalty(), run.model.penalty())
+    assert not any(p.requires_grad for p in model.conv_1x3.parameters())
+    assert all(p.requires_grad for p in model.stem_conv.parameters())
+
+
+def tiny_loader(shape: tuple[int, ...], classes: int, n: int = 8) -> torch.utils.data.DataLoader:
+    generator = torch.Generator().manual_seed(0)
+    data = torch.utils.data.TensorDataset(torch.randn(n, *shape, generator=generator),
+                                          torch.randint(0, classes, (n,), generator=generator))
+    return torch.utils.data.DataLoader(data, batch_size=4)
+
+
+def test_one_training_epoch_on_an_in_memory_loader(runs, sources, tmp_path):
+    path = tmp_path / "zoo.py"
+    path.write_text(sources["zoo"])
+    module = load_generated(path)
+    model = module.Zoo()
+    frozen = model.conv_1x3.weight.detach().clone()
+    head = model.logits.weight.detach().clone()
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    loader = tiny_loader((3, 9, 12), 5)
+    loss = module.train_one_epoch(model, loader, optimizer)
+    assert np.isfinite(loss) and loss > 0
+    assert torch.equal(model.conv_1x3.weight, frozen)
+    assert not torch.equal(model.logits.weight, head)
+    assert 0.0 <= module.evaluate(model, loader) <= 1.0
+    defaults = inspect.signature(module.train).parameters
+    assert defaults["epochs"].default == 5 and defaults["batch_size"].default == 64
+    assert defaults["lr"].default == 1e-3 and defaults["data_dir"].default == "data"
+
+
+class FakeMNIST(torch.utils.data.Dataset):
+    """Stands in for torchvision.datasets.MNIST: PIL digits, no download."""
+
+    classes: ClassVar[list[str]] = [str(i) for i in range(10)]
+
+    def __init__(self, root, train=True, download=False, transform=None) -> None:
+        from PIL import Image
+
+        rng = np.random.default_rng(0 if train else 1)
+        self.images = [Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8))
+                       for _ in range(8 if train else 4)]
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int):
+        return self.transform(self.images[index]), index % 10
+
+
+def test_main_loads_weights_trains_and_saves(runs, sources, tmp_path, monkeypatch, capsys):
+    torchvision = pytest.importorskip("torchvision")
+    monkeypatch.setattr(torchvision.datasets, "MNIST", FakeMNIST)
+    path = tmp_path / "keras.py"
+    path.write_text(sources["keras-mnist"])
+    module = load_generated(path)
+    run = runs["keras-mnist"]
+    out = tmp_path / "trained.pt"
+    module.main(["--weights", str(run.run_dir / "model.pt"), "--epochs", "1",
+                 "--batch-size", "4", "--data-dir", str(tmp_path), "--save", str(out)])
+    assert "epoch 1/1: loss" in capsys.readouterr().out
+    trained = torch.load(out, weights_only=True)
+    assert set(trained) == set(module.KerasMnistCnn().state_dict())
+
+
+def test_other_datasets_and_input_sizes_get_matching_transforms():
+    graph = build_template("alexnet", (3, 32, 32), 10)
+    cifar = Project.new(graph, name="A", dataset={"spec": "cifar10:/data"})
+    source = generate_python(cifar, classes=list("0123456789"), mean=[0.5] * 3, std=[0.2] * 3,
+                             input_shape=(3, 32, 32))
+    assert "datasets.CIFAR10(" in source and "Resize" not in source and "Grayscale" not in source
+    mnist = Project.new(graph, name="A", dataset={"spec": "mnist-sample"})
+    source = generate_python(mnist, classes=list("0123456789"), mean=[0.5], std=[0.2],
+                             input_shape=(3, 32, 32))
+    assert "transforms.Resize((32, 32))" in source
+    assert "transforms.Grayscale(num_output_channels=3)" in source
+    assert "MEAN = (0.5, 0.5, 0.5)" in source
+    folder = Project.new(graph, name="A", dataset={"spec": "folder:/photos"})
+    source = generate_python(folder, classes=list("0123456789"), mean=[0.5], std=[0.2],
+                             input_shape=(3, 32, 32))
+    assert "MNIST stands in" in source
+
+
+def test_an_input_that_feeds_two_branches():
+    graph = Graph()
+    graph.chain([("Input", {"channels": 2, "height": 6, "width": 6}),
+                 ("Conv2D", {"filters": 2, "padding": "same"}, "x")])
+    add = graph.add_block("Add", {}, name="skip")
+    graph.connect("input_1", add.id)
+    graph.connect("conv2d_1", add.id)
+    graph.chain([("Flatten", {}), ("Dense", {"units": 3}), ("Output", {})], after=add.id)
+    source = generate_python(Project.new(graph, name="skip"), classes=list("abc"), mean=[0.5],
+                             std=[0.5], input_shape=(2, 6, 6))
+    assert "def forward(self, image: torch.Tensor)" in source
+    assert "x = image + x_layer  # (N, 2, 6, 6)" in source
+    module = types.ModuleType("skip")
+    exec(compile(source, "skip.py", "exec"), module.__dict__)
+    reference = build_model(graph).eval()
+    model = module.Skip().eval()
+    model.load_state_dict(module.convert_cnnstudio_state_dict(reference.state_dict()))
+    x = torch.randn(2, 2, 6, 6)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), reference(x), atol=1e-6, rtol=0)
+
+
+def test_a_graph_with_errors_is_refused():
+    graph = Graph()
+    graph.add_block("Input", {})
+    with pytest.raises(ModelBuildError):
+        generate_python(Project.new(graph), classes=["a"], mean=[0.1], std=[0.2],
+                        input_shape=(1, 28, 28))
+
+
+def test_odd_names_and_classes_stay_valid_python():
+    graph = build_template("keras-mnist", (1, 28, 28), 3)
+    graph.rename("conv1", 'class """quote\\')
+    graph.rename("conv2", "class")
+    project = Project.new(graph, name='None """ \\ name')
+    classes = ['say "hi"', "back\\slash", "tab\there"]
+    source = generate_python(project, classes=classes, mean=[0.1], std=[0.2],
+                             input_shape=(1, 28, 28))
+    module = types.ModuleType("odd")
+    exec(compile(source, "odd.py", "exec"), module.__dict__)
+    assert module.CLASSES == tuple(classes)
+    assert class_name_for(project.name) == "NoneName"
+    model = module.NoneName()
+    assert hasattr(model, "class_quote") and hasattr(model, "class_layer")
+
+
+@pytest.mark.skipif(shutil.which("ruff") is None, reason="ruff is not installed")
+def test_generated_files_pass_ruff(sources, tmp_path):
+    for case in ("keras-mnist", "googlenet", "zoo"):
+        (tmp_path / f"{case.replace('-', '_')}.py").write_text(sources[case])
+    done = subprocess.run(["ruff", "check", "--isolated", "--line-length", "100",
+                           "--select", "E,W,F,I,B,UP", str(tmp_path)],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout
