@@ -92,7 +92,9 @@ def _palette(theme: Theme) -> QPalette:
         QPalette.Window: window, QPalette.WindowText: text, QPalette.Base: base,
         QPalette.AlternateBase: alt, QPalette.Text: text, QPalette.Button: button,
         QPalette.ButtonText: text, QPalette.ToolTipBase: base, QPalette.ToolTipText: text,
-        QPalette.Highlight: theme.selection, QPalette.HighlightedText: QColor("#ffffff"),
+        # selected rows: white text needs a darker blue than the canvas's selection outline
+        QPalette.Highlight: QColor("#2d6cb5") if theme.dark else theme.selection,
+        QPalette.HighlightedText: QColor("#ffffff"),
         QPalette.PlaceholderText: theme.subtext, QPalette.Link: theme.selection,
     }
     for role, colour in roles.items():

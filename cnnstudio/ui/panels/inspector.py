@@ -1,0 +1,366 @@
+"""The inspector: a form generated from the block declaration, applied live as undoable edits.
+
+Every row comes from a ParamSpec (param_fields.make_field); nothing here knows a block type by
+name. A user edit becomes one `document.edit(...)` per value with merge key "block.param", so
+typing 1, 12, 128 in a spin box is one undo step. The form follows the document: values on
+graph events for the shown blocks (undo, redo, canvas edits), the read-only facts and the
+diagnostics on analysis_changed. The field being edited is never written back while its own
+edit runs, so nothing echoes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from html import escape
+from typing import Any
+
+from PySide6.QtCore import QEvent, Qt
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import (
+    QFormLayout,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QScrollArea,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+
+from cnnstudio.core import registry
+from cnnstudio.core.analysis import BlockInfo, Diagnostic
+from cnnstudio.core.blocks.base import BlockType, format_shape
+from cnnstudio.core.graph import Block, Graph, GraphError, GraphEvent
+from cnnstudio.core.params import ParamError
+from cnnstudio.ui import icons, theme
+from cnnstudio.ui.document import Document
+from cnnstudio.ui.panels.param_fields import MIXED, LineField, ParamField, make_field
+
+NO_SELECTION = "Select a block on the canvas to see and edit its parameters."
+NAME_RULE = "a block name needs 1 to 64 characters"
+
+
+def _parse_name(text: str) -> str:
+    name = text.strip()
+    if not name or len(name) > 64:
+        raise ParamError(NAME_RULE)
+    return name
+
+
+def _selectable(text: str = "") -> QLabel:
+    label = QLabel(text)
+    label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+    label.setWordWrap(True)
+    return label
+
+
+class InspectorPanel(QWidget):
+    """Parameters of the selected block(s), their numbers and their problems."""
+
+    def __init__(self, document: Document, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.document = document
+        self._ids: list[str] = []
+        self._type: BlockType | None = None
+        self.fields: dict[str, ParamField] = {}
+        self.name_field: LineField | None = None
+        self._applying: ParamField | None = None
+        self._facts: dict[str, QLabel] = {}
+        self.diagnostics_label: QLabel | None = None
+        self.title_label: QLabel | None = None
+
+        self.message = QLabel(NO_SELECTION, self)
+        self.message.setAlignment(Qt.AlignCenter)
+        self.message.setWordWrap(True)
+        self.message.setMargin(16)
+        self.message.setEnabled(False)
+        self.scroll = QScrollArea(self)
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.NoFrame)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.scroll.hide()
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.message)
+        layout.addWidget(self.scroll, 1)
+
+        document.graph_event.connect(self._on_graph_event)
+        document.analysis_changed.connect(self._refresh_info)
+        document.project_replaced.connect(lambda: self.show_blocks([]))
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt's name)
+        super().changeEvent(event)
+        if event.type() == QEvent.PaletteChange and self._type is not None:
+            ids, self._ids = self._ids, []
+            self.show_blocks(ids)  # light <-> dark: rebuild so that text colours follow
+
+    # -- what is shown ---------------------------------------------------------------------
+
+    @property
+    def block_ids(self) -> list[str]:
+        return list(self._ids)
+
+    def show_blocks(self, ids: list[str]) -> None:
+        """Show the form for these blocks: one, several of one type, or a mixed-types note."""
+        graph = self.document.graph
+        ids = [i for i in dict.fromkeys(ids) if i in graph]
+        types = {graph.block(i).type for i in ids}
+        if ids and ids == self._ids and self._type is not None:
+            self._refresh_values()
+            self._refresh_info()
+            return
+        self._ids = ids
+        self._clear_form()
+        if not ids:
+            self._show_message(NO_SELECTION)
+        elif len(types) > 1:
+            counts = ", ".join(
+                f"{sum(graph.block(i).type == t for i in ids)} × {registry.get(t).display_name}"
+                for t in sorted(types))
+            self._show_message(f"{len(ids)} blocks selected (mixed types)\n\n{counts}\n\n"
+                               "Select blocks of one type to edit them together.")
+        else:
+            self._type = registry.get(types.pop())
+            self._build_form()
+            self._refresh_values()
+            self._refresh_info()
+            self.message.hide()
+            self.scroll.show()
+
+    def _show_message(self, text: str) -> None:
+        self.message.setText(text)
+        self.scroll.hide()
+        self.message.show()
+
+    def _clear_form(self) -> None:
+        self._type = None
+        self.fields = {}
+        self.name_field = None
+        self._facts = {}
+        self.diagnostics_label = None
+        self.title_label = None
+        old = self.scroll.takeWidget()
+        if old is not None:
+            old.deleteLater()
+
+    # -- building the form -----------------------------------------------------------------
+
+    def _build_form(self) -> None:
+        block_type = self._type
+        assert block_type is not None
+        content = QWidget()
+        outer = QVBoxLayout(content)
+        outer.setContentsMargins(10, 8, 10, 10)
+        outer.setSpacing(8)
+        outer.addLayout(self._header(block_type))
+
+        form = self._new_form()
+        self.name_field = LineField(_parse_name, str, "", incomplete=lambda _text: False)
+        self.name_field.edited.connect(self._apply_name)
+        if len(self._ids) > 1:
+            self.name_field.line.setEnabled(False)
+        self.name_field.line.setToolTip("The block's name in the summary, messages and code.")
+        form.addRow("Name", self.name_field.widget)
+        for spec in block_type.params:
+            field = make_field(spec)
+            field.edited.connect(lambda value, s=spec.name, f=field: self._apply_param(s, value, f))
+            label = QLabel(spec.title)
+            label.setToolTip(spec.help)
+            label.setBuddy(field.focus_widget)
+            form.addRow(label, field.widget)
+            self.fields[spec.name] = field
+        outer.addLayout(form)
+        if not block_type.params:
+            outer.addWidget(_selectable("This block has no parameters."))
+
+        outer.addWidget(self._rule())
+        facts = self._new_form()
+        rows = ("Input shape", "Output shape", "Parameters", "MACs", "Receptive field")
+        for row in rows:
+            value = _selectable()
+            self._facts[row] = value
+            facts.addRow(row, value)
+        self._facts["Output shape"].setToolTip("(height,width,channels); vectors are (values)")
+        self._facts["MACs"].setToolTip("Multiply-accumulates for one image")
+        outer.addLayout(facts)
+        self.diagnostics_label = _selectable()
+        self.diagnostics_label.setTextFormat(Qt.RichText)
+        outer.addWidget(self.diagnostics_label)
+        outer.addStretch(1)
+        self.scroll.setWidget(content)
+
+    def _header(self, block_type: BlockType) -> QHBoxLayout:
+        row = QHBoxLayout()
+        row.setSpacing(8)
+        icon = QLabel()
+        icon.setPixmap(icons.block_icon(block_type).pixmap(32, 32))
+        icon.setAlignment(Qt.AlignTop)
+        row.addWidget(icon)
+        text = QVBoxLayout()
+        text.setSpacing(2)
+        self.title_label = QLabel()
+        font = QFont(self.font())
+        font.setBold(True)
+        font.setPointSizeF(font.pointSizeF() * 1.15)
+        self.title_label.setFont(font)
+        self.title_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        text.addWidget(self.title_label)
+        help_label = _selectable(block_type.help)
+        help_label.setStyleSheet(f"color: {theme.current().subtext.name()};")
+        help_label.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Minimum)
+        text.addWidget(help_label)
+        row.addLayout(text, 1)
+        return row
+
+    @staticmethod
+    def _new_form() -> QFormLayout:
+        form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
+        form.setRowWrapPolicy(QFormLayout.WrapLongRows)
+        form.setLabelAlignment(Qt.AlignLeft | Qt.AlignVCenter)
+        form.setHorizontalSpacing(10)
+        form.setVerticalSpacing(6)
+        return form
+
+    @staticmethod
+    def _rule() -> QFrame:
+        rule = QFrame()
+        rule.setFrameShape(QFrame.HLine)
+        rule.setFrameShadow(QFrame.Sunken)
+        return rule
+
+    # -- showing values --------------------------------------------------------------------
+
+    def _blocks(self) -> list[Block]:
+        graph = self.document.graph
+        return [graph.block(i) for i in self._ids if i in graph]
+
+    def _refresh_values(self) -> None:
+        blocks = self._blocks()
+        if not blocks or self._type is None:
+            return
+        for name, field in self.fields.items():
+            if field is self._applying:
+                continue
+            values = [b.params.get(name) for b in blocks]
+            field.set_value(values[0] if all(v == values[0] for v in values) else MIXED)
+        if self.name_field is not None and self.name_field is not self._applying:
+            self.name_field.set_value(", ".join(b.name for b in blocks))
+        if self.title_label is not None:
+            name = self._type.display_name
+            self.title_label.setText(f"{blocks[0].name}  ·  {name}" if len(blocks) == 1
+                                     else f"{len(blocks)} × {name}")
+
+    def _refresh_info(self) -> None:
+        if not self._facts or not self._ids:
+            return
+        analysis = self.document.analysis
+        infos = [analysis.blocks[i] for i in self._ids if i in analysis.blocks]
+        if not infos:
+            return
+        facts = _facts(infos)
+        for row, label in self._facts.items():
+            label.setText(facts[row])
+        diagnostics = [d for d in analysis.diagnostics if d.block_id in set(self._ids)]
+        if self.diagnostics_label is not None:
+            self.diagnostics_label.setText(_diagnostics_html(diagnostics))
+            self.diagnostics_label.setVisible(bool(diagnostics))
+
+    def _on_graph_event(self, event: GraphEvent) -> None:
+        if not self._ids or event.block_id not in self._ids:
+            return
+        if event.kind == "block_removed":
+            self.show_blocks([i for i in self._ids if i != event.block_id])
+        elif event.kind in ("params_changed", "block_renamed"):
+            self._refresh_values()
+
+    # -- applying edits --------------------------------------------------------------------
+
+    def _apply_param(self, name: str, value: Any, field: ParamField) -> None:
+        blocks = self._blocks()
+        if not blocks or all(b.params.get(name) == value for b in blocks):
+            return
+        ids = [b.id for b in blocks]
+        assert self._type is not None
+        title = self._type.param(name).title.lower()
+        what = f"'{blocks[0].name}'" if len(blocks) == 1 else f"{len(blocks)} blocks"
+        key = f"{'+'.join(ids)}.{name}"
+
+        def action(graph: Graph) -> None:
+            for block_id in ids:
+                graph.set_params(block_id, {name: value})
+
+        self._run(field, f"Set {title} of {what}", action, key)
+
+    def _apply_name(self, name: str) -> None:
+        blocks = self._blocks()
+        if len(blocks) != 1 or blocks[0].name == name or self.name_field is None:
+            return
+        block_id = blocks[0].id
+        self._run(self.name_field, f"Rename '{blocks[0].name}'",
+                  lambda g: g.rename(block_id, name), f"{block_id}.name")
+
+    def _run(self, field: ParamField, text: str, action: Callable[[Graph], object],
+             key: str) -> None:
+        self._applying = field
+        try:
+            self.document.edit(text, action, merge_key=key)
+        except GraphError as err:
+            field.show_error(str(err))
+        finally:
+            self._applying = None
+
+
+def _join_shapes(shapes: list[Any]) -> str:
+    return " + ".join(format_shape(s) for s in shapes) if shapes else "none"
+
+
+def _facts(infos: list[BlockInfo]) -> dict[str, str]:
+    """The read-only numbers of one block, or of several blocks of one type together."""
+    if len(infos) == 1:
+        info = infos[0]
+        params = f"{info.params:,}"
+        if info.non_trainable:
+            params += f"  ({info.non_trainable:,} non-trainable)"
+        if info.buffers:
+            params += f"  + {info.buffers:,} running statistics"
+        rf, jump = info.receptive_field, info.jump
+        field = "—"
+        if rf is not None:
+            field = f"{rf[0]}×{rf[1]} pixels"
+            if jump is not None and jump != (1, 1):
+                field += f"  (stride so far {jump[0]}×{jump[1]})"
+        activation = (f"  ·  {info.activation_size:,} values"
+                      if info.output_shape is not None else "")
+        return {
+            "Input shape": _join_shapes(list(info.input_shapes)),
+            "Output shape": format_shape(info.output_shape) + activation,
+            "Parameters": params,
+            "MACs": f"{info.macs:,}",
+            "Receptive field": field,
+        }
+    outputs = {info.output_shape for info in infos}
+    inputs = {info.input_shapes for info in infos}
+    fields = {info.receptive_field for info in infos}
+    rf = next(iter(fields))
+    return {
+        "Input shape": _join_shapes(list(next(iter(inputs)))) if len(inputs) == 1 else "differ",
+        "Output shape": format_shape(next(iter(outputs))) if len(outputs) == 1 else "differ",
+        "Parameters": f"{sum(i.params for i in infos):,} in total",
+        "MACs": f"{sum(i.macs for i in infos):,} in total",
+        "Receptive field": (f"{rf[0]}×{rf[1]} pixels" if rf else "—") if len(fields) == 1
+        else "differ",
+    }
+
+
+def _diagnostics_html(diagnostics: list[Diagnostic]) -> str:
+    current = theme.current()
+    parts = []
+    for diagnostic in diagnostics:
+        colour = current.error if diagnostic.is_error else current.warning
+        mark = "Error" if diagnostic.is_error else "Warning"
+        fix = (f"<br><span style='color:{current.subtext.name()}'>Fix: "
+               f"{escape(diagnostic.fix)}</span>" if diagnostic.fix else "")
+        parts.append(f"<p style='margin:0 0 6px 0'><b style='color:{colour.name()}'>{mark}:</b> "
+                     f"{escape(diagnostic.message)}{fix}</p>")
+    return "".join(parts)

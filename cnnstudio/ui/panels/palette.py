@@ -1,0 +1,281 @@
+"""The block palette: every block type by category, with presets for well-known variants.
+
+Entries are drag sources (MIME type BLOCK_MIME, UTF-8 JSON {"type": ..., "params": {...}}) for
+the canvas; double-click or Enter asks the window to add the block (`block_requested`). The list
+is generated from the registry, so a newly declared block type appears here by itself.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from PySide6.QtCore import QEvent, QMimeData, QObject, Qt, Signal
+from PySide6.QtGui import QFont, QKeyEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QLabel,
+    QLineEdit,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from cnnstudio.core import registry
+from cnnstudio.core.blocks.base import BlockType
+from cnnstudio.ui import icons
+
+try:
+    from cnnstudio.ui.canvas import BLOCK_MIME  # type: ignore[attr-defined]
+except ImportError:
+    BLOCK_MIME = "application/x-cnnstudio-block"
+
+ENTRY_ROLE = Qt.UserRole + 1
+
+
+@dataclass(frozen=True)
+class PaletteEntry:
+    """One line of the palette: a block type with preset parameters and its own title."""
+
+    title: str
+    type_id: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    note: str = ""  # what the preset sets, added to the block's help in the tooltip
+
+    @property
+    def block_type(self) -> BlockType:
+        return registry.get(self.type_id)
+
+    def payload(self) -> dict[str, Any]:
+        return {"type": self.type_id, "params": {k: _copy(v) for k, v in self.params.items()}}
+
+    def matches(self, needle: str) -> bool:
+        if not needle:
+            return True
+        block_type = self.block_type
+        haystack = " ".join((self.title, self.type_id, block_type.display_name, block_type.help,
+                             self.note))
+        return needle.casefold() in haystack.casefold()
+
+
+def _copy(value: Any) -> Any:
+    return list(value) if isinstance(value, list) else value
+
+
+# block type -> its presets; a type not listed gets one entry with its defaults
+PRESETS: dict[str, tuple[PaletteEntry, ...]] = {
+    "Conv2D": (
+        PaletteEntry("Conv2D", "Conv2D"),
+        PaletteEntry("Conv2D 3×3 same + ReLU", "Conv2D",
+                     {"kernel": [3, 3], "padding": "same", "activation": "relu"},
+                     "3×3 kernel, padding 'same' (keeps height and width), fused ReLU."),
+        PaletteEntry("Pointwise conv 1×1", "Conv2D", {"kernel": [1, 1], "activation": "relu"},
+                     "1×1 kernel with ReLU: mixes channels, keeps height and width."),
+    ),
+    "Activation": (
+        PaletteEntry("ReLU", "Activation", {"function": "relu"}, "ReLU: max(0, x)."),
+        PaletteEntry("Leaky ReLU", "Activation", {"function": "leaky_relu"},
+                     "Leaky ReLU: ε·x for x < 0."),
+        PaletteEntry("GELU", "Activation", {"function": "gelu"}, "GELU: x·Φ(x)."),
+        PaletteEntry("Tanh", "Activation", {"function": "tanh"}, "Hyperbolic tangent."),
+        PaletteEntry("Sigmoid", "Activation", {"function": "sigmoid"}, "Logistic sigmoid."),
+        PaletteEntry("Softmax", "Activation", {"function": "softmax"},
+                     "Softmax across channels or features."),
+    ),
+    "Pooling": (
+        PaletteEntry("Max pooling", "Pooling", {"mode": "max"}, "Maximum of each 2×2 window."),
+        PaletteEntry("Average pooling", "Pooling", {"mode": "average"},
+                     "Mean of each 2×2 window."),
+        PaletteEntry("Global average pooling", "Pooling", {"mode": "global_average"},
+                     "Mean of each channel: H×W×C becomes a vector of C values."),
+        PaletteEntry("Global max pooling", "Pooling", {"mode": "global_max"},
+                     "Maximum of each channel: H×W×C becomes a vector of C values."),
+    ),
+    "Dropout": (
+        PaletteEntry("Dropout", "Dropout"),
+        PaletteEntry("Spatial dropout", "Dropout", {"mode": "channel", "rate": 0.2},
+                     "Drops whole feature maps (rate 0.2)."),
+    ),
+    "Output": (
+        PaletteEntry("Output", "Output"),
+        PaletteEntry("Auxiliary output", "Output", {"auxiliary": True, "loss_weight": 0.3},
+                     "An auxiliary classifier with loss weight 0.3 (Inception v1)."),
+    ),
+}
+
+
+def palette_entries() -> dict[str, list[PaletteEntry]]:
+    """Every palette entry, grouped by category in palette order (empty categories left out)."""
+    groups: dict[str, list[PaletteEntry]] = {}
+    for category, block_types in registry.by_category().items():
+        entries = [entry for block_type in block_types
+                   for entry in PRESETS.get(block_type.type_id,
+                                            (PaletteEntry(block_type.display_name,
+                                                          block_type.type_id),))]
+        if entries:
+            groups[category] = entries
+    return groups
+
+
+def block_mime_data(type_id: str, params: Mapping[str, Any] | None = None) -> QMimeData:
+    """The drag payload the canvas accepts: BLOCK_MIME with {"type": ..., "params": {...}}."""
+    payload = {"type": type_id, "params": {k: _copy(v) for k, v in (params or {}).items()}}
+    mime = QMimeData()
+    mime.setData(BLOCK_MIME, json.dumps(payload).encode("utf-8"))
+    mime.setText(registry.get(type_id).display_name)
+    return mime
+
+
+class _PaletteTree(QTreeWidget):
+    """The tree of categories and entries; it builds the drag payload itself."""
+
+    def mimeTypes(self) -> list[str]:  # noqa: N802 (Qt's name)
+        return [BLOCK_MIME]
+
+    def mimeData(self, items: Sequence[QTreeWidgetItem]) -> QMimeData:  # noqa: N802
+        entries = [item.data(0, ENTRY_ROLE) for item in items]
+        entries = [e for e in entries if isinstance(e, PaletteEntry)]
+        if not entries:
+            return QMimeData()
+        return block_mime_data(entries[0].type_id, entries[0].params)
+
+    def supportedDragActions(self) -> Qt.DropAction:  # noqa: N802
+        return Qt.CopyAction
+
+
+class PalettePanel(QWidget):
+    """Search box over the block tree. Drag an entry to the canvas, or double-click it."""
+
+    block_requested = Signal(str, dict)  # type id, params
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.search = QLineEdit(self)
+        self.search.setPlaceholderText("Search blocks")
+        self.search.setClearButtonEnabled(True)
+        self.search.setToolTip("Filter by name, type or description (Down: go to the list, "
+                               "Enter: add the first match)")
+        self.tree = _PaletteTree(self)
+        self.tree.setHeaderHidden(True)
+        self.tree.setColumnCount(1)
+        self.tree.setRootIsDecorated(True)
+        self.tree.setIndentation(14)
+        self.tree.setUniformRowHeights(True)
+        self.tree.setSelectionMode(QAbstractItemView.SingleSelection)
+        self.tree.setDragEnabled(True)
+        self.tree.setDragDropMode(QAbstractItemView.DragOnly)
+        self.tree.setDefaultDropAction(Qt.CopyAction)
+        self.empty_label = QLabel("No block matches this search.", self)
+        self.empty_label.setAlignment(Qt.AlignHCenter | Qt.AlignTop)
+        self.empty_label.setEnabled(False)
+        self.empty_label.hide()
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.setSpacing(4)
+        layout.addWidget(self.search)
+        layout.addWidget(self.tree, 1)
+        layout.addWidget(self.empty_label)
+
+        self._categories: list[QTreeWidgetItem] = []
+        self._populate()
+        self.search.textChanged.connect(self.apply_filter)
+        self.search.installEventFilter(self)
+        self.tree.itemActivated.connect(self._on_activated)
+
+    # -- building --------------------------------------------------------------------------
+
+    def _populate(self) -> None:
+        header_font = QFont(self.tree.font())
+        header_font.setBold(True)
+        for category, entries in palette_entries().items():
+            header = QTreeWidgetItem(self.tree, [category])
+            header.setIcon(0, icons.category_icon(category))
+            header.setFont(0, header_font)
+            header.setFlags(Qt.ItemIsEnabled)
+            header.setData(0, Qt.AccessibleTextRole, f"{category} blocks")
+            for entry in entries:
+                item = QTreeWidgetItem(header, [entry.title])
+                item.setIcon(0, icons.block_icon(entry.block_type))
+                item.setData(0, ENTRY_ROLE, entry)
+                item.setToolTip(0, self._tooltip(entry))
+                item.setFlags(Qt.ItemIsEnabled | Qt.ItemIsSelectable | Qt.ItemIsDragEnabled)
+            self._categories.append(header)
+        self.tree.expandAll()
+
+    @staticmethod
+    def _tooltip(entry: PaletteEntry) -> str:
+        help_text = entry.block_type.help
+        if entry.note:
+            return f"{entry.note}\n\n{entry.block_type.display_name}: {help_text}"
+        return help_text
+
+    # -- reading (for the window and tests) ------------------------------------------------
+
+    def categories(self) -> list[str]:
+        return [header.text(0) for header in self._categories]
+
+    def entries(self, visible_only: bool = False) -> list[PaletteEntry]:
+        return [item.data(0, ENTRY_ROLE) for item in self._entry_items()
+                if not (visible_only and item.isHidden())]
+
+    def _entry_items(self) -> list[QTreeWidgetItem]:
+        return [header.child(i) for header in self._categories for i in range(header.childCount())]
+
+    def item_for(self, title: str) -> QTreeWidgetItem | None:
+        return next((item for item in self._entry_items() if item.text(0) == title), None)
+
+    def mime_data(self, item: QTreeWidgetItem) -> QMimeData:
+        return self.tree.mimeData([item])
+
+    # -- behaviour -------------------------------------------------------------------------
+
+    def focus_search(self) -> None:
+        self.search.setFocus(Qt.ShortcutFocusReason)
+        self.search.selectAll()
+
+    def apply_filter(self, text: str) -> None:
+        needle = text.strip()
+        first: QTreeWidgetItem | None = None
+        for header in self._categories:
+            shown = 0
+            for i in range(header.childCount()):
+                item = header.child(i)
+                visible = item.data(0, ENTRY_ROLE).matches(needle)
+                item.setHidden(not visible)
+                if visible:
+                    shown += 1
+                    first = first or item
+            header.setHidden(shown == 0)
+            if needle and shown:
+                header.setExpanded(True)
+        self.empty_label.setVisible(first is None)
+        self.tree.setCurrentItem(first if needle else None)
+
+    def _on_activated(self, item: QTreeWidgetItem, _column: int = 0) -> None:
+        entry = item.data(0, ENTRY_ROLE)
+        if isinstance(entry, PaletteEntry):
+            self.block_requested.emit(entry.type_id, entry.payload()["params"])
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
+        if watched is self.search and event.type() == QEvent.KeyPress:
+            key = event.key() if isinstance(event, QKeyEvent) else None
+            if key in (Qt.Key_Return, Qt.Key_Enter):
+                current = self.tree.currentItem()
+                if current is not None and not current.isHidden():
+                    self._on_activated(current)
+                return True
+            if key == Qt.Key_Down:
+                self.tree.setFocus(Qt.TabFocusReason)
+                if self.tree.currentItem() is None:
+                    visible = [i for i in self._entry_items() if not i.isHidden()]
+                    if visible:
+                        self.tree.setCurrentItem(visible[0])
+                return True
+            if key == Qt.Key_Escape and self.search.text():
+                self.search.clear()
+                return True
+        return super().eventFilter(watched, event)

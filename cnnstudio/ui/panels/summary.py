@@ -1,0 +1,370 @@
+"""The summary table (the rows of `cnnstudio summary`) and the problems list.
+
+Both read the Document's analysis and refresh on analysis_changed (which also follows a new or
+opened project) by resetting their model's rows; neither changes the graph. Clicking a row that belongs to a block emits
+`block_activated(block_id)` so the window can select and show that block.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractListModel,
+    QAbstractTableModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QRect,
+    QSize,
+    Qt,
+    Signal,
+)
+from PySide6.QtGui import QFont, QIcon, QPainter, QPalette
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QLabel,
+    QListView,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from cnnstudio.core import registry
+from cnnstudio.core.analysis import Diagnostic
+from cnnstudio.core.blocks.base import format_shape
+from cnnstudio.core.summary import COLUMNS, layer_rows
+from cnnstudio.ui import icons, theme
+from cnnstudio.ui.document import Document
+
+BLOCK_ID_ROLE = Qt.UserRole + 1
+NUMERIC_COLUMNS = frozenset({0, 3, 4, 5})
+LAYER_COLUMN = 1
+TOTAL_LABEL = "Total"
+_Index = QModelIndex | QPersistentModelIndex
+_ROOT = QModelIndex()
+
+
+@dataclass(frozen=True)
+class _Row:
+    block_id: str | None
+    cells: tuple[str, ...]
+    type_id: str = ""
+    problem: str = ""  # the first error of this block, shown as tooltip and in red
+
+
+class SummaryModel(QAbstractTableModel):
+    """One row per block in execution order, then a bold totals row."""
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self.rows: list[_Row] = []
+
+    def set_rows(self, rows: list[_Row]) -> None:
+        self.beginResetModel()
+        self.rows = rows
+        self.endResetModel()
+
+    def rowCount(self, parent: _Index = _ROOT) -> int:  # noqa: N802 (Qt's name)
+        return 0 if parent.isValid() else len(self.rows)
+
+    def columnCount(self, parent: _Index = _ROOT) -> int:  # noqa: N802
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation,  # noqa: N802
+                   role: int = Qt.DisplayRole) -> Any:
+        if orientation == Qt.Horizontal:
+            if role == Qt.DisplayRole:
+                return COLUMNS[section]
+            if role == Qt.TextAlignmentRole:
+                return int((Qt.AlignRight if section in NUMERIC_COLUMNS else Qt.AlignLeft)
+                           | Qt.AlignVCenter)
+        return None
+
+    def data(self, index: _Index, role: int = Qt.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        row = self.rows[index.row()]
+        column = index.column()
+        if role == Qt.DisplayRole:
+            return row.cells[column]
+        if role == Qt.TextAlignmentRole:
+            return int((Qt.AlignRight if column in NUMERIC_COLUMNS else Qt.AlignLeft)
+                       | Qt.AlignVCenter)
+        if role == BLOCK_ID_ROLE:
+            return row.block_id
+        if role == Qt.DecorationRole and column == LAYER_COLUMN and row.type_id:
+            return icons.block_icon(registry.get(row.type_id))
+        if role == Qt.FontRole and row.block_id is None:
+            font = QFont()
+            font.setBold(True)
+            return font
+        if role == Qt.ForegroundRole and row.problem:
+            return theme.current().error
+        if role == Qt.ToolTipRole:
+            return row.problem or None
+        return None
+
+    def flags(self, index: _Index) -> Qt.ItemFlag:
+        if index.isValid() and self.rows[index.row()].block_id is None:
+            return Qt.ItemIsEnabled
+        return Qt.ItemIsEnabled | Qt.ItemIsSelectable
+
+    def row_of(self, block_id: str) -> int:
+        return next((i for i, r in enumerate(self.rows) if r.block_id == block_id), -1)
+
+
+def summary_rows(document: Document) -> list[_Row]:
+    """The table rows: the same numbers as `cnnstudio summary`, formatted the same way."""
+    graph, analysis = document.graph, document.analysis
+    errors: dict[str, str] = {}
+    for diagnostic in analysis.errors:
+        if diagnostic.block_id is not None:
+            errors.setdefault(diagnostic.block_id, diagnostic.message)
+    rows = []
+    for number, row in enumerate(layer_rows(graph, analysis), start=1):
+        display = registry.get(row["type"]).display_name
+        shape = row["output_shape"]
+        rf = row["receptive_field"]
+        rows.append(_Row(row["id"], (
+            str(number),
+            f"{row['name']} ({display})" if row["name"] != display else display,
+            format_shape(tuple(shape)) if shape is not None else "?",
+            f"{row['activation_size']:,}" if shape is not None else "?",
+            f"{row['params']:,}",
+            f"{row['macs']:,}",
+            f"{rf[0]}×{rf[1]}" if rf else "-",
+        ), row["type"], errors.get(row["id"], "")))
+    if rows:
+        rows.append(_Row(None, ("", TOTAL_LABEL, "", "", f"{analysis.total_params:,}",
+                                f"{analysis.macs:,}", "")))
+    return rows
+
+
+class SummaryPanel(QWidget):
+    """The course-style table of every block, with totals under it."""
+
+    block_activated = Signal(str)
+
+    def __init__(self, document: Document, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.document = document
+        self.model = SummaryModel(self)
+        self.view = QTableView(self)
+        self.view.setModel(self.model)
+        self.view.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.view.setSelectionMode(QAbstractItemView.SingleSelection)
+        self.view.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.view.setAlternatingRowColors(True)
+        self.view.setShowGrid(False)
+        self.view.setWordWrap(False)
+        self.view.setStyleSheet("QTableView::item { padding: 0px 6px; }"
+                                "QHeaderView::section { padding: 2px 6px; }")
+        self.view.setHorizontalScrollMode(QAbstractItemView.ScrollPerPixel)
+        self.view.verticalHeader().hide()
+        self.view.verticalHeader().setDefaultSectionSize(
+            self.view.fontMetrics().height() + 8)
+        header = self.view.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeToContents)
+        header.setSectionResizeMode(LAYER_COLUMN, QHeaderView.Stretch)
+        header.setHighlightSections(False)
+        self.footer = QLabel(self)
+        self.footer.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.footer.setWordWrap(True)
+        self.footer.setContentsMargins(6, 2, 6, 4)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        layout.addWidget(self.view, 1)
+        layout.addWidget(self.footer)
+        self.view.clicked.connect(self._on_clicked)
+        self.view.activated.connect(self._on_clicked)
+        document.analysis_changed.connect(self.refresh)
+        self.refresh()
+
+    def refresh(self) -> None:
+        selected = self.selected_block()
+        self.model.set_rows(summary_rows(self.document))
+        analysis = self.document.analysis
+        self.footer.setText(
+            f"Total parameters: {analysis.total_params:,}   ·   trainable: "
+            f"{analysis.trainable_params:,}   ·   non-trainable: {analysis.non_trainable:,}"
+            f"   ·   MACs: {analysis.macs:,} per image\n"
+            "Output shapes are (height,width,channels); vectors are (values).")
+        if selected is not None:
+            self.select_block(selected)
+
+    def selected_block(self) -> str | None:
+        rows = self.view.selectionModel().selectedRows()
+        return self.model.rows[rows[0].row()].block_id if rows else None
+
+    def select_block(self, block_id: str | None) -> None:
+        """Highlight a block's row (the window follows the canvas selection with it)."""
+        row = self.model.row_of(block_id) if block_id is not None else -1
+        if row < 0:
+            self.view.clearSelection()
+            return
+        self.view.selectRow(row)
+        self.view.scrollTo(self.model.index(row, 0))
+
+    def _on_clicked(self, index: QModelIndex) -> None:
+        block_id = index.data(BLOCK_ID_ROLE)
+        if block_id:
+            self.block_activated.emit(block_id)
+
+
+# -- problems --------------------------------------------------------------------------------
+
+
+class ProblemsModel(QAbstractListModel):
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self.diagnostics: list[Diagnostic] = []
+
+    def set_diagnostics(self, diagnostics: list[Diagnostic]) -> None:
+        self.beginResetModel()
+        self.diagnostics = diagnostics
+        self.endResetModel()
+
+    def rowCount(self, parent: _Index = _ROOT) -> int:  # noqa: N802
+        return 0 if parent.isValid() else len(self.diagnostics)
+
+    def data(self, index: _Index, role: int = Qt.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        diagnostic = self.diagnostics[index.row()]
+        if role == Qt.DisplayRole:
+            return diagnostic.message
+        if role == Qt.DecorationRole:
+            return icons.severity_icon(diagnostic.severity)
+        if role == BLOCK_ID_ROLE:
+            return diagnostic.block_id
+        if role == Qt.ToolTipRole:
+            fix = f"\nFix: {diagnostic.fix}" if diagnostic.fix else ""
+            return f"{diagnostic.severity.capitalize()}: {diagnostic.message}{fix}"
+        if role == Qt.UserRole:
+            return diagnostic
+        return None
+
+
+class _ProblemDelegate(QStyledItemDelegate):
+    """Icon, the message, and 'Fix: …' under it in the secondary colour; both lines wrap."""
+
+    PADDING = 6
+    ICON = 16
+
+    def __init__(self, view: QListView) -> None:
+        super().__init__(view)
+        self.view = view
+
+    def _text_width(self) -> int:
+        return max(80, self.view.viewport().width() - self.ICON - 4 * self.PADDING)
+
+    def _blocks(self, option: QStyleOptionViewItem, diagnostic: Diagnostic,
+                width: int) -> tuple[QRect, QRect]:
+        metrics = option.fontMetrics
+        flags = int(Qt.TextWordWrap)
+        message = metrics.boundingRect(QRect(0, 0, width, 10_000), flags, diagnostic.message)
+        fix = (metrics.boundingRect(QRect(0, 0, width, 10_000), flags, f"Fix: {diagnostic.fix}")
+               if diagnostic.fix else QRect())
+        return message, fix
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: _Index) -> QSize:  # noqa: N802
+        diagnostic: Diagnostic = index.data(Qt.UserRole)
+        width = self._text_width()
+        message, fix = self._blocks(option, diagnostic, width)
+        height = message.height() + (fix.height() + 2 if diagnostic.fix else 0)
+        return QSize(width, max(height, self.ICON) + 2 * self.PADDING)
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: _Index) -> None:
+        diagnostic: Diagnostic = index.data(Qt.UserRole)
+        style = option.widget.style() if option.widget else self.view.style()
+        background = QStyleOptionViewItem(option)
+        self.initStyleOption(background, index)
+        background.text = ""
+        background.icon = QIcon()  # the icon is drawn below, at the top of the row
+        background.state &= ~QStyle.State_HasFocus
+        style.drawControl(QStyle.CE_ItemViewItem, background, painter, option.widget)
+        rect = option.rect.adjusted(self.PADDING, self.PADDING, -self.PADDING, -self.PADDING)
+        selected = bool(option.state & QStyle.State_Selected)
+        palette = option.palette
+        text_colour = palette.color(QPalette.HighlightedText if selected else QPalette.Text)
+        fix_colour = text_colour if selected else theme.current().subtext
+        icons.severity_icon(diagnostic.severity).paint(
+            painter, QRect(rect.left(), rect.top() + 1, self.ICON, self.ICON))
+        left = rect.left() + self.ICON + self.PADDING
+        width = rect.right() - left
+        message, fix = self._blocks(option, diagnostic, width)
+        painter.save()
+        painter.setPen(text_colour)
+        painter.drawText(QRect(left, rect.top(), width, message.height()), int(Qt.TextWordWrap),
+                         diagnostic.message)
+        if diagnostic.fix:
+            painter.setPen(fix_colour)
+            painter.drawText(QRect(left, rect.top() + message.height() + 2, width, fix.height()),
+                             int(Qt.TextWordWrap), f"Fix: {diagnostic.fix}")
+        painter.restore()
+
+
+class ProblemsPanel(QWidget):
+    """Every diagnostic of the network, errors first; click one to go to its block."""
+
+    block_activated = Signal(str)
+    count_changed = Signal(int, int)  # errors, warnings
+
+    def __init__(self, document: Document, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.document = document
+        self.model = ProblemsModel(self)
+        self.view = QListView(self)
+        self.view.setModel(self.model)
+        self.view.setItemDelegate(_ProblemDelegate(self.view))
+        self.view.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.view.setSelectionMode(QAbstractItemView.SingleSelection)
+        self.view.setResizeMode(QListView.Adjust)
+        self.view.setUniformItemSizes(False)
+        self.view.setVerticalScrollMode(QAbstractItemView.ScrollPerPixel)
+        self.view.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.empty_label = QLabel("No problems: every block has a shape and every output "
+                                  "is used.", self)
+        self.empty_label.setWordWrap(True)
+        self.empty_label.setAlignment(Qt.AlignCenter)
+        self.empty_label.setEnabled(False)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.view, 1)
+        layout.addWidget(self.empty_label, 1)
+        self._counts = (-1, -1)
+        self.view.clicked.connect(self._on_clicked)
+        self.view.activated.connect(self._on_clicked)
+        document.analysis_changed.connect(self.refresh)
+        self.refresh()
+
+    def count(self) -> int:
+        return self.model.rowCount()
+
+    @property
+    def counts(self) -> tuple[int, int]:
+        """(errors, warnings) as last shown."""
+        return self._counts
+
+    def refresh(self) -> None:
+        analysis = self.document.analysis
+        errors, warnings = analysis.errors, analysis.warnings
+        self.model.set_diagnostics(errors + warnings)
+        empty = not errors and not warnings
+        self.view.setVisible(not empty)
+        self.empty_label.setVisible(empty)
+        counts = (len(errors), len(warnings))
+        if counts != self._counts:
+            self._counts = counts
+            self.count_changed.emit(*counts)
+
+    def _on_clicked(self, index: QModelIndex) -> None:
+        block_id = index.data(BLOCK_ID_ROLE)
+        if block_id:
+            self.block_activated.emit(block_id)
