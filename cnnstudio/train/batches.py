@@ -6,7 +6,6 @@ engine scales, augments and normalises them there.
 
 from __future__ import annotations
 
-import math
 from typing import Any, Iterator
 
 import torch
@@ -34,12 +33,15 @@ class ResidentBatches:
         self.val_y = torch.as_tensor(data.val_y, dtype=torch.long).to(device)
         self.batch_size, self.rank, self.world = batch_size, rank, world
         self.train_count, self.val_count = len(self.train_x), len(self.val_x)
-        self.steps_per_epoch = _steps(math.ceil(self.train_count / world), batch_size)
+        # every process gets a shard of the same size (the last train_count % world images of
+        # each epoch's order are left out), so all take the same steps with the same batch sizes
+        self.shard_count = self.train_count // world
+        self.steps_per_epoch = _steps(self.shard_count, batch_size)
 
     def train_batches(self, generator: torch.Generator) -> Iterator[Batch]:
         order = torch.randperm(self.train_count, generator=generator, device=self.train_x.device)
         if self.world > 1:  # every process draws the same order and takes its own shard
-            order = order[self.rank::self.world]
+            order = order[self.rank:self.shard_count * self.world:self.world]
         b = self.batch_size
         for i in range(self.steps_per_epoch):
             index = order[i * b:(i + 1) * b]

@@ -191,6 +191,9 @@ class Trainer:
         self.init_from = init_from
         self.torchvision_weights = torchvision_weights
         self.notes: list[str] = list(getattr(data, "notes", []))
+        # final.json is written only into a folder this run has taken over: a run refused at
+        # set-up must not overwrite the record of the run already in the folder
+        self.owns_folder = False
 
     # -- set-up ------------------------------------------------------------------------------
 
@@ -246,7 +249,10 @@ class Trainer:
                                 "on for at least one block")
         self.optimizer = _make_optimizer(params, o, self.device)
         self.scheduler = _make_schedule(self.optimizer, o, self.steps_per_epoch)
-        self.augment = AugmentConfig.from_names(o.augment)
+        try:
+            self.augment = AugmentConfig.from_names(o.augment)
+        except ValueError as err:
+            raise TrainingError(str(err)) from None
 
     def _load_initial_weights(self, model: GraphModel) -> None:
         from cnnstudio.train.transfer import (
@@ -352,10 +358,21 @@ class Trainer:
         best = {"val_loss": math.inf, "val_acc": None, "bad_epochs": 0}
         if self.folder is None:
             return 1, best
-        self.folder.prepare(fresh=not self.resume)
+        writer = self.rank == 0  # under torch.distributed only rank 0 writes the run folder
+        self.folder.prepare(fresh=not self.resume, create=writer)
         if not self.resume:
-            self.folder.save_project(self.project)
-            self.folder.write_json(rf.DATA, self._data_record())
+            if writer:
+                self.owns_folder = True
+                self.folder.save_project(self.project)
+                self.folder.write_json(rf.DATA, self._data_record())
+            return 1, best
+        if not self.folder.file(rf.CHECKPOINT).exists() and self.folder.file(rf.FINAL).exists():
+            # stopped (or failed) before its first epoch ended: nothing to resume, and the
+            # folder refuses a fresh run, so start again from epoch 1 in the same folder
+            if writer:
+                self.owns_folder = True
+                self.folder.truncate_metrics(0)
+            self.notes.append("no epoch had finished: training starts again from epoch 1")
             return 1, best
         state = self.folder.load_tensors(rf.CHECKPOINT)
         try:
@@ -369,7 +386,9 @@ class Trainer:
         except (KeyError, RuntimeError, ValueError) as err:
             raise TrainingError(f"{self.folder.file(rf.CHECKPOINT)} does not match this run's "
                                 f"project ({err}); start a new run instead") from None
-        self.folder.truncate_metrics(epoch)
+        if writer:
+            self.owns_folder = True
+            self.folder.truncate_metrics(epoch)
         self.notes.append(f"resumed after epoch {epoch}")
         return epoch + 1, best
 
@@ -462,6 +481,7 @@ class Trainer:
                     loss = loss + model.penalty()
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            learning_rate = self.optimizer.param_groups[0]["lr"]  # the rate this step uses
             self.optimizer.step()
             self.scheduler.step()
             detached = loss.detach()
@@ -487,7 +507,7 @@ class Trainer:
                     steps_per_epoch=steps, step_losses=tuple(values),
                     train_loss=float(loss_sum) / seen, train_acc=float(correct) / seen,
                     images_per_s=rate * self.world, eta_s=remaining * b / max(rate, 1e-9),
-                    learning_rate=self.optimizer.param_groups[0]["lr"],
+                    learning_rate=learning_rate,
                 )
                 filled = 0
         self.train_seconds += time.perf_counter() - epoch_start
@@ -559,7 +579,7 @@ class Trainer:
             images_per_s=images * self.world / seconds if seconds else 0.0,
             history=tuple(history),
         )
-        if self.folder is not None and self.rank == 0 and self.folder.path.exists():
+        if self.folder is not None and self.owns_folder:
             try:
                 self.folder.write_json(rf.FINAL, {
                     "status": status, "message": message,

@@ -51,10 +51,12 @@ class RunFolder:
     def file(self, name: str) -> Path:
         return self.path / name
 
-    def prepare(self, fresh: bool) -> None:
-        """Create the folder; a fresh run refuses a folder that already holds a run."""
+    def prepare(self, fresh: bool, create: bool = True) -> None:
+        """Create the folder (unless `create` is off: a process that only reads it); a fresh
+        run refuses a folder that already holds a run."""
         try:
-            self.path.mkdir(parents=True, exist_ok=True)
+            if create:
+                self.path.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise RunFolderError(f"cannot create the run folder {self.path}: {err.strerror}") from None
         if fresh and (self.file(CHECKPOINT).exists() or self.file(FINAL).exists()):
