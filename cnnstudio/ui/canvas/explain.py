@@ -1,0 +1,169 @@
+"""The texts a block shows and explains: key parameters, counts and the course arithmetic.
+
+Pure functions of a block and its analysis (no Qt), so the canvas, its tests and any other
+view can share them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cnnstudio.core import registry
+from cnnstudio.core.analysis import BlockInfo
+from cnnstudio.core.blocks.base import format_shape
+from cnnstudio.core.blocks.pool import GLOBAL_MODES, pool_stride
+from cnnstudio.core.geometry import explain_window_axis, resolve_padding
+from cnnstudio.core.graph import Block
+from cnnstudio.core.params import format_value
+
+SEPARATOR = " · "
+WINDOW_FORMULA = "o = ⌊(i + 2p − d·(k − 1) − 1)/s⌋ + 1"
+_NEUTRAL = (None, "none", [1, 1])  # values a block line leaves out (stride 1×1, no activation)
+_LABELLED = {"rate": "rate", "size": "size", "loss_weight": "loss weight"}
+
+
+def key_params_text(block: Block) -> str:
+    """'32 · 3×3 · same · relu': the key parameters, neutral values left out."""
+    if block.type == "Input":
+        p = block.params
+        return f"{p['height']}×{p['width']}×{p['channels']} image"
+    block_type = registry.get(block.type)
+    if block.type == "Pooling" and block.params.get("mode") in GLOBAL_MODES:
+        return str(block.params["mode"]).replace("_", " ")
+    parts: list[str] = []
+    for name in block_type.key_params:
+        value = block.params.get(name)
+        if value in _NEUTRAL:
+            continue
+        text = format_value(value).replace("_", " ")
+        if name == "stride" and parts:  # the papers' notation: 3×3/2 (window 3×3, stride 2)
+            parts[-1] += f"/{value[0]}" if value[0] == value[1] else f"/{text}"
+            continue
+        parts.append(f"{_LABELLED[name]} {text}" if name in _LABELLED else text)
+    if block.type == "Output" and block.params.get("auxiliary"):
+        parts.insert(0, "auxiliary")
+    if block.type == "Dense":
+        parts[0] = f"{parts[0]} units"
+    if block.params.get("trainable") is False:
+        parts.append("frozen")
+    return SEPARATOR.join(parts)
+
+
+def params_text(block_type_id: str, info: BlockInfo | None) -> str:
+    """'12,832 params' for blocks with weights; nothing for the others (or without a shape)."""
+    if info is None:
+        return ""
+    return counts_text(block_type_id, info.output_shape, info.params)
+
+
+def counts_text(block_type_id: str, output_shape: tuple[int, ...] | None, params: int) -> str:
+    if output_shape is None or not registry.get(block_type_id).has_weights:
+        return ""
+    return f"{params:,} params"
+
+
+def shape_text(info: BlockInfo | None) -> str:
+    """Course-style output shape '(28,28,16)', or '?' while it cannot be inferred."""
+    return format_shape(info.output_shape) if info is not None else "?"
+
+
+def explain(block: Block, info: BlockInfo | None) -> str:
+    """The tooltip of a block's shape line: how its numbers come about, with its numbers."""
+    if info is None or info.output_shape is None:
+        return f"{block.name}: the output shape cannot be inferred (see the red badge)"
+    lines = [f"{block.name} → {format_shape(info.output_shape)}"]
+    explainer = _EXPLAINERS.get(block.type)
+    if explainer is not None:
+        lines += explainer(block.params, info)
+    if registry.get(block.type).has_weights and block.type not in _EXPLAINERS:
+        lines.append(f"parameters: {info.params:,}")
+    if info.macs:
+        lines.append(f"{info.macs:,} multiply-accumulates per image")
+    if info.receptive_field is not None and info.jump is not None:
+        (rh, rw), (jh, jw) = info.receptive_field, info.jump
+        lines.append(f"receptive field {rh}×{rw}, stride {jh}×{jw} (jump)")
+    return "\n".join(lines)
+
+
+def _window_lines(info: BlockInfo, kernel: list[int], stride: list[int], dilation: list[int],
+                  padding: Any) -> list[str]:
+    c, h, w = info.input_shapes[0]
+    lines = [f"input {format_shape(info.input_shapes[0])}; {WINDOW_FORMULA}"]
+    for axis, (label, size) in enumerate((("height", h), ("width", w))):
+        k, s, d = kernel[axis], stride[axis], dilation[axis]
+        before, after = resolve_padding(padding, size, k, s, d, axis)
+        pad = f"{before}+{after}" if before != after else f"{before + after}"
+        dilated = f", d = {d}" if d != 1 else ""
+        lines.append(
+            f"  {label}: {explain_window_axis(size, k, s, d, before, after)}"
+            f"   (i = {size}, 2p = {pad}, k = {k}, s = {s}{dilated})"
+        )
+    return lines
+
+
+def _explain_conv(p: dict[str, Any], info: BlockInfo) -> list[str]:
+    lines = _window_lines(info, p["kernel"], p["stride"], p["dilation"], p["padding"])
+    c_in = info.input_shapes[0][0]
+    kh, kw = p["kernel"]
+    groups, filters = p["groups"], p["filters"]
+    lines.append(f"  channels: {filters} filters")
+    inner = f"{kh}·{kw}·{c_in}" + (f"/{groups}" if groups != 1 else "")
+    if p["bias"]:
+        lines.append(f"parameters: ((kh·kw·C_in/groups) + 1)·filters = (({inner}) + 1)·{filters}"
+                     f" = {info.params:,}")
+    else:
+        lines.append(f"parameters: (kh·kw·C_in/groups)·filters = ({inner})·{filters}"
+                     f" = {info.params:,} (no bias)")
+    return lines
+
+
+def _explain_pool(p: dict[str, Any], info: BlockInfo) -> list[str]:
+    c, h, w = info.input_shapes[0]
+    if p["mode"] in GLOBAL_MODES:
+        return [f"global pooling: one value per channel, {h}×{w}×{c} → ({c})",
+                "no parameters"]
+    lines = _window_lines(info, p["pool_size"], pool_stride(p), [1, 1], p["padding"])
+    lines.append(f"  channels: {c}, unchanged")
+    lines.append("no parameters")
+    return lines
+
+
+def _explain_dense(p: dict[str, Any], info: BlockInfo) -> list[str]:
+    inputs, units = info.input_shapes[0][0], p["units"]
+    if p["bias"]:
+        return [f"parameters: (inputs + 1)·units = ({inputs} + 1)·{units} = {info.params:,}"]
+    return [f"parameters: inputs·units = {inputs}·{units} = {info.params:,} (no bias)"]
+
+
+def _explain_flatten(p: dict[str, Any], info: BlockInfo) -> list[str]:
+    shape = info.input_shapes[0]
+    if len(shape) == 3:
+        c, h, w = shape
+        return [f"H·W·C = {h}·{w}·{c} = {h * w * c:,} values"]
+    return ["already flat: the vector passes unchanged"]
+
+
+def _explain_concat(p: dict[str, Any], info: BlockInfo) -> list[str]:
+    channels = " + ".join(str(s[0]) for s in info.input_shapes)
+    return [f"channels: {channels} = {info.output_shape[0]:,}"]  # type: ignore[index]
+
+
+def _explain_add(p: dict[str, Any], info: BlockInfo) -> list[str]:
+    return [f"element-wise sum of {len(info.input_shapes)} inputs of the same shape"]
+
+
+def _explain_batchnorm(p: dict[str, Any], info: BlockInfo) -> list[str]:
+    c = info.input_shapes[0][0]
+    return [f"parameters: 2·C = 2·{c} = {info.params:,} (γ, β), plus {info.buffers:,} running "
+            "statistics"]
+
+
+_EXPLAINERS = {
+    "Conv2D": _explain_conv,
+    "Pooling": _explain_pool,
+    "Dense": _explain_dense,
+    "Flatten": _explain_flatten,
+    "Concatenate": _explain_concat,
+    "Add": _explain_add,
+    "BatchNorm": _explain_batchnorm,
+}

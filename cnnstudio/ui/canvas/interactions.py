@@ -1,0 +1,176 @@
+"""Mouse gestures on the canvas, one small object per gesture, from press to release.
+
+The view picks one on a mouse press (`start_interaction`) and hands it the following moves and
+the release. Each either moves the view (pan), previews on the canvas (block drag, rubber
+wire) and ends in one `document.edit(...)`, or does nothing to the model.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QPointF, Qt
+from PySide6.QtGui import QMouseEvent, QPen
+from PySide6.QtWidgets import QApplication, QGraphicsPathItem
+
+from cnnstudio.core.graph import GraphError
+from cnnstudio.ui import theme
+from cnnstudio.ui.canvas.edits import snap
+from cnnstudio.ui.canvas.items import BlockItem, wire_path
+
+if TYPE_CHECKING:
+    from cnnstudio.ui.canvas.view import CanvasView
+
+
+class Interaction:
+    """One gesture. `forward_release`: the view also gives the release to Qt (selection)."""
+
+    forward_release = False
+
+    def __init__(self, view: CanvasView) -> None:
+        self.view = view
+
+    def scene_pos(self, event: QMouseEvent) -> QPointF:
+        return self.view.mapToScene(event.position().toPoint())
+
+    def move(self, event: QMouseEvent) -> None:
+        return
+
+    def release(self, event: QMouseEvent) -> None:
+        return
+
+    def cancel(self) -> None:
+        return
+
+
+class PanInteraction(Interaction):
+    """Middle button, or space + left button: drag the canvas."""
+
+    def __init__(self, view: CanvasView, event: QMouseEvent) -> None:
+        super().__init__(view)
+        self.last = event.position()
+        view.viewport().setCursor(Qt.ClosedHandCursor)
+
+    def move(self, event: QMouseEvent) -> None:
+        delta = event.position() - self.last
+        self.last = event.position()
+        h, v = self.view.horizontalScrollBar(), self.view.verticalScrollBar()
+        h.setValue(h.value() - round(delta.x()))
+        v.setValue(v.value() - round(delta.y()))
+
+    def release(self, event: QMouseEvent) -> None:
+        self.cancel()
+
+    def cancel(self) -> None:
+        self.view.restore_cursor()
+
+
+class MoveInteraction(Interaction):
+    """Drag the selected blocks; the grabbed one snaps to the 10 px grid, the others keep
+    their offsets. On release, one undoable command moves them all in the model."""
+
+    forward_release = True
+
+    def __init__(self, view: CanvasView, item: BlockItem, event: QMouseEvent) -> None:
+        super().__init__(view)
+        self.anchor = item
+        self.press = event.position()
+        self.start = self.scene_pos(event)
+        selected = [i for i in view.scene().selectedItems() if isinstance(i, BlockItem)]
+        self.items = selected if item in selected else [item]
+        self.origin = {i.block_id: i.pos() for i in self.items}
+        self.moved = False
+
+    def move(self, event: QMouseEvent) -> None:
+        if not self.moved:
+            distance = (event.position() - self.press).manhattanLength()
+            if distance < QApplication.startDragDistance():
+                return
+            self.moved = True
+        delta = self.scene_pos(event) - self.start
+        anchor = self.origin[self.anchor.block_id]
+        target = QPointF(snap(anchor.x() + delta.x()), snap(anchor.y() + delta.y()))
+        shift = target - anchor
+        for item in self.items:
+            item.setPos(self.origin[item.block_id] + shift)
+
+    def release(self, event: QMouseEvent) -> None:
+        if not self.moved:
+            return
+        positions = {i.block_id: (i.x(), i.y()) for i in self.items}
+        self.view.canvas.commit_move(positions)
+
+    def cancel(self) -> None:
+        for item in self.items:
+            item.setPos(self.origin[item.block_id])
+
+
+class WireInteraction(Interaction):
+    """Drag from an output port: a rubber wire follows the mouse; released over a block (or
+    near its input port) it connects, or says why it cannot."""
+
+    def __init__(self, view: CanvasView, item: BlockItem) -> None:
+        super().__init__(view)
+        self.source = item
+        self.target: BlockItem | None = None
+        self.rubber = QGraphicsPathItem()
+        pen = QPen(theme.current().selection, 2.0, Qt.DashLine)
+        self.rubber.setPen(pen)
+        self.rubber.setZValue(3)
+        view.scene().addItem(self.rubber)
+        self.rubber.setPath(wire_path(item.output_anchor(), item.output_anchor()))
+
+    def move(self, event: QMouseEvent) -> None:
+        pos = self.scene_pos(event)
+        self.rubber.setPath(wire_path(self.source.output_anchor(), pos))
+        target = self.view.canvas.input_target_at(pos)
+        if target is self.source:
+            target = None
+        if target is not self.target:
+            if self.target is not None:
+                self.target.set_wire_target(None)
+            if target is not None:
+                problem = self.view.document.graph.connection_problem(
+                    self.source.block_id, target.block_id)
+                target.set_wire_target("bad" if problem else "ok")
+            self.target = target
+
+    def release(self, event: QMouseEvent) -> None:
+        self.cancel()
+        target = self.view.canvas.input_target_at(self.scene_pos(event))
+        if target is None or target is self.source:
+            return
+        document = self.view.document
+        src, dst = self.source.block_id, target.block_id
+        problem = document.graph.connection_problem(src, dst)
+        if problem:
+            self.view.status_message.emit(f"Cannot connect: {problem}")
+            return
+        try:
+            document.edit("Connect", lambda g: g.connect(src, dst))
+        except GraphError as err:
+            self.view.status_message.emit(f"Cannot connect: {err}")
+            return
+        self.view.status_message.emit(
+            f"Connected {document.graph.block(src).name} → {document.graph.block(dst).name}")
+
+    def cancel(self) -> None:
+        if self.target is not None:
+            self.target.set_wire_target(None)
+            self.target = None
+        if self.rubber.scene() is not None:
+            self.rubber.scene().removeItem(self.rubber)
+
+
+def begin(view: CanvasView, event: QMouseEvent) -> Interaction | None:
+    """The gesture a mouse press starts. Presses Qt should see as well (selection, Ctrl-click
+    toggling, the rubber band on empty canvas) are forwarded to it first."""
+    button = event.button()
+    if button == Qt.MiddleButton or (button == Qt.LeftButton and view.space_held):
+        return PanInteraction(view, event)
+    pos = view.mapToScene(event.position().toPoint())
+    item = view.canvas.block_at(pos) if button == Qt.LeftButton else None
+    if item is not None and item.port_at(pos) == "out":
+        return WireInteraction(view, item)
+    view.forward_press(event)
+    return MoveInteraction(view, item, event) if item is not None else None

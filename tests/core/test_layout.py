@@ -1,0 +1,108 @@
+"""Automatic layered layout: layers, columns, crossings, determinism."""
+
+from __future__ import annotations
+
+import pytest
+
+from cnnstudio.core.graph import Edge, Graph
+from cnnstudio.core.layout import STEP_X, STEP_Y, assign_layers, layered_layout, spaced
+from cnnstudio.core.templates import TEMPLATES, build_template
+
+BLOCK_W, BLOCK_H = 190.0, 62.0  # the size the canvas draws a block
+
+
+def overlapping(positions: dict[str, tuple[float, float]]) -> list[tuple[str, str]]:
+    items = sorted(positions.items(), key=lambda kv: (kv[1][1], kv[1][0]))
+    found = []
+    for i, (a, (ax, ay)) in enumerate(items):
+        for b, (bx, by) in items[i + 1:]:
+            if by >= ay + BLOCK_H:
+                break
+            if abs(ax - bx) < BLOCK_W:
+                found.append((a, b))
+    return found
+
+
+def crossings(graph: Graph, pos: dict[str, tuple[float, float]]) -> int:
+    """Crossings among wires between adjacent rows (the ones the heuristic orders)."""
+    edges = [(pos[e.src], pos[e.dst]) for e in graph.edges
+             if pos[e.dst][1] - pos[e.src][1] == STEP_Y]
+    count = 0
+    for i, (a0, a1) in enumerate(edges):
+        for b0, b1 in edges[i + 1:]:
+            if a0[1] == b0[1] and (a0[0] - b0[0]) * (a1[0] - b1[0]) < 0:
+                count += 1
+    return count
+
+
+@pytest.mark.parametrize("template_id", list(TEMPLATES))
+def test_templates_lay_out_without_overlaps_and_with_every_wire_going_down(template_id):
+    graph = build_template(template_id)
+    pos = layered_layout(graph)
+    assert set(pos) == {b.id for b in graph.blocks}
+    assert overlapping(pos) == []
+    for edge in graph.edges:
+        assert pos[edge.dst][1] > pos[edge.src][1]
+    for x, y in pos.values():
+        assert y % STEP_Y == 0 and x % (STEP_X / 2) == 0
+    assert pos[graph.blocks[0].id] == (0.0, 0.0)  # the Input on top, centred
+    assert crossings(graph, pos) == 0
+
+
+def test_googlenet_inception_branches_sit_side_by_side_and_the_main_chain_is_straight():
+    graph = build_template("googlenet")
+    pos = layered_layout(graph)
+    assert overlapping(pos) == []
+    for module in ("3a", "3b", "4a", "4b", "4c", "4d", "4e", "5a", "5b"):
+        tops = [f"inception_{module}_{b}" for b in ("1x1", "3x3_reduce", "5x5_reduce", "pool")]
+        rows = {pos[t][1] for t in tops}
+        xs = sorted(pos[t][0] for t in tops)
+        assert len(rows) == 1, module
+        assert all(b - a >= STEP_X for a, b in zip(xs, xs[1:])), module
+        assert sum(xs) / 4 == pytest.approx(pos[f"inception_{module}_output"][0])
+        assert pos[f"inception_{module}_output"][0] == 0.0
+        # each branch stays in its column
+        assert pos[f"inception_{module}_3x3"][0] == pos[f"inception_{module}_3x3_reduce"][0]
+    for name in ("input", "pool3_3x3_s2", "pool4_3x3_s2", "output"):
+        assert pos[name][0] == 0.0
+    # the auxiliary heads run in their own column, beside the modules
+    aux = {pos[b.id][0] for b in graph.blocks if b.id.startswith("loss1")}
+    assert len(aux) == 1 and abs(aux.pop()) > 3 * STEP_X / 2
+
+
+def test_layers_are_the_longest_path_and_the_layout_is_deterministic():
+    g = Graph()
+    a = g.add_block("Input").id
+    b = g.add_block("Conv2D", {"padding": "same"}).id
+    c = g.add_block("Conv2D", {"padding": "same"}).id
+    add = g.add_block("Add").id
+    g.connect(a, b)
+    g.connect(b, c)
+    g.connect(a, add)
+    g.connect(c, add)
+    assert assign_layers(g) == {a: 0, b: 1, c: 2, add: 3}
+    first = layered_layout(g)
+    assert first == layered_layout(g) == layered_layout(g.copy())
+    assert first[add] == (0.0, 3 * STEP_Y)
+    # the skip wire keeps a lane of its own beside the body
+    assert first[b][0] == first[c][0] != 0.0
+
+
+def test_disconnected_blocks_and_cycles_get_places_too():
+    g = Graph()
+    blocks = [g.add_block("Dense").id for _ in range(3)]
+    g.connect(blocks[0], blocks[1])
+    g.connect(blocks[1], blocks[2])
+    g._add_edge(Edge(blocks[2], blocks[0]))  # a cycle, as only a damaged file could hold
+    lone = g.add_block("Input").id
+    pos = layered_layout(g)
+    assert set(pos) == set(blocks) | {lone}
+    assert overlapping(pos) == []
+    assert layered_layout(Graph()) == {}
+
+
+def test_spaced_keeps_order_and_gap_at_the_least_weighted_displacement():
+    assert spaced([0, 0, 0], [1, 1, 1], 10) == [-10, 0, 10]
+    assert spaced([0, 100], [1, 1], 10) == [0, 100]
+    heavy_left = spaced([0, 0], [100, 1], 10)
+    assert heavy_left[1] - heavy_left[0] == 10 and abs(heavy_left[0]) < 0.2
