@@ -70,6 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     gui = sub.add_parser("gui", help="open the application (the default)")
     _add_network_source(gui, file_required=False)
+    gui.add_argument("--screenshot", metavar="OUT.png",
+                     help="render the window off-screen to a PNG file and exit")
+    gui.add_argument("--page", choices=("canvas", "lab", "start"), default="canvas",
+                     help="the page to show: the canvas (default), the convolution lab (not "
+                     "available yet) or the start page")
+    gui.add_argument("--theme", choices=("light", "dark", "system"),
+                     help="colour theme (default: the last one chosen, else the system's)")
 
     templates = sub.add_parser("templates", help="list the ready-made networks")
     templates.add_argument("--json", action="store_true", help="print JSON")
@@ -175,15 +182,18 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 
 def cmd_gui(args: argparse.Namespace) -> int:
-    # The window arrives with the canvas issue; until then show the project's summary.
-    from cnnstudio.core.analysis import analyze
-    from cnnstudio.core.summary import render_table
+    if args.file and args.template:
+        raise CLIError("give either a project file or --template, not both")
+    if args.page == "lab":
+        raise CLIError("the lab page is not available yet; it arrives with the convolution lab")
+    from cnnstudio.ui.app import AppError, run
 
-    project = load_network(args, default_template=DEFAULT_TEMPLATE)
-    analysis = analyze(project.graph)
-    print(render_table(project.graph, analysis, title=f"{project.name} (dataset "
-                       f"{project.dataset.get('spec', 'mnist-sample')})"))
-    return 0 if analysis.ok else 1
+    try:
+        return run(file=args.file, template=args.template, screenshot=args.screenshot,
+                   theme=args.theme, page=args.page, input_shape=args.input,
+                   classes=args.classes)
+    except AppError as err:
+        raise CLIError(str(err)) from None
 
 
 def cmd_train(args: argparse.Namespace) -> int:

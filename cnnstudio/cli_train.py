@@ -134,9 +134,9 @@ def _project_and_data(args: argparse.Namespace):
 class _Progress:
     """A one-line progress bar on a terminal; epoch lines always."""
 
-    def __init__(self, stream=sys.stdout) -> None:
-        self.stream = stream
-        self.tty = stream.isatty()
+    def __init__(self, stream=None) -> None:
+        self.stream = stream or sys.stdout
+        self.tty = self.stream.isatty()
         self.last = 0.0
 
     def __call__(self, event: Any) -> None:

@@ -1,0 +1,611 @@
+"""The main window: palette, canvas, inspector, summary and problems around one Document.
+
+Every command is a QAction with a shortcut in a menu. The questions the window asks (save
+changes?, which file?, which template?) are methods of their own, so tests can answer them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from PySide6.QtCore import QPointF, Qt, QTimer
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QFont, QKeySequence, QShowEvent
+from PySide6.QtWidgets import (
+    QApplication,
+    QDialog,
+    QDialogButtonBox,
+    QDockWidget,
+    QFileDialog,
+    QGridLayout,
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QSizePolicy,
+    QSpacerItem,
+    QTabWidget,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from cnnstudio import __version__
+from cnnstudio.core.project import EXTENSION, Project, ProjectError, load_project, save_project
+from cnnstudio.core.summary import format_bytes
+from cnnstudio.core.templates import new_project
+from cnnstudio.ui import theme
+from cnnstudio.ui.canvas import CanvasView
+from cnnstudio.ui.document import Document
+from cnnstudio.ui.panels.inspector import InspectorPanel
+from cnnstudio.ui.panels.palette import PalettePanel
+from cnnstudio.ui.panels.summary import ProblemsPanel, SummaryPanel
+from cnnstudio.ui.recovery import (
+    AUTOSAVE_INTERVAL_MS,
+    Autosaver,
+    Banner,
+    RecoveryEntry,
+    pending_recoveries,
+)
+from cnnstudio.ui.settings_store import MAX_RECENT, SettingsStore
+from cnnstudio.ui.start_page import StartPage
+
+DEFAULT_TEMPLATE = "keras-mnist"
+DEFAULT_DATASET = "mnist-sample"
+APP_NAME = "CNN Studio"
+STEP_Y = 110.0  # the templates' vertical spacing: a new block goes one step below
+BLOCK_W = 170.0
+PROJECT_FILTER = f"CNN Studio projects (*{EXTENSION});;All files (*)"
+Button = QMessageBox.StandardButton
+
+
+def default_project() -> Project:
+    """The project the window opens with: the Keras-book MNIST network on the MNIST sample."""
+    return new_project(DEFAULT_TEMPLATE, dataset={"spec": DEFAULT_DATASET})
+
+
+def compact(count: float) -> str:
+    """12,345,678 -> '12.3 M'."""
+    for unit, size in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(count) >= size:
+            return f"{count / size:.1f} {unit}"
+    return f"{count:,.0f}"
+
+
+def _media_key(sequence: QKeySequence) -> bool:
+    """Keys of multimedia keyboards (Cut, Copy, Zoom In) that standard bindings include."""
+    return sequence.count() == 1 and sequence[0].key().value >= Qt.Key.Key_Back.value
+
+
+def valid_colour() -> str:
+    return "#81c784" if theme.current().dark else "#2e7d32"
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, document: Document | None = None, *, settings: SettingsStore | None = None,
+                 recover: bool = True, autosave_interval_ms: int = AUTOSAVE_INTERVAL_MS) -> None:
+        super().__init__()
+        self.settings = settings or SettingsStore()
+        self.remember_layout = True  # save the window size and docks on close
+        given = document is not None
+        self.document = document if document is not None else Document(default_project())
+        self.document.setParent(self)
+        self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.setDockOptions(QMainWindow.DockOption.AnimatedDocks
+                            | QMainWindow.DockOption.AllowTabbedDocks)
+
+        self.canvas = CanvasView(self.document, self)
+        self.banner = Banner()
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.banner)
+        layout.addWidget(self.canvas, 1)
+        self.setCentralWidget(central)
+
+        self.palette = PalettePanel()
+        self.inspector = InspectorPanel(self.document)
+        self.summary = SummaryPanel(self.document)
+        self.problems = ProblemsPanel(self.document)
+        self.bottom_tabs = QTabWidget()
+        self.bottom_tabs.setDocumentMode(True)
+        self.bottom_tabs.addTab(self.summary, "Summary")
+        self.bottom_tabs.addTab(self.problems, "Problems")
+        self.palette_dock = self._dock("Blocks", "palette", self.palette,
+                                       Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.inspector_dock = self._dock("Inspector", "inspector", self.inspector,
+                                         Qt.DockWidgetArea.RightDockWidgetArea)
+        self.bottom_dock = self._dock("Summary and problems", "bottom", self.bottom_tabs,
+                                      Qt.DockWidgetArea.BottomDockWidgetArea)
+        self._layout_restored = False
+
+        self._build_status_bar()
+        self._refresh_timer = QTimer(self)
+        self._refresh_timer.setSingleShot(True)
+        self._refresh_timer.setInterval(0)
+        self._refresh_timer.timeout.connect(self._refresh_status)
+        self.actions: dict[str, QAction] = {}
+        self.menu_actions: dict[str, list[QAction]] = {}
+        self._build_menus()
+        self._wire()
+
+        self.autosaver = Autosaver(self.document, self.settings.directory,
+                                   interval_ms=autosave_interval_ms, parent=self)
+        self.autosaver.failed.connect(lambda text: self.statusBar().showMessage(text, 10_000))
+        self.resize(1400, 900)
+        if recover:
+            self._offer_recovery(adopt=not given)
+        self._update_title()
+        self._refresh_status()
+        self.canvas.setFocus()
+
+    def restore_layout(self) -> None:
+        """The window size and dock arrangement of the last session, if any."""
+        geometry = self.settings.window_geometry()
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        state = self.settings.window_state()
+        if state is not None:
+            self._layout_restored = self.restoreState(state)
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 (Qt's name)
+        super().showEvent(event)
+        if not self._layout_restored:  # the default arrangement, once the window has its size
+            self._layout_restored = True
+            self.resizeDocks([self.palette_dock, self.inspector_dock], [250, 310],
+                             Qt.Orientation.Horizontal)
+            self.resizeDocks([self.bottom_dock], [240], Qt.Orientation.Vertical)
+
+    def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"{name}_dock")
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    # -- status bar --------------------------------------------------------------------------
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.params_label = QLabel()
+        self.macs_label = QLabel()
+        self.memory_label = QLabel()
+        self.validity_label = QLabel()
+        for label in (self.params_label, self.macs_label, self.memory_label, self.validity_label):
+            label.setContentsMargins(8, 0, 8, 0)
+            bar.addPermanentWidget(label)
+
+    def _refresh_status(self) -> None:
+        analysis = self.document.analysis
+        training = self.document.project.training
+        batch = int(training.get("batch_size", 64))
+        memory = analysis.memory(batch, str(training.get("optimizer", "adam")))
+        self.params_label.setText(
+            f"Parameters {analysis.total_params:,} (trainable {analysis.trainable_params:,} / "
+            f"non-trainable {analysis.non_trainable:,})")
+        self.macs_label.setText(f"MACs {compact(analysis.macs)}")
+        self.macs_label.setToolTip(f"{analysis.macs:,} multiply-accumulates per image")
+        self.memory_label.setText(f"Training memory {format_bytes(memory.total)} (batch {batch})")
+        self.memory_label.setToolTip(
+            f"One training step at batch size {batch}:\n"
+            f"weights {format_bytes(memory.weights)}, gradients {format_bytes(memory.gradients)},"
+            f"\noptimizer state {format_bytes(memory.optimizer_state)}, "
+            f"activations {format_bytes(memory.activations)}")
+        errors, warnings = len(analysis.errors), len(analysis.warnings)
+        if errors:
+            text, colour = f"✖ {errors} error{'s' * (errors != 1)}", theme.current().error.name()
+        else:
+            text, colour = "✔ valid network", valid_colour()
+            if warnings:
+                text += f", {warnings} warning{'s' * (warnings != 1)}"
+        self.validity_label.setText(text)
+        self.validity_label.setStyleSheet(f"color: {colour}; font-weight: bold;")
+        self._set_problem_count(errors, warnings)
+
+    def _set_problem_count(self, errors: int, warnings: int) -> None:
+        count = errors + warnings
+        index = self.bottom_tabs.indexOf(self.problems)
+        self.bottom_tabs.setTabText(index, f"Problems ({count})" if count else "Problems")
+
+    def _schedule_refresh(self, *_args: object) -> None:
+        self._refresh_timer.start()  # many events of one edit: one refresh
+
+    # -- actions and menus -------------------------------------------------------------------
+
+    def _action(self, menu: QMenu, key: str, text: str, slot: Callable[[], object],
+                shortcuts: Sequence[QKeySequence | str | QKeySequence.StandardKey] = (),
+                tip: str = "") -> QAction:
+        action = QAction(text, self)
+        action.setShortcuts([QKeySequence(s) for s in shortcuts])
+        if tip:
+            action.setStatusTip(tip)
+        action.triggered.connect(lambda _checked=False: slot())
+        self._add(menu, key, action)
+        return action
+
+    def _add(self, menu: QMenu, key: str, action: QAction, window_wide: bool = True) -> None:
+        menu.addAction(action)
+        if window_wide:
+            self.addAction(action)  # shortcuts work even while the menu bar is hidden
+        self.actions[key] = action
+        self.menu_actions.setdefault(menu.title().replace("&", ""), []).append(action)
+
+    def _canvas_action(self, menu: QMenu, key: str, text: str) -> None:
+        """The canvas's own action in a menu: its shortcuts work while the canvas has focus
+        (a second action with the same keys would make them ambiguous there)."""
+        action = self.canvas.canvas_actions()[key]
+        action.setText(text)
+        self._add(menu, key, action, window_wide=False)
+
+    @staticmethod
+    def _add_shortcut(action: QAction, key: str) -> None:
+        keys = [s.toString() for s in action.shortcuts()]
+        if key not in keys:
+            action.setShortcuts([QKeySequence(k) for k in [key, *keys]])
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file = bar.addMenu("&File")
+        self._action(file, "new", "&New…", self.new_file, [QKeySequence.StandardKey.New],
+                     "Start a new network from a template")
+        self._action(file, "open", "&Open…", self.open_dialog, [QKeySequence.StandardKey.Open])
+        self.recent_menu = file.addMenu("Open &Recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        self._fill_recent_menu()
+        file.addSeparator()
+        self._action(file, "save", "&Save", self.save, [QKeySequence.StandardKey.Save])
+        self._action(file, "save_as", "Save &As…", self.save_as, ["Ctrl+Shift+S"])
+        file.addSeparator()
+        self._action(file, "export_png", "Export Diagram as &PNG…",
+                     lambda: self.export_diagram(".png"), ["Ctrl+Shift+E"])
+        self._action(file, "export_svg", "Export Diagram as S&VG…",
+                     lambda: self.export_diagram(".svg"), ["Ctrl+Alt+E"])
+        file.addSeparator()
+        self._action(file, "quit", "&Quit", self.close, ["Ctrl+Q"])
+
+        edit = bar.addMenu("&Edit")
+        undo = self.document.undo_stack.createUndoAction(self, "&Undo")
+        undo.setShortcuts([QKeySequence(QKeySequence.StandardKey.Undo)])
+        self._add(edit, "undo", undo)
+        redo = self.document.undo_stack.createRedoAction(self, "&Redo")
+        redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+        self._add(edit, "redo", redo)
+        edit.addSeparator()
+        for key, text in (("cut", "Cu&t"), ("copy", "&Copy"), ("paste", "&Paste"),
+                          ("duplicate", "D&uplicate"), ("delete", "&Delete"), (None, ""),
+                          ("select_all", "Select &All"), ("rename", "Re&name…"),
+                          ("collapse", "Colla&pse/Expand")):
+            if key is None:
+                edit.addSeparator()
+            else:
+                self._canvas_action(edit, key, text)
+        self._action(edit, "find", "&Find Block…", self.palette.focus_search,
+                     [QKeySequence.StandardKey.Find], "Search the block palette")
+
+        view = bar.addMenu("&View")
+        for key, text in (("zoom_in", "Zoom &In"), ("zoom_out", "Zoom &Out"), ("fit_all", "&Fit"),
+                          ("reset_zoom", "&Actual Size"), ("auto_layout", "Auto &Layout")):
+            self._canvas_action(view, key, text)
+        self._add_shortcut(self.actions["auto_layout"], "Ctrl+L")
+        view.addSeparator()
+        theme_menu = view.addMenu("&Theme")
+        self.theme_group = QActionGroup(self)
+        current = self.settings.theme()
+        for number, (name, label) in enumerate((("system", "&System"), ("light", "&Light"),
+                                                ("dark", "&Dark")), start=1):
+            action = self._action(theme_menu, f"theme_{name}", label,
+                                  lambda name=name: self.set_theme(name),
+                                  [f"Ctrl+Shift+{number}"])
+            action.setCheckable(True)
+            action.setChecked(name == current)
+            self.theme_group.addAction(action)
+        view.addSeparator()
+        for number, dock in enumerate((self.palette_dock, self.inspector_dock,
+                                       self.bottom_dock), start=1):
+            toggle = dock.toggleViewAction()
+            toggle.setShortcut(QKeySequence(f"Ctrl+{number}"))
+            self._add(view, f"dock_{dock.objectName()}", toggle)
+
+        help_menu = bar.addMenu("&Help")
+        self._action(help_menu, "shortcuts", "&Keyboard Shortcuts", self.show_shortcuts, ["F1"])
+        self._action(help_menu, "about", f"&About {APP_NAME}", self.show_about, ["Ctrl+F1"])
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        recent = self.settings.recent_files()[:MAX_RECENT]
+        for number, path in enumerate(recent, start=1):
+            action = self.recent_menu.addAction(f"&{number % 10} {path.name}  —  {path.parent}")
+            action.setData(str(path))
+            action.triggered.connect(lambda _checked=False, p=path: self.open_recent(p))
+        if recent:
+            self.recent_menu.addSeparator()
+        clear = self.recent_menu.addAction("Clear Recent Files")
+        clear.setEnabled(bool(recent))
+        clear.triggered.connect(self._clear_recent)
+
+    def _clear_recent(self) -> None:
+        self.settings.clear_recent()
+        self._fill_recent_menu()
+
+    # -- wiring ------------------------------------------------------------------------------
+
+    def _wire(self) -> None:
+        doc = self.document
+        doc.analysis_changed.connect(self._schedule_refresh)
+        doc.graph_event.connect(self._schedule_refresh)
+        doc.dirty_changed.connect(lambda _dirty: self._update_title())
+        doc.path_changed.connect(lambda _path: self._update_title())
+        doc.project_replaced.connect(self._on_project_replaced)
+        self.canvas.selection_changed.connect(self.inspector.show_blocks)
+        self.canvas.status_message.connect(lambda text: self.statusBar().showMessage(text, 5000))
+        self.canvas.block_activated.connect(self._on_block_activated)
+        self.summary.block_activated.connect(self._select_block)
+        self.problems.block_activated.connect(self._select_block)
+        self.problems.count_changed.connect(self._set_problem_count)
+        self.palette.block_requested.connect(self.add_block)
+
+    def _select_block(self, block_id: str) -> None:
+        self.canvas.select_blocks([block_id])
+
+    def _on_block_activated(self, _block_id: str) -> None:
+        self.inspector_dock.show()
+        self.inspector_dock.raise_()
+
+    def _on_project_replaced(self) -> None:
+        self.inspector.show_blocks([])
+        self._update_title()
+        self._refresh_status()
+
+    def _update_title(self) -> None:
+        self.setWindowTitle(f"{self.document.title}[*] — {APP_NAME}")
+        self.setWindowModified(self.document.is_dirty)
+
+    def free_spot(self) -> QPointF:
+        """Where a block from the palette goes: below the last block, clear of the others."""
+        blocks = self.document.graph.blocks
+        if not blocks:
+            return QPointF(0.0, 0.0)
+        last = blocks[-1]
+        x, y = last.x, last.y + STEP_Y
+        while any(abs(b.x - x) < BLOCK_W and abs(b.y - y) < STEP_Y * 0.8 for b in blocks):
+            y += STEP_Y
+        return QPointF(x, y)
+
+    def add_block(self, type_id: str, params: dict) -> None:
+        self.canvas.add_block_at(type_id, params, self.free_spot())
+
+    # -- questions (tests replace these) -----------------------------------------------------
+
+    def ask_save_changes(self) -> Button:
+        box = QMessageBox(QMessageBox.Icon.Warning, APP_NAME,
+                          f"Save the changes to “{self.document.title}”?",
+                          Button.Save | Button.Discard | Button.Cancel, self)
+        box.setInformativeText("Your changes are lost if you don't save them.")
+        box.setDefaultButton(Button.Save)
+        return Button(box.exec())
+
+    def ask_open_path(self) -> str | None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open project", self._start_folder(),
+                                              PROJECT_FILTER)
+        return path or None
+
+    def ask_save_path(self) -> str | None:
+        suggested = self.document.path or Path(self._start_folder()) / (
+            self.document.project.name.replace("/", "-") + EXTENSION)
+        path, _ = QFileDialog.getSaveFileName(self, "Save project as", str(suggested),
+                                              PROJECT_FILTER)
+        if path and not Path(path).suffix:
+            path += EXTENSION
+        return path or None
+
+    def ask_export_path(self, suffix: str) -> str | None:
+        stem = self.document.path.stem if self.document.path else self.document.project.name
+        suggested = Path(self._start_folder()) / f"{stem}{suffix}"
+        kind = "PNG image" if suffix == ".png" else "SVG drawing"
+        path, _ = QFileDialog.getSaveFileName(self, "Export diagram", str(suggested),
+                                              f"{kind} (*{suffix})")
+        if path and Path(path).suffix.lower() != suffix:
+            path += suffix
+        return path or None
+
+    def ask_new_project(self) -> Project | None:
+        return StartPage.choose(self, self.document.project.template or DEFAULT_TEMPLATE)
+
+    def show_error(self, summary: str, problems: Sequence[str] = (), title: str = APP_NAME) -> None:
+        box = QMessageBox(QMessageBox.Icon.Warning, title, summary, Button.Ok, self)
+        listed = [p for p in problems if p not in summary]
+        if listed:
+            shown = "\n".join(f"• {p}" for p in listed[:5])
+            if len(listed) > 5:
+                shown += f"\n… and {len(listed) - 5} more (see the details)"
+            box.setInformativeText(shown)
+            box.setDetailedText("\n".join(listed))
+            grid = box.layout()
+            if isinstance(grid, QGridLayout):  # widen the box so located problems stay on a line
+                grid.addItem(QSpacerItem(520, 0, QSizePolicy.Policy.Minimum),
+                             grid.rowCount(), 0, 1, grid.columnCount())
+        box.exec()
+
+    def _start_folder(self) -> str:
+        if self.document.path is not None:
+            return str(self.document.path.parent)
+        recent = self.settings.recent_files()
+        return str(recent[0].parent) if recent else str(Path.home())
+
+    # -- file commands -----------------------------------------------------------------------
+
+    def confirm_discard(self) -> bool:
+        """True when the current project may be replaced or closed (saved, or the user agreed)."""
+        if not self.document.is_dirty:
+            return True
+        answer = self.ask_save_changes()
+        if answer == Button.Save:
+            return self.save()
+        return answer == Button.Discard
+
+    def new_file(self) -> bool:
+        project = self.ask_new_project()
+        if project is None or not self.confirm_discard():
+            return False
+        self.document.set_project(project)
+        self.statusBar().showMessage(f"New network: {project.name}", 5000)
+        return True
+
+    def open_dialog(self) -> bool:
+        path = self.ask_open_path()
+        return self.open_file(path) if path else False
+
+    def open_file(self, path: str | Path) -> bool:
+        """Open a project file; on any problem the current project stays as it is."""
+        path = Path(path)
+        try:
+            project = load_project(path)
+        except ProjectError as err:
+            self.show_error(err.summary, err.problems, "Cannot open the project")
+            return False
+        if not self.confirm_discard():
+            return False
+        self.document.set_project(project, path.resolve())
+        self.settings.add_recent(path)
+        self.statusBar().showMessage(f"Opened {path}", 5000)
+        return True
+
+    def open_recent(self, path: Path) -> bool:
+        if not path.is_file():
+            self.settings.remove_recent(path)
+            self._fill_recent_menu()
+            self.banner.show_message(f"“{path.name}” is no longer in {path.parent}; it was "
+                                     "removed from Open Recent.")
+            return False
+        return self.open_file(path)
+
+    def save(self) -> bool:
+        if self.document.path is None:
+            return self.save_as()
+        return self.save_to(self.document.path)
+
+    def save_as(self) -> bool:
+        path = self.ask_save_path()
+        return self.save_to(Path(path)) if path else False
+
+    def save_to(self, path: Path) -> bool:
+        """Write atomically; on failure the project stays open and marked unsaved."""
+        try:
+            save_project(self.document.project, path)
+        except ProjectError as err:
+            self.show_error(err.summary, err.problems, "Cannot save the project")
+            return False
+        self.document.mark_saved(Path(path).resolve())
+        self.settings.add_recent(path)
+        self.statusBar().showMessage(f"Saved {path}", 5000)
+        return True
+
+    def export_diagram(self, suffix: str) -> bool:
+        path = self.ask_export_path(suffix)
+        if not path:
+            return False
+        error = ""
+        try:
+            self.canvas.export_image(path)
+        except (OSError, ValueError, RuntimeError) as err:
+            error = str(err) or type(err).__name__
+        if not error and (not Path(path).is_file() or Path(path).stat().st_size == 0):
+            error = "nothing was written; check the folder and its permissions"
+        if error:
+            self.show_error(f"Cannot export the diagram to '{path}'", [error], "Export failed")
+            return False
+        self.statusBar().showMessage(f"Exported the diagram to {path}", 5000)
+        return True
+
+    # -- recovery ----------------------------------------------------------------------------
+
+    def _offer_recovery(self, adopt: bool) -> None:
+        pending = pending_recoveries(self.settings.directory)
+        if not pending:
+            return
+        entry = pending[0]
+        if adopt:
+            self._adopt_recovery(entry, len(pending) - 1)
+            return
+        self.banner.show_message(
+            f"Unsaved work from a session that ended unexpectedly was found: "
+            f"{entry.description}.",
+            [("Open It", lambda: self.confirm_discard() and self._adopt_recovery(entry, 0)),
+             ("Discard It", entry.discard)])
+
+    def _adopt_recovery(self, entry: RecoveryEntry, remaining: int) -> None:
+        try:
+            project = entry.load()
+        except ProjectError as err:
+            entry.discard()
+            self.banner.show_message(f"Unsaved work from an earlier session could not be "
+                                     f"recovered: {err.summary}")
+            return
+        self.document.set_project(project, entry.original_path, dirty=True)
+        entry.discard()
+        more = f" {remaining} more will be offered at the next start." if remaining else ""
+        self.banner.show_message(
+            f"Recovered the unsaved changes of {entry.description} from a session that ended "
+            f"unexpectedly. Save to keep them.{more}", [("Save…", self.save)])
+        self.statusBar().showMessage("Recovered unsaved changes from the last session", 15_000)
+
+    # -- view --------------------------------------------------------------------------------
+
+    def check_theme(self, name: str) -> None:
+        """Tick the theme in the View menu without applying or remembering it."""
+        self.actions[f"theme_{name}"].setChecked(True)
+
+    def set_theme(self, name: str) -> None:
+        app = QApplication.instance()
+        if isinstance(app, QApplication):
+            theme.apply(app, name)
+        self.settings.set_theme(name)
+        self.actions[f"theme_{name}"].setChecked(True)
+        self.canvas.refresh_theme()
+        self.banner.refresh_theme()
+        self._refresh_status()
+
+    def show_shortcuts(self) -> None:
+        dialog = QDialog(self)
+        dialog.setWindowTitle(f"Keyboard Shortcuts — {APP_NAME}")
+        tree = QTreeWidget()
+        tree.setHeaderLabels(["Command", "Shortcut"])
+        tree.setRootIsDecorated(False)
+        bold = QFont(tree.font())
+        bold.setBold(True)
+        for menu, actions in self.menu_actions.items():
+            QTreeWidgetItem(tree, [menu, ""]).setFont(0, bold)
+            for action in actions:
+                keys = ", ".join(s.toString(QKeySequence.SequenceFormat.NativeText)
+                                 for s in action.shortcuts() if not _media_key(s))
+                QTreeWidgetItem(tree, ["    " + action.text().replace("&", ""), keys])
+        tree.setColumnWidth(0, tree.sizeHintForColumn(0) + 24)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(dialog.reject)
+        layout = QVBoxLayout(dialog)
+        layout.addWidget(tree)
+        layout.addWidget(buttons)
+        dialog.resize(520, 620)
+        dialog.exec()
+        dialog.deleteLater()
+
+    def show_about(self) -> None:
+        QMessageBox.about(
+            self, f"About {APP_NAME}",
+            f"<h3>{APP_NAME} {__version__}</h3><p>Design convolutional neural networks by "
+            "stacking blocks; see every block's output shape, parameters, multiply-accumulates "
+            "and receptive field as you edit.</p><p>PyTorch, PySide6 and pyqtgraph. MIT.</p>")
+
+    # -- closing -----------------------------------------------------------------------------
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt's name)
+        if not self.confirm_discard():
+            event.ignore()
+            return
+        if self.remember_layout:
+            self.settings.set_window(self.saveGeometry(), self.saveState())
+        self.autosaver.stop()
+        event.accept()
