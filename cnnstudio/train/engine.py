@@ -68,7 +68,7 @@ class TrainOptions:
     device: str = "auto"
     early_stopping_patience: int = 0
     log_every: int = 10
-    channels_last: bool = True
+    channels_last: bool | None = None  # None: on CUDA only (it slowed this 2-core CPU down)
     compile: bool = False
 
     @classmethod
@@ -228,7 +228,9 @@ class Trainer:
         if self.init_from is not None or self.torchvision_weights is not None:
             self._load_initial_weights(model)
         self.model = model.to(self.device)
-        if o.channels_last and self.device.type != "mps":
+        self.channels_last = (o.channels_last if o.channels_last is not None
+                              else self.device.type == "cuda")
+        if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.frozen_norms = [m for m in self.model.modules()
                              if isinstance(m, nn.modules.batchnorm._BatchNorm)
@@ -297,7 +299,7 @@ class Trainer:
         if train and self.augment.active and generator is not None:
             x = augment_batch(x, self.augment, generator)
         x = (x - self.mean) / self.std
-        if self.options.channels_last and self.device.type != "mps":
+        if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
