@@ -173,7 +173,11 @@ def _screenshot(app: QApplication, window: MainWindow, path: Path, page: str) ->
     window.resize(*SCREENSHOT_SIZE)
     window.show()
     _settle(app)
-    window.canvas.fit_all()
+    window.canvas.initial_view()
+    convolutions = [b.id for b in window.document.graph.blocks if b.type == "Conv2D"]
+    if convolutions:  # show the inspector with real content
+        window.canvas.select_blocks(convolutions[:1])
+        window.canvas.initial_view()
     _settle(app)
     if page == "start":
         dialog = StartPage(window)

@@ -45,6 +45,8 @@ from cnnstudio.ui.document import Document
 BLOCK_MIME = "application/x-cnnstudio-block"
 ZOOM_STEP = 1.25
 MIN_ZOOM, MAX_ZOOM = 0.05, 4.0
+READABLE_ZOOM = 0.8  # below this, block text gets too small to read
+FIRST_ZOOM = 0.9  # the first view of a network too tall to fit readably
 FIT_MARGIN = 40.0
 EXPORT_MARGIN = 24.0
 
@@ -199,7 +201,7 @@ class CanvasView(QGraphicsView):
         self.minimap.schedule()
 
     def initial_view(self) -> None:
-        """A new project: fit it when it fits readably, else show its top at 80 %."""
+        """A new project: fit it when it fits readably, else show its top at 90 %."""
         rect = self.canvas.diagram_rect()
         if rect.isNull():
             self.resetTransform()
@@ -208,13 +210,13 @@ class CanvasView(QGraphicsView):
         view = self.viewport().rect()
         fit = min(view.width() / (rect.width() + 2 * FIT_MARGIN),
                   view.height() / (rect.height() + 2 * FIT_MARGIN))
-        if fit >= 0.6:
+        if fit >= READABLE_ZOOM:
             self.fit_all()
             return
         self.resetTransform()
-        self.scale(0.8, 0.8)
+        self.scale(FIRST_ZOOM, FIRST_ZOOM)
         top = QPointF(rect.center().x(), rect.top() - FIT_MARGIN)
-        self.centerOn(QPointF(top.x(), top.y() + view.height() / 0.8 / 2))
+        self.centerOn(QPointF(top.x(), top.y() + view.height() / FIRST_ZOOM / 2))
         self.minimap.schedule()
 
     def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802 (Qt's name)
