@@ -10,7 +10,7 @@ seed and the same number of steps:
 Augmentation: rotation ±10°, translation 10 %, scale 0.9–1.1. Goals on the 2-core CPU: ratio
 ≥ 1.3 plain and ≥ 2.0 augmented (≥ 4 on a GPU). Then ONNX Runtime against PyTorch at batch 1.
 
-    python bench/train_throughput.py [--epochs 3] [--device auto]
+    python bench/train_throughput.py [--epochs 3] [--rounds 3] [--device auto]
 """
 
 from __future__ import annotations
@@ -111,23 +111,33 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     device = pick_device(args.device)
     data = load_dataset("mnist-sample", (1, 28, 28))
     print(f"device: {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
           f"{len(data.train_x):,} training images, batch {BATCH}")
 
-    engine_plain, steps = engine_rate(data, args.epochs, "", args.device)
-    base_plain = baseline_rate(data, steps, False, 0, device)
-    print(f"plain      engine {engine_plain:8,.0f} img/s   DataLoader {base_plain:8,.0f} img/s "
+    # interleaved rounds, best of each: a busy moment of this shared machine hits both sides
+    best = {"engine": 0.0, "base": 0.0, "engine_aug": 0.0, "base_aug0": 0.0, "base_aug2": 0.0}
+    for round_ in range(1, args.rounds + 1):
+        engine_plain, steps = engine_rate(data, args.epochs, "", args.device)
+        base_plain = baseline_rate(data, steps, False, 0, device)
+        engine_aug, _ = engine_rate(data, args.epochs, AUGMENT, args.device)
+        base_aug0 = baseline_rate(data, steps, True, 0, device)
+        base_aug2 = baseline_rate(data, steps, True, 2, device)
+        print(f"round {round_}: plain engine {engine_plain:,.0f} / DataLoader {base_plain:,.0f} "
+              f"img/s; augmented engine {engine_aug:,.0f} / DataLoader {base_aug0:,.0f} "
+              f"(0 workers), {base_aug2:,.0f} (2 workers) img/s")
+        for key, value in (("engine", engine_plain), ("base", base_plain),
+                           ("engine_aug", engine_aug), ("base_aug0", base_aug0),
+                           ("base_aug2", base_aug2)):
+            best[key] = max(best[key], value)
+    engine_plain, base_plain, engine_aug = best["engine"], best["base"], best["engine_aug"]
+    base_aug = max(best["base_aug0"], best["base_aug2"])
+    print(f"best plain      engine {engine_plain:8,.0f} img/s   DataLoader {base_plain:8,.0f} img/s "
           f"({steps} steps each)")
-
-    engine_aug, _ = engine_rate(data, args.epochs, AUGMENT, args.device)
-    base_aug0 = baseline_rate(data, steps, True, 0, device)
-    base_aug2 = baseline_rate(data, steps, True, 2, device)
-    base_aug = max(base_aug0, base_aug2)
-    print(f"augmented  engine {engine_aug:8,.0f} img/s   DataLoader {base_aug0:8,.0f} img/s "
-          f"(0 workers), {base_aug2:,.0f} img/s (2 workers)")
+    print(f"best augmented  engine {engine_aug:8,.0f} img/s   DataLoader {base_aug:8,.0f} img/s")
 
     ort_ms, torch_ms = onnx_latency(data)
     print(f"batch-1 latency: onnxruntime {ort_ms:.3f} ms, PyTorch {torch_ms:.3f} ms, "
