@@ -522,3 +522,26 @@ def test_themes_and_export(qtbot, course, tmp_path):
     assert png.width() == round((rect.width() + 48) * 2)
     svg = (tmp_path / "net.svg").read_text()
     assert "<svg" in svg and "CONV1" in svg and "12,832 params" in svg
+
+
+def test_copying_blocks_then_quitting_exits_cleanly():
+    """PySide6 crashes at exit when the clipboard still owns a QMimeData made in Python."""
+    import subprocess
+    import sys
+
+    script = (
+        "import os\n"
+        "os.environ['QT_QPA_PLATFORM'] = 'offscreen'\n"
+        "from PySide6.QtWidgets import QApplication\n"
+        "from cnnstudio.core.templates import build_template\n"
+        "from cnnstudio.ui.canvas import clipboard\n"
+        "app = QApplication([])\n"
+        "graph = build_template('keras-mnist')\n"
+        "clipboard.put(clipboard.serialise(graph, [b.id for b in graph.blocks[:3]]))\n"
+        "assert clipboard.read() is not None\n"
+        "print('copied')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=120)
+    assert result.stdout.strip() == "copied"
+    assert result.returncode == 0, result.stderr[-1500:]

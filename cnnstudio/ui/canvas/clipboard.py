@@ -7,6 +7,7 @@ ids (and new names where the old ones are taken) and offsets them by +30, +30.
 
 from __future__ import annotations
 
+import atexit
 import json
 from typing import Any
 
@@ -48,7 +49,29 @@ def to_mime(data: dict[str, Any]) -> QMimeData:
     return mime
 
 
+_release_registered = False
+
+
+def _release_clipboard() -> None:
+    """Hand our data back before Python shuts down.
+
+    The clipboard owns the QMimeData we gave it; Qt's own exit handlers delete it after the
+    interpreter has finalised, and PySide6 then crashes (segmentation fault) destroying its
+    Python wrapper. Clearing it from a Python atexit hook, while Python still runs, avoids that.
+    """
+    clipboard = QGuiApplication.clipboard() if QGuiApplication.instance() else None
+    if clipboard is not None and clipboard.ownsClipboard():
+        clipboard.clear()
+    elif clipboard is not None and clipboard.mimeData() is not None and \
+            clipboard.mimeData().hasFormat(CLIPBOARD_MIME):
+        clipboard.clear()
+
+
 def put(data: dict[str, Any]) -> None:
+    global _release_registered
+    if not _release_registered:
+        atexit.register(_release_clipboard)
+        _release_registered = True
     QGuiApplication.clipboard().setMimeData(to_mime(data))
 
 
