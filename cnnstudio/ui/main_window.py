@@ -98,13 +98,20 @@ class MainWindow(QMainWindow):
 
         self.canvas = CanvasView(self.document, self)
         self.banner = Banner()
-        central = QWidget()
-        layout = QVBoxLayout(central)
+        network_page = QWidget()
+        layout = QVBoxLayout(network_page)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
         layout.addWidget(self.banner)
         layout.addWidget(self.canvas, 1)
-        self.setCentralWidget(central)
+        self.pages = QTabWidget()
+        self.pages.setDocumentMode(True)
+        self.pages.setObjectName("pages")
+        self._page_names: list[str] = []
+        self._docks_before_leaving: dict[str, bool] = {}
+        self.add_page("network", network_page, "Network")
+        self.pages.currentChanged.connect(self._page_changed)
+        self.setCentralWidget(self.pages)
 
         self.palette = PalettePanel()
         self.inspector = InspectorPanel(self.document)
@@ -167,6 +174,33 @@ class MainWindow(QMainWindow):
         return dock
 
     # -- status bar --------------------------------------------------------------------------
+
+    # -- pages ------------------------------------------------------------------------------
+
+    def add_page(self, name: str, widget: QWidget, title: str) -> None:
+        """A main page beside the network editor (training, the convolution lab)."""
+        self._page_names.append(name)
+        self.pages.addTab(widget, title)
+
+    def show_page(self, name: str) -> None:
+        self.pages.setCurrentIndex(self._page_names.index(name))
+
+    def current_page(self) -> str:
+        return self._page_names[self.pages.currentIndex()]
+
+    def _page_changed(self, index: int) -> None:
+        """The editing docks belong to the network page: hide them elsewhere, then restore."""
+        docks = {"palette": self.palette_dock, "inspector": self.inspector_dock,
+                 "bottom": self.bottom_dock}
+        on_network = self._page_names[index] == "network"
+        if on_network:
+            for key, was_visible in self._docks_before_leaving.items():
+                docks[key].setVisible(was_visible)
+            self._docks_before_leaving = {}
+        elif not self._docks_before_leaving:
+            self._docks_before_leaving = {k: d.isVisible() for k, d in docks.items()}
+            for dock in docks.values():
+                dock.hide()
 
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
