@@ -546,6 +546,10 @@ class Trainer:
 
     # -- files -----------------------------------------------------------------------------
 
+    def state_dict(self) -> dict[str, Tensor]:
+        """A CPU copy of the weights (call between two events: the run is suspended then)."""
+        return self._state_dict()
+
     def _state_dict(self) -> dict[str, Tensor]:
         return {k: v.detach().to("cpu", copy=True).contiguous()
                 for k, v in self.model.state_dict().items()}

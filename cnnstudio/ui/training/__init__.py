@@ -1,0 +1,1 @@
+"""Training in the window: the background session, the training page and its live views."""
