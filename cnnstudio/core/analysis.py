@@ -283,7 +283,12 @@ _MEMO_LIMIT = 20_000
 
 
 def _freeze(params: Mapping[str, Any]) -> tuple:
-    return tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in params.items())
+    return tuple((k, _frozen(v)) for k, v in params.items())
+
+
+def _frozen(value: Any) -> Any:
+    """A hashable stand-in for a parameter value: lists (pairs, matrices) become tuples."""
+    return tuple(_frozen(v) for v in value) if isinstance(value, list) else value
 
 
 def _evaluate(block_type, params: Mapping[str, Any], shapes: tuple) -> _BlockResult:

@@ -83,7 +83,7 @@ def _checked_name(name: str) -> str:
 
 
 def _copy(value: Any) -> Any:
-    return list(value) if isinstance(value, list) else value
+    return [_copy(v) for v in value] if isinstance(value, list) else value
 
 
 class Graph:

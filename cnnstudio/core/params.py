@@ -1,6 +1,8 @@
 """Typed block parameters: declaration, validation and normalisation.
 
-Values are kept JSON-friendly: pairs are two-item lists, padding is a mode string or a pair.
+Values are kept JSON-friendly: pairs are two-item lists, padding is a mode string or a pair, a
+matrix is null or a list of equally long rows of numbers (for a matrix, `maximum` bounds the
+number of rows and columns, not the values).
 Every check returns a message that names what was expected and what was given, so the same
 text can appear in the inspector, in a diagnostic and in a project-file error.
 """
@@ -12,7 +14,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-PARAM_KINDS = ("int", "float", "bool", "choice", "pair", "padding", "optional_pair", "text")
+PARAM_KINDS = (
+    "int", "float", "bool", "choice", "pair", "padding", "optional_pair", "text", "matrix",
+)
 PADDING_MODES = ("valid", "same", "full")
 
 
@@ -126,6 +130,18 @@ class ParamSpec:
             raise ParamError(f"expected a text of at most 200 characters, got {_describe(value)}")
         return value
 
+    def _coerce_matrix(self, value: Any) -> list[list[float]] | None:
+        if value is None:
+            return None
+        side = int(self.maximum) if self.maximum is not None else None
+        if not _is_matrix(value, side):
+            bound = f" (at most {side}×{side})" if side is not None else ""
+            raise ParamError(
+                f"expected null or a matrix{bound}: a list of rows of numbers, every row as "
+                f"long, got {_describe(value)}"
+            )
+        return [[float(v) for v in row] for row in value]
+
     def _pair_error(self, value: Any) -> ParamError:
         lo = 0 if self.minimum == 0 else 1
         what = "non-negative" if lo == 0 else "positive"
@@ -169,6 +185,20 @@ class ParamSpec:
             ) from None
 
 
+def _is_matrix(value: Any, side: int | None) -> bool:
+    """A non-empty list of equally long, non-empty rows of finite numbers, within side×side."""
+    if not isinstance(value, (list, tuple)) or not value:
+        return False
+    if not all(isinstance(row, (list, tuple)) and row for row in value):
+        return False
+    if len({len(row) for row in value}) != 1:
+        return False
+    if side is not None and (len(value) > side or len(value[0]) > side):
+        return False
+    return all((_is_int(v) or isinstance(v, float)) and math.isfinite(v)
+               for row in value for v in row)
+
+
 def _fmt_num(number: float) -> str:
     if float(number).is_integer():
         return f"{int(number):,}"
@@ -177,6 +207,8 @@ def _fmt_num(number: float) -> str:
 
 def format_value(value: Any) -> str:
     """Short human text for a parameter value, as shown on a block: 3×3, same, 0.5."""
+    if isinstance(value, list) and value and isinstance(value[0], list):
+        return f"{len(value)}×{len(value[0])} matrix"
     if isinstance(value, list) and len(value) == 2:
         return f"{value[0]}×{value[1]}"
     if isinstance(value, bool):

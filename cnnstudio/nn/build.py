@@ -209,8 +209,19 @@ def _build_conv(params: Params, info: BlockInfo) -> nn.Module:
         groups=params["groups"],
         bias=params["bias"],
     )
+    if params.get("initial_kernel") is not None:
+        set_initial_kernel(conv, params["initial_kernel"])
     pads = [0, 0, 0, 0] if symmetric else pad_list(pad_h, pad_w)
     return ConvLayer(conv, pads, activation_module(params["activation"]))
+
+
+def set_initial_kernel(conv: nn.Conv2d, kernel: Sequence[Sequence[float]]) -> None:
+    """Every filter × input channel starts as the same kh×kw kernel, and the bias at 0."""
+    with torch.no_grad():
+        values = torch.tensor(kernel, dtype=conv.weight.dtype, device=conv.weight.device)
+        conv.weight.copy_(values.expand_as(conv.weight))
+        if conv.bias is not None:
+            conv.bias.zero_()
 
 
 def _build_dense(params: Params, info: BlockInfo) -> nn.Module:
@@ -278,4 +289,5 @@ def running_stat_count(layer: nn.Module) -> int:
     )
 
 
-__all__ = ["GraphModel", "ModelBuildError", "build_model", "running_stat_count"]
+__all__ = ["GraphModel", "ModelBuildError", "build_model", "running_stat_count",
+           "set_initial_kernel"]

@@ -357,6 +357,7 @@ def _model_class(plan: _Plan) -> str:
         lines += [f"{INDENT}# Frozen in CNN Studio (trainable off): training keeps them as loaded.",
                   *_wrap("for layer in ", frozen, INDENT, "(", ")", tuple_=True, suffix=":"),
                   f"{INDENT}    layer.requires_grad_(False)"]
+    lines += _initial_kernels(plan)
     lines += ["", *_forward(plan)]
     terms = [f"{plan.params[b][kind]!r} * self.{plan.names[b]}.weight{op}.sum()"
              for b in plan.order if plan.layers[b].weights in ("conv", "linear")
@@ -367,6 +368,28 @@ def _model_class(plan: _Plan) -> str:
                   f"{INDENT}return (", f"{INDENT}    {terms[0]}",
                   *(f"{INDENT}    + {term}" for term in terms[1:]), f"{INDENT})"]
     return "\n".join(lines)
+
+
+def _initial_kernels(plan: _Plan) -> list[str]:
+    """Conv2D blocks with a kernel chosen in the convolution lab start from it, bias 0."""
+    chosen = [b for b in plan.order if plan.layers[b].weights == "conv"
+              and plan.params[b].get("initial_kernel") is not None]
+    if not chosen:
+        return []
+    lines = [f"{INDENT}# Initial kernels chosen in CNN Studio's convolution lab: every filter and",
+             f"{INDENT}# input channel starts as the kernel, the bias at 0 (trained weights loaded",
+             f"{INDENT}# with load_cnnstudio_weights replace them).",
+             f"{INDENT}with torch.no_grad():"]
+    inner = INDENT + "    "
+    for block_id in chosen:
+        layer = f"self.{plan.names[block_id]}"
+        rows = ["[" + ", ".join(repr(float(v)) for v in row) + "]"
+                for row in plan.params[block_id]["initial_kernel"]]
+        lines += _wrap("kernel = torch.tensor", rows, inner, "([", "])")
+        lines.append(f"{inner}{layer}.weight.copy_(kernel.expand_as({layer}.weight))")
+        if plan.params[block_id]["bias"]:
+            lines.append(f"{inner}{layer}.bias.zero_()")
+    return lines
 
 
 def _forward(plan: _Plan) -> list[str]:

@@ -303,3 +303,18 @@ def test_analyze_never_raises_on_garbage():
     a = analyze(g)
     assert not a.ok
     assert all(d.message for d in a.diagnostics)
+
+
+def test_initial_kernel_must_match_the_kernel_size():
+    g = keras_mnist()
+    conv = next(b for b in g.blocks if b.type == "Conv2D")
+    g.set_params(conv.id, {"initial_kernel": [[1, 0, -1]] * 3})
+    assert analyze(g).ok
+    g.set_params(conv.id, {"initial_kernel": [[1, 0, -1]] * 2})
+    (diag,) = analyze(g).errors
+    assert diag.block_id == conv.id
+    assert diag.message == "Conv2D 'conv1': the initial kernel is 2×3 but the kernel size is 3×3"
+    assert diag.fix == "set the kernel size to 2×3, or clear the initial kernel"
+    assert diag.repair == {"action": "set_param", "param": "kernel", "value": [2, 3]}
+    g.set_params(conv.id, {"initial_kernel": None})
+    assert analyze(g).ok

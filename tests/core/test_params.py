@@ -88,3 +88,23 @@ def test_coerce_only_ever_raises_param_error(value):
             spec.coerce(value)
         except ParamError:
             pass
+
+
+MATRIX = ParamSpec("initial_kernel", "matrix", None, maximum=7)
+
+
+def test_matrix_accepts_null_and_rows_of_numbers():
+    assert MATRIX.coerce(None) is None
+    assert MATRIX.coerce([[1, 0, -1], [2, 0.5, -2]]) == [[1.0, 0.0, -1.0], [2.0, 0.5, -2.0]]
+    assert MATRIX.coerce(((1,),)) == [[1.0]]
+    assert format_value([[1.0, 2.0], [3.0, 4.0]]) == "2×2 matrix"
+
+
+@pytest.mark.parametrize("bad", [[], [[]], [[1], [1, 2]], [[True]], "1 0", 3, [1, 2],
+                                 [[float("nan")]], [[1] * 8], [[1]] * 8, [["1"]]])
+def test_matrix_rejects(bad):
+    with pytest.raises(ParamError) as err:
+        MATRIX.coerce(bad)
+    assert str(err.value).startswith(
+        "expected null or a matrix (at most 7×7): a list of rows of numbers, every row as long, "
+        "got ")

@@ -113,7 +113,7 @@ def test_file_layout(tmp_path: Path):
     assert data["blocks"][1]["params"] == {
         "filters": 8, "kernel": [3, 3], "stride": [1, 1], "padding": "same",
         "dilation": [1, 1], "groups": 1, "bias": True, "activation": "none", "l1": 0.0,
-        "l2": 0.0, "trainable": True,
+        "l2": 0.0, "initial_kernel": None, "trainable": True,
     }
     assert list(data["training"]) == list(TRAINING.names)
     assert list(data["dataset"]) == list(DATASET.names)
@@ -647,3 +647,20 @@ def test_random_damage_only_ever_raises_project_error(data: st.DataObject):
         return
     text = dumps_project(project)
     assert project_to_dict(project_from_dict(json.loads(text))) == project_to_dict(project)
+
+
+def test_a_conv_initial_kernel_round_trips(tmp_path: Path):
+    project = sample_project()
+    conv = next(b for b in project.graph.blocks if b.type == "Conv2D")
+    kernel = [[1.0, 0.0, -1.0], [2.0, 0.5, -2.0], [1.0, 0.0, -1.0]]
+    project.graph.set_params(conv.id, {"kernel": [3, 3], "initial_kernel": kernel})
+    path = tmp_path / "kernel.cnnproj"
+    save_project(project, path)
+    loaded = load_project(path)
+    assert loaded.graph.block(conv.id).params["initial_kernel"] == kernel
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["blocks"][1]["params"]["initial_kernel"] = [[1, 2], [3]]
+    path.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ProjectError) as err:
+        load_project(path)
+    assert "initial_kernel: expected null or a matrix (at most 255×255)" in str(err.value.problems)

@@ -520,3 +520,22 @@ def test_model_scripts_traces_and_exports_to_onnx():
     session = onnxruntime.InferenceSession(buffer.getvalue())
     (result,) = session.run(None, {"image": x.numpy()})
     torch.testing.assert_close(torch.from_numpy(result), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_initial_kernel_starts_every_filter_and_channel_and_can_stay_frozen():
+    g = Graph()
+    kernel = [[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]]
+    blocks = g.chain([("Input", {"channels": 3, "height": 8, "width": 8}),
+                      ("Conv2D", {"filters": 4, "kernel": 3, "padding": "same",
+                                  "initial_kernel": kernel, "trainable": False}),
+                      ("Flatten", {}), ("Dense", {"units": 2}), ("Output", {})])
+    model, _, _ = assert_matches_analysis(g)
+    conv = model.blocks[blocks[1].id].conv
+    assert torch.equal(conv.weight, torch.tensor(kernel).expand(4, 3, 3, 3))
+    assert torch.equal(conv.bias, torch.zeros(4))
+    assert not conv.weight.requires_grad
+    x = torch.rand(1, 3, 8, 8)
+    expected = F.conv2d(x, torch.tensor(kernel).expand(4, 3, 3, 3), padding=1)
+    assert torch.allclose(model.activations(x, [blocks[1].id])[blocks[1].id], expected)
+    g.set_params(blocks[1].id, {"trainable": True})
+    assert build_model(g).blocks[blocks[1].id].conv.weight.requires_grad

@@ -332,3 +332,23 @@ def test_generated_files_pass_ruff(sources, tmp_path):
                            "--select", "E,W,F,I,B,UP", str(tmp_path)],
                           capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout
+
+
+def test_initial_kernels_from_the_lab_start_the_generated_model():
+    graph = build_template("keras-mnist", (1, 28, 28), 3)
+    kernel = [[1.0, 0.0, -1.0], [1.0, 0.0, -1.0], [1.0, 0.0, -1.0]]
+    graph.set_params("conv1", {"initial_kernel": kernel, "trainable": False})
+    graph.set_params("conv2", {"kernel": [1, 5], "padding": "same", "bias": False,
+                               "initial_kernel": [[0.5, -0.25, 1.0, 2.0, 3.0]]})
+    source = generate_python(Project.new(graph, name="lab"), classes=list("abc"), mean=[0.5],
+                             std=[0.5], input_shape=(1, 28, 28))
+    assert "with torch.no_grad():" in source
+    module = types.ModuleType("lab")
+    exec(compile(source, "lab.py", "exec"), module.__dict__)
+    model = module.Lab()
+    assert torch.equal(model.conv1.weight, torch.tensor(kernel).expand(32, 1, 3, 3))
+    assert torch.equal(model.conv1.bias, torch.zeros(32))
+    assert not model.conv1.weight.requires_grad
+    assert torch.equal(model.conv2.weight[7, 5, 0], torch.tensor([0.5, -0.25, 1.0, 2.0, 3.0]))
+    reference = build_model(graph)
+    assert torch.equal(reference.blocks["conv1"].conv.weight, model.conv1.weight)

@@ -47,6 +47,7 @@ def _infer_conv(params, inputs):
             f"groups = {groups} must divide both the {c} input channels and the {filters} filters",
             f"choose groups among the common divisors of {c} and {filters}",
         )
+    _check_initial_kernel(params)
     (oh, _, _), (ow, _, _) = _conv_axes(params, (c, h, w))
     if oh <= 0 or ow <= 0:
         raise ShapeError(
@@ -55,6 +56,21 @@ def _infer_conv(params, inputs):
             {"action": "set_param", "param": "padding", "value": "same"},
         )
     return (filters, oh, ow)
+
+
+def _check_initial_kernel(params) -> None:
+    """A fixed initial kernel (from the convolution lab) must have the kernel's size."""
+    kernel = params.get("initial_kernel")
+    if kernel is None:
+        return
+    rows, cols = len(kernel), len(kernel[0])
+    kh, kw = params["kernel"]
+    if (rows, cols) != (kh, kw):
+        raise ShapeError(
+            f"the initial kernel is {rows}×{cols} but the kernel size is {kh}×{kw}",
+            f"set the kernel size to {rows}×{cols}, or clear the initial kernel",
+            {"action": "set_param", "param": "kernel", "value": [rows, cols]},
+        )
 
 
 def _count_conv(params, inputs, output):
@@ -106,6 +122,12 @@ CONV2D = BlockType(
         fused_activation("none"),
         L1,
         L2,
+        ParamSpec("initial_kernel", "matrix", None, maximum=MAX_KERNEL,
+                  help=(
+                      "A fixed kh×kw kernel (from the convolution lab) that starts every filter "
+                      "on every input channel, bias 0; empty: random initialisation. Untick "
+                      "trainable to keep it frozen."
+                  )),
         TRAINABLE,
     ),
     infer=_infer_conv,

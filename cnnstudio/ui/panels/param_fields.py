@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QPushButton,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -419,6 +420,31 @@ class PaddingField(ParamField):
         self.edited.emit(list(self._last_explicit))
 
 
+class MatrixField(ParamField):
+    """A matrix (a Conv2D's initial kernel from the lab): shown compactly, with Clear."""
+
+    def __init__(self, spec: ParamSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        self.label = QLabel()
+        self.clear_button = QPushButton("Clear")
+        self._row.addWidget(self.label, 1)
+        self._row.addWidget(self.clear_button)
+        self.clear_button.clicked.connect(lambda: self.edited.emit(None))
+
+    def set_value(self, value: Any) -> None:
+        if value is MIXED:
+            text, matrix = MIXED_PLACEHOLDER, ""
+        elif value:
+            text = f"{len(value)}×{len(value[0])} kernel set"
+            matrix = "\n".join("  ".join(format_float(v) for v in row) for row in value)
+        else:
+            text, matrix = "none (random start)", ""
+        self.label.setText(text)
+        self.label.setToolTip(f"{self.spec.help}\n\n{matrix}" if matrix else self.spec.help)
+        self.clear_button.setEnabled(value is MIXED or bool(value))
+
+
 def make_field(spec: ParamSpec) -> ParamField:
     """The editor for one declared parameter, with the declaration's help as tooltip."""
     if spec.kind == "int":
@@ -435,6 +461,8 @@ def make_field(spec: ParamSpec) -> ParamField:
         field = _optional_pair_field(spec)
     elif spec.kind == "padding":
         field = PaddingField(spec)
+    elif spec.kind == "matrix":
+        field = MatrixField(spec)
     else:
         field = LineField(spec.coerce, str, incomplete=lambda t: False)
     field.widget.setToolTip(spec.help)

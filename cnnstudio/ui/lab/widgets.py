@@ -1,0 +1,417 @@
+"""Drawing pieces of the lab: the diverging colour map, array tiles, a colour bar and an
+editable matrix table.
+
+Arrays become QImages in one NumPy step each (a lookup table indexed by the scaled values); the
+tiles are painted with QPainter, so a refresh has no Python loop over pixels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QEvent, QPoint, QRect, QSize, Qt, Signal
+from PySide6.QtGui import (
+    QColor,
+    QDragEnterEvent,
+    QDropEvent,
+    QFont,
+    QHelpEvent,
+    QImage,
+    QLinearGradient,
+    QPainter,
+    QPaintEvent,
+    QPalette,
+)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QSizePolicy,
+    QTableWidget,
+    QTableWidgetItem,
+    QToolTip,
+    QWidget,
+)
+
+from cnnstudio.lab.ops import fmt
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+_STOPS = ("#2166ac", "#67a9cf", "#f7f7f7", "#ef8a62", "#b2182b")  # blue − · white 0 · red +
+
+
+def _diverging_lut() -> np.ndarray:
+    stops = np.array([QColor(c).getRgb()[:3] for c in _STOPS], dtype=np.float64)
+    positions = np.linspace(0.0, 1.0, len(stops))
+    t = np.linspace(0.0, 1.0, 256)
+    lut = np.stack([np.interp(t, positions, stops[:, k]) for k in range(3)], axis=1)
+    return np.rint(lut).astype(np.uint8)
+
+
+DIVERGING = _diverging_lut()
+
+
+def symmetric_scale(values: np.ndarray) -> float:
+    """The largest magnitude (1 for an all-zero array): the colour scale runs from −m to +m."""
+    m = float(np.max(np.abs(values))) if values.size else 0.0
+    return m if m > 0 and np.isfinite(m) else 1.0
+
+
+ROBUST_QUANTILE = 0.995
+
+
+def robust_scale(values: np.ndarray) -> tuple[float, bool]:
+    """(m, clipped): m is the 99.5th percentile of |values| for a picture, so a few extreme
+    pixels do not wash the rest out to white; clipped says some values lie beyond ±m."""
+    largest = symmetric_scale(values)
+    if values.size < 1000:
+        return largest, False
+    m = float(np.quantile(np.abs(values), ROBUST_QUANTILE))
+    if not m > 0 or m >= largest:
+        return largest, False
+    return m, True
+
+
+def diverging_rgb(values: np.ndarray, scale: float) -> np.ndarray:
+    """H×W values as H×W×3 colours: −scale blue, 0 white, +scale red."""
+    index = np.asarray(values, dtype=np.float32) * np.float32(127.5 / scale)
+    index += np.float32(128.0)  # 127.5 for zero, plus 0.5 to round
+    np.clip(index, 0.0, 255.0, out=index)
+    return DIVERGING[index.astype(np.uint8)]
+
+
+def colour_of(value: float, scale: float) -> QColor:
+    r, g, b = diverging_rgb(np.array([value]), scale)[0]
+    return QColor(int(r), int(g), int(b))
+
+
+def text_on(background: QColor) -> QColor:
+    """Black or white, whichever reads better on the background."""
+    luma = 0.299 * background.redF() + 0.587 * background.greenF() + 0.114 * background.blueF()
+    return QColor("#111111") if luma > 0.55 else QColor("#ffffff")
+
+
+def qimage(array: np.ndarray) -> QImage:
+    """A QImage owning a copy of a uint8 H×W (grey) or H×W×3 (RGB) array."""
+    data = np.ascontiguousarray(array, dtype=np.uint8)
+    height, width = data.shape[:2]
+    if data.ndim == 2:
+        image = QImage(data.data, width, height, width, QImage.Format.Format_Grayscale8)
+    else:
+        image = QImage(data.data, width, height, 3 * width, QImage.Format.Format_RGB888)
+    return image.copy()
+
+
+def image_paths(event: QDragEnterEvent | QDropEvent) -> list[Path]:
+    mime = event.mimeData()
+    if not mime.hasUrls():
+        return []
+    return [Path(url.toLocalFile()) for url in mime.urls()
+            if url.isLocalFile() and url.toLocalFile().lower().endswith(IMAGE_SUFFIXES)]
+
+
+@dataclass
+class Tile:
+    caption: str
+    image: QImage
+    values: np.ndarray | None = None  # for the value under the mouse
+
+
+class MapView(QWidget):
+    """One or more images in a grid of equal tiles, captioned, aspect kept, drawn from the
+    top; with a scale, the diverging colour bar (−m, 0, +m) right under them. The tooltip
+    names the pixel and its value. With accept_files it takes dropped image files."""
+
+    file_dropped = Signal(Path)
+
+    def __init__(self, accept_files: bool = False, columns: int = 1,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.columns = columns  # for the preferred height; painting fits the actual size
+        self.tiles: list[Tile] = []
+        self.message = ""
+        self.title = ""
+        self.scale: float | None = None
+        self.clipped = False
+        self.setAcceptDrops(accept_files)
+        self.setMinimumSize(160, 120)
+        policy = QSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        policy.setHeightForWidth(True)
+        self.setSizePolicy(policy)
+        self.setMouseTracking(True)
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt's name)
+        return QSize(320, self.heightForWidth(320))
+
+    def hasHeightForWidth(self) -> bool:  # noqa: N802
+        return True
+
+    def heightForWidth(self, width: int) -> int:  # noqa: N802
+        """The height that shows the tiles at full width in the preferred number of columns."""
+        caption_h = self.fontMetrics().height() + 4
+        if not self.tiles:
+            return 240
+        cols = min(self.columns, len(self.tiles))
+        rows = -(-len(self.tiles) // cols)
+        first = self.tiles[0].image
+        aspect = first.height() / max(first.width(), 1)
+        tile_h = int((width - 6 * cols) / cols * aspect)
+        top = caption_h if self.title else 0
+        return top + rows * (tile_h + caption_h + 4) + self._bar_height()
+
+    def set_tiles(self, tiles: list[Tile], scale: float | None = None, title: str = "",
+                  clipped: bool = False) -> None:
+        """Show the tiles (a title above them all when given), with a colour bar for scale;
+        clipped: values lie beyond ±scale (the bar's ends read ≤ and ≥)."""
+        self.tiles, self.message, self.scale, self.title = tiles, "", scale, title
+        self.clipped = clipped
+        self.updateGeometry()
+        self.update()
+
+    def set_message(self, text: str) -> None:
+        self.tiles, self.message, self.scale, self.title = [], text, None, ""
+        self.update()
+
+    def bar_labels(self) -> tuple[str, str, str]:
+        scale = self.scale or 1.0
+        digits = 0 if scale >= 100 else 1 if scale >= 10 else 3
+        low, high = fmt(-round(scale, digits), digits), fmt(round(scale, digits), digits)
+        if self.clipped:
+            return f"≤ {low}", "0", f"≥ {high}"
+        return low, "0", high
+
+    def _bar_height(self) -> int:
+        return self.fontMetrics().height() + 18 if self.scale is not None else 0
+
+    def _layout(self) -> list[tuple[QRect, QRect]]:
+        """(caption rect, image rect) per tile, with as many columns as make tiles biggest."""
+        n = len(self.tiles)
+        if not n:
+            return []
+        caption_h = self.fontMetrics().height() + 4
+        top = caption_h if self.title else 0
+        height = self.height() - self._bar_height() - top
+        aspect = self.tiles[0].image.height() / max(self.tiles[0].image.width(), 1)
+        best: tuple[float, int] = (-1.0, 1)
+        for cols in range(1, n + 1):
+            rows = -(-n // cols)
+            tile_w = min((self.width() - 6 * cols) / cols,
+                         (height / rows - caption_h - 4) / max(aspect, 1e-6))
+            if tile_w > best[0]:
+                best = (tile_w, cols)
+        cols = best[1]
+        tile = QSize(int(best[0]), int(best[0] * aspect))
+        cell_w, cell_h = self.width() // cols, tile.height() + caption_h + 4
+        rects = []
+        for k, item in enumerate(self.tiles):
+            x, y = (k % cols) * cell_w, top + (k // cols) * cell_h
+            size = item.image.size().scaled(tile, Qt.AspectRatioMode.KeepAspectRatio)
+            image = QRect(x + (cell_w - size.width()) // 2, y + caption_h, size.width(),
+                          size.height())
+            rects.append((QRect(x, y, cell_w, caption_h), image))
+        return rects
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
+        painter = QPainter(self)
+        palette = self.palette()
+        painter.setPen(palette.color(QPalette.ColorRole.WindowText))
+        if self.message:
+            painter.drawText(self.rect().adjusted(8, 8, -8, -8),
+                             Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self.message)
+            return
+        bottom = 0
+        if self.title:
+            painter.drawText(QRect(0, 0, self.width(), self.fontMetrics().height() + 4),
+                             Qt.AlignmentFlag.AlignCenter, self.title)
+        for tile, (caption, target) in zip(self.tiles, self._layout()):
+            painter.setPen(palette.color(QPalette.ColorRole.WindowText))
+            text = self.fontMetrics().elidedText(tile.caption, Qt.TextElideMode.ElideRight,
+                                                 caption.width() - 4)
+            painter.drawText(caption, Qt.AlignmentFlag.AlignCenter, text)
+            upscale = target.width() > tile.image.width()
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, not upscale)
+            painter.drawImage(target, tile.image)
+            painter.setPen(palette.color(QPalette.ColorRole.Mid))
+            painter.drawRect(target.adjusted(0, 0, -1, -1))
+            bottom = max(bottom, target.bottom())
+        if self.scale is not None and self.tiles:
+            width = min(self.width() - 80, 360)
+            self._paint_bar(painter, QRect((self.width() - width) // 2, bottom + 8, width, 10))
+
+    def _paint_bar(self, painter: QPainter, bar: QRect) -> None:
+        gradient = QLinearGradient(bar.left(), 0, bar.right(), 0)
+        for k, colour in enumerate(_STOPS):
+            gradient.setColorAt(k / (len(_STOPS) - 1), QColor(colour))
+        painter.fillRect(bar, gradient)
+        palette = self.palette()
+        painter.setPen(palette.color(QPalette.ColorRole.Mid))
+        painter.drawRect(bar.adjusted(0, 0, -1, -1))
+        painter.setPen(palette.color(QPalette.ColorRole.WindowText))
+        low, zero, high = self.bar_labels()
+        metrics = self.fontMetrics()
+        row = QRect(bar.left() - 40, bar.bottom() + 2, bar.width() + 80, metrics.height())
+        painter.drawText(row, Qt.AlignmentFlag.AlignLeft, low)
+        painter.drawText(row, Qt.AlignmentFlag.AlignHCenter, zero)
+        painter.drawText(row, Qt.AlignmentFlag.AlignRight, high)
+
+    def value_at(self, point: QPoint) -> str:
+        for tile, (_caption, target) in zip(self.tiles, self._layout()):
+            if tile.values is None or not target.contains(point):
+                continue
+            h, w = tile.values.shape[:2]
+            row = min(h - 1, (point.y() - target.y()) * h // max(target.height(), 1))
+            col = min(w - 1, (point.x() - target.x()) * w // max(target.width(), 1))
+            value = tile.values[row, col]
+            shown = (", ".join(fmt(v, 2) for v in value) if np.ndim(value)
+                     else fmt(float(value), 3))
+            return f"{tile.caption}\nrow {row}, column {col}: {shown}"
+        return ""
+
+    def event(self, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.ToolTip and isinstance(event, QHelpEvent):
+            text = self.value_at(event.pos())
+            if text:
+                QToolTip.showText(event.globalPos(), text, self)
+            else:
+                QToolTip.hideText()
+            return True
+        return super().event(event)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
+        if image_paths(event):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+        paths = image_paths(event)
+        if paths:
+            event.acceptProposedAction()
+            self.file_dropped.emit(paths[0])
+
+
+def parse_number(text: str) -> float | None:
+    """'−1', '-1', '2,5', ' 3 ' as numbers; None for anything else."""
+    cleaned = text.strip().replace("−", "-").replace(",", ".")
+    try:
+        value = float(cleaned)
+    except ValueError:
+        return None
+    return value if np.isfinite(value) else None
+
+
+class MatrixTable(QTableWidget):
+    """A small matrix in a grid of square cells, editable or not, with highlighted cells.
+
+    `edited` carries the whole matrix after a cell edit that parses as a number; any other
+    text puts the previous value back."""
+
+    edited = Signal(object)  # np.ndarray
+
+    def __init__(self, cell: int = 40, font_points: float = 0.0,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.cell = cell
+        self._values = np.zeros((0, 0))
+        self._fixed: set[tuple[int, int]] = set()
+        self._filling = False
+        self.horizontalHeader().hide()
+        self.verticalHeader().hide()
+        for header in (self.horizontalHeader(), self.verticalHeader()):
+            header.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+            header.setMinimumSectionSize(8)
+        self.horizontalHeader().setDefaultSectionSize(cell)
+        self.verticalHeader().setDefaultSectionSize(cell)
+        self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        if font_points:
+            font = QFont(self.font())
+            font.setPointSizeF(font_points)
+            self.setFont(font)
+        self.itemChanged.connect(self._on_item_changed)
+
+    def values(self) -> np.ndarray:
+        return self._values.copy()
+
+    def set_values(self, values: np.ndarray, editable: bool = True,
+                   fixed: set[tuple[int, int]] | None = None, blank: bool = False) -> None:
+        """Show a matrix; `fixed` cells (padding) are not editable; blank shows no numbers."""
+        values = np.atleast_2d(np.asarray(values, dtype=np.float64))
+        self._values, self._fixed = values.copy(), set(fixed or ())
+        self._filling = True
+        self.setRowCount(values.shape[0])
+        self.setColumnCount(values.shape[1])
+        for r in range(values.shape[0]):
+            for c in range(values.shape[1]):
+                item = self.item(r, c)
+                if item is None:
+                    item = QTableWidgetItem()
+                    self.setItem(r, c, item)
+                item.setText("" if blank else fmt(values[r, c]))
+                item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+                flags = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+                if editable and (r, c) not in self._fixed:
+                    flags |= Qt.ItemFlag.ItemIsEditable
+                item.setFlags(flags)
+        self._filling = False
+        self.fit()
+
+    def show_cells(self, texts: dict[tuple[int, int], str]) -> None:
+        """Replace the text of some cells (the output cells computed so far)."""
+        self._filling = True
+        for r in range(self.rowCount()):
+            for c in range(self.columnCount()):
+                item = self.item(r, c)
+                if item is not None:
+                    item.setText(texts.get((r, c), ""))
+        self._filling = False
+
+    def paint_cells(self, colours: dict[tuple[int, int], QColor],
+                    muted: Collection[tuple[int, int]] = ()) -> None:
+        """Background colours for some cells (text black or white to match); muted cells
+        (padding) in the placeholder colour, the rest in the table's own colours."""
+        palette = self.palette()
+        self._filling = True
+        for r in range(self.rowCount()):
+            for c in range(self.columnCount()):
+                item = self.item(r, c)
+                if item is None:
+                    continue
+                colour = colours.get((r, c))
+                if colour is not None:
+                    item.setBackground(colour)
+                    item.setForeground(text_on(colour))
+                elif (r, c) in muted:
+                    item.setBackground(palette.color(QPalette.ColorRole.AlternateBase))
+                    item.setForeground(palette.color(QPalette.ColorRole.PlaceholderText))
+                else:
+                    item.setBackground(palette.color(QPalette.ColorRole.Base))
+                    item.setForeground(palette.color(QPalette.ColorRole.Text))
+        self._filling = False
+
+    def fit(self) -> None:
+        """Exactly as big as its cells, so a small matrix looks like one."""
+        width = self.columnCount() * self.cell + 2 * self.frameWidth()
+        height = self.rowCount() * self.cell + 2 * self.frameWidth()
+        self.setFixedSize(max(width, self.cell), max(height, self.cell))
+
+    def _on_item_changed(self, item: QTableWidgetItem) -> None:
+        if self._filling:
+            return
+        r, c = item.row(), item.column()
+        number = parse_number(item.text())
+        self._filling = True
+        if number is None:
+            item.setText(fmt(self._values[r, c]))
+            self._filling = False
+            return
+        item.setText(fmt(number))
+        self._filling = False
+        self._values[r, c] = number
+        self.edited.emit(self.values())
+
+
+def mute(label: QWidget) -> QWidget:
+    """Secondary text: the palette's placeholder colour, so it follows the theme."""
+    label.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+    return label
