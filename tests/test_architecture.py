@@ -14,6 +14,7 @@ FORBIDDEN = {
     "core": ("cnnstudio.nn", "cnnstudio.train", "cnnstudio.ui", "cnnstudio.cli"),
     "nn": ("cnnstudio.train", "cnnstudio.ui"),
     "train": ("cnnstudio.ui",),
+    "lab": ("cnnstudio.nn", "cnnstudio.train", "cnnstudio.ui", "cnnstudio.cli"),
 }
 
 
@@ -34,6 +35,13 @@ def test_core_imports_no_torch_and_no_qt_anywhere_in_its_source():
         for name in imported_modules(path):
             if name.split(".")[0] in HEAVY:
                 offenders.append(f"{path.relative_to(PACKAGE)} imports {name}")
+    assert offenders == []
+
+
+def test_the_lab_computations_import_neither_torch_nor_qt():
+    offenders = [f"{path.relative_to(PACKAGE)} imports {name}"
+                 for path in (PACKAGE / "lab").rglob("*.py")
+                 for name in imported_modules(path) if name.split(".")[0] in HEAVY]
     assert offenders == []
 
 
