@@ -73,8 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     gui.add_argument("--screenshot", metavar="OUT.png",
                      help="render the window off-screen to a PNG file and exit")
     gui.add_argument("--page", choices=("canvas", "lab", "start"), default="canvas",
-                     help="the page to show: the canvas (default), the convolution lab (not "
-                     "available yet) or the start page")
+                     help="the page to show: the canvas (default), the convolution lab or the "
+                     "start page")
     gui.add_argument("--theme", choices=("light", "dark", "system"),
                      help="colour theme (default: the last one chosen, else the system's)")
 
@@ -184,8 +184,6 @@ def cmd_summary(args: argparse.Namespace) -> int:
 def cmd_gui(args: argparse.Namespace) -> int:
     if args.file and args.template:
         raise CLIError("give either a project file or --template, not both")
-    if args.page == "lab":
-        raise CLIError("the lab page is not available yet; it arrives with the convolution lab")
     from cnnstudio.ui.app import AppError, run
 
     try:

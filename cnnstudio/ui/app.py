@@ -101,8 +101,6 @@ def run(file: str | None = None, template: str | None = None, screenshot: str | 
     started = time.perf_counter()
     if page not in PAGES:
         raise AppError(f"unknown page {page!r}; expected one of {', '.join(PAGES)}")
-    if page == "lab":
-        raise AppError("the lab page is not available yet; it arrives with the convolution lab")
     if screenshot:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     elif QApplication.instance() is None and not _display_available():
@@ -179,6 +177,9 @@ def _screenshot(app: QApplication, window: MainWindow, path: Path, page: str) ->
         window.canvas.select_blocks(convolutions[:1])
         window.canvas.initial_view()
     _settle(app)
+    if page == "lab":
+        window.show_page("lab")
+        _settle(app)
     if page == "start":
         dialog = StartPage(window)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, True)

@@ -8,7 +8,7 @@ through `edit()`, which records the change as one undoable command.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Any, Callable, TypeVar
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
@@ -16,7 +16,9 @@ from PySide6.QtGui import QUndoCommand, QUndoStack
 from cnnstudio.core.analysis import Analysis, analyze
 from cnnstudio.core.graph import Graph, GraphEvent
 from cnnstudio.core.history import Edit, record
+from cnnstudio.core.params import ParamError
 from cnnstudio.core.project import Project
+from cnnstudio.core.settings import DATASET, TRAINING, SettingsGroup
 
 T = TypeVar("T")
 
@@ -50,12 +52,44 @@ class GraphCommand(QUndoCommand):
         return True
 
 
+SETTINGS_GROUPS: dict[str, SettingsGroup] = {"dataset": DATASET, "training": TRAINING}
+
+
+class SettingsCommand(QUndoCommand):
+    """A change of the project's dataset or training settings; edits of one setting merge."""
+
+    def __init__(self, document: Document, group: str, before: dict[str, Any],
+                 after: dict[str, Any]) -> None:
+        names = ", ".join(SETTINGS_GROUPS[group].param(n).title.lower() for n in after)
+        super().__init__(f"Change {names}")
+        self.document, self.group = document, group
+        self.before, self.after = before, after
+
+    def redo(self) -> None:
+        self.document._apply_settings(self.group, self.after)
+
+    def undo(self) -> None:
+        self.document._apply_settings(self.group, self.before)
+
+    def id(self) -> int:
+        return 2
+
+    def mergeWith(self, other: QUndoCommand) -> bool:  # noqa: N802 (Qt's name)
+        if (not isinstance(other, SettingsCommand) or other.group != self.group
+                or set(other.after) != set(self.after) or len(self.after) != 1):
+            return False
+        self.after = dict(other.after)
+        self.setObsolete(self.after == self.before)  # back where it started: no step left
+        return True
+
+
 class Document(QObject):
     graph_event = Signal(object)  # GraphEvent
     analysis_changed = Signal()
     project_replaced = Signal()  # a new or opened project: views rebuild from scratch
     dirty_changed = Signal(bool)
     path_changed = Signal(object)  # Path | None
+    settings_changed = Signal(str, object)  # "dataset" | "training", {name: new value}
 
     def __init__(self, project: Project | None = None, path: Path | None = None,
                  parent: QObject | None = None) -> None:
@@ -113,6 +147,39 @@ class Document(QObject):
         if not change.empty:
             self.undo_stack.push(GraphCommand(self, text, change, merge_key))
         return result
+
+    def update_settings(self, group: str, changes: dict[str, Any]) -> bool:
+        """Change dataset or training settings as one undoable command (False: no change).
+
+        Every value is checked with the group's declaration first; a bad name or value raises
+        ParamError naming the setting, and nothing changes.
+        """
+        declared = SETTINGS_GROUPS.get(group)
+        if declared is None:
+            raise ParamError(f"unknown settings group {group!r}; use dataset or training")
+        current = self._settings(group)
+        after: dict[str, Any] = {}
+        for name, value in changes.items():
+            if not declared.has_param(name):
+                raise ParamError(f"unknown {declared.title} setting {name!r}")
+            try:
+                normal = declared.coerce(name, value)
+            except ParamError as err:
+                raise ParamError(f"{declared.param(name).title}: {err}") from None
+            if current.get(name, declared.param(name).default) != normal:
+                after[name] = normal
+        if not after:
+            return False
+        before = {n: current.get(n, declared.param(n).default) for n in after}
+        self.undo_stack.push(SettingsCommand(self, group, before, after))  # redo() applies it
+        return True
+
+    def _settings(self, group: str) -> dict[str, Any]:
+        return self._project.dataset if group == "dataset" else self._project.training
+
+    def _apply_settings(self, group: str, values: dict[str, Any]) -> None:
+        self._settings(group).update(values)
+        self.settings_changed.emit(group, dict(values))
 
     def set_project(self, project: Project, path: Path | None = None, dirty: bool = False) -> None:
         """Replace the whole project (New, Open, Recover): the undo history starts afresh."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from PySide6.QtCore import QPointF, Qt, QTimer
+from PySide6.QtCore import QByteArray, QPointF, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QFont, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
     QApplication,
@@ -50,6 +50,8 @@ from cnnstudio.ui.recovery import (
 )
 from cnnstudio.ui.settings_store import MAX_RECENT, SettingsStore
 from cnnstudio.ui.start_page import StartPage
+from cnnstudio.ui.lab import LabPage
+from cnnstudio.ui.training.page import TrainingPage
 
 DEFAULT_TEMPLATE = "keras-mnist"
 DEFAULT_DATASET = "mnist-sample"
@@ -108,8 +110,13 @@ class MainWindow(QMainWindow):
         self.pages.setDocumentMode(True)
         self.pages.setObjectName("pages")
         self._page_names: list[str] = []
-        self._docks_before_leaving: dict[str, bool] = {}
+        # the dock layout (state, side widths, bottom height) while another page shows
+        self._network_layout: tuple[QByteArray, list[int], int] | None = None
         self.add_page("network", network_page, "Network")
+        self.training_page = TrainingPage(self.document)
+        self.add_page("training", self.training_page, "Training")
+        self.lab_page = LabPage(self.document)
+        self.add_page("lab", self.lab_page, "Convolution lab")
         self.pages.currentChanged.connect(self._page_changed)
         self.setCentralWidget(self.pages)
 
@@ -189,17 +196,27 @@ class MainWindow(QMainWindow):
         return self._page_names[self.pages.currentIndex()]
 
     def _page_changed(self, index: int) -> None:
-        """The editing docks belong to the network page: hide them elsewhere, then restore."""
-        docks = {"palette": self.palette_dock, "inspector": self.inspector_dock,
-                 "bottom": self.bottom_dock}
+        """The editing docks belong to the network page: hide them elsewhere, then restore
+        them exactly (sizes included) on the way back."""
+        for position in range(self.pages.count()):  # hidden pages must not widen the centre
+            policy = (QSizePolicy.Policy.Preferred if position == index
+                      else QSizePolicy.Policy.Ignored)
+            self.pages.widget(position).setSizePolicy(policy, policy)
+        docks = (self.palette_dock, self.inspector_dock, self.bottom_dock)
         on_network = self._page_names[index] == "network"
         if on_network:
-            for key, was_visible in self._docks_before_leaving.items():
-                docks[key].setVisible(was_visible)
-            self._docks_before_leaving = {}
-        elif not self._docks_before_leaving:
-            self._docks_before_leaving = {k: d.isVisible() for k, d in docks.items()}
-            for dock in docks.values():
+            if self._network_layout is not None:
+                state, widths, height = self._network_layout
+                self.restoreState(state)
+                self.resizeDocks([self.palette_dock, self.inspector_dock], widths,
+                                 Qt.Orientation.Horizontal)
+                self.resizeDocks([self.bottom_dock], [height], Qt.Orientation.Vertical)
+                self._network_layout = None
+        elif self._network_layout is None:
+            self._network_layout = (self.saveState(),
+                                    [self.palette_dock.width(), self.inspector_dock.width()],
+                                    self.bottom_dock.height())
+            for dock in docks:
                 dock.hide()
 
     def _build_status_bar(self) -> None:
@@ -297,6 +314,11 @@ class MainWindow(QMainWindow):
                      lambda: self.export_diagram(".png"), ["Ctrl+Shift+E"])
         self._action(file, "export_svg", "Export Diagram as S&VG…",
                      lambda: self.export_diagram(".svg"), ["Ctrl+Alt+E"])
+        from cnnstudio.ui.training.export_dialog import open_export_dialog
+
+        self._action(file, "export_model", "Export Trained &Model…",
+                     lambda: open_export_dialog(self), ["Ctrl+Shift+M"],
+                     tip="Save the latest run as ONNX, TorchScript, a state dict or Python code")
         file.addSeparator()
         self._action(file, "quit", "&Quit", self.close, ["Ctrl+Q"])
 
@@ -343,6 +365,11 @@ class MainWindow(QMainWindow):
             toggle.setShortcut(QKeySequence(f"Ctrl+{number}"))
             self._add(view, f"dock_{dock.objectName()}", toggle)
 
+        training = bar.addMenu("&Training")
+        for key, action, shortcut in self.training_page.menu_actions():
+            action.setShortcut(QKeySequence(shortcut))
+            self._add(training, key, action)
+
         help_menu = bar.addMenu("&Help")
         self._action(help_menu, "shortcuts", "&Keyboard Shortcuts", self.show_shortcuts, ["F1"])
         self._action(help_menu, "about", f"&About {APP_NAME}", self.show_about, ["Ctrl+F1"])
@@ -380,8 +407,16 @@ class MainWindow(QMainWindow):
         self.problems.block_activated.connect(self._select_block)
         self.problems.count_changed.connect(self._set_problem_count)
         self.palette.block_requested.connect(self.add_block)
+        self.training_page.open_project_requested.connect(self.open_file)
+        self.lab_page.block_added.connect(self._show_added_block)
+        self.lab_page.status_message.connect(lambda text: self.statusBar().showMessage(text, 8000))
 
     def _select_block(self, block_id: str) -> None:
+        self.canvas.select_blocks([block_id])
+
+    def _show_added_block(self, block_id: str) -> None:
+        """A block added from another page (the lab's first layer): show it, selected."""
+        self.show_page("network")
         self.canvas.select_blocks([block_id])
 
     def _on_block_activated(self, _block_id: str) -> None:
@@ -636,9 +671,14 @@ class MainWindow(QMainWindow):
     # -- closing -----------------------------------------------------------------------------
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt's name)
+        training = self.training_page
+        if training.session.running and not training.ask_stop_training():
+            event.ignore()
+            return
         if not self.confirm_discard():
             event.ignore()
             return
+        training.stop_and_wait()  # the run folder keeps the last checkpoint
         if self.remember_layout:
             self.settings.set_window(self.saveGeometry(), self.saveState())
         self.autosaver.stop()

@@ -326,8 +326,6 @@ def test_screenshot_from_the_command_line(tmp_path):
 def test_screenshot_errors_exit_2(tmp_path, capsys):
     assert cli.main(["--screenshot", str(tmp_path / "no" / "x.png")]) == 2
     assert "cannot write the screenshot" in capsys.readouterr().err
-    assert cli.main(["--screenshot", str(tmp_path / "x.png"), "--page", "lab"]) == 2
-    assert "lab page is not available yet" in capsys.readouterr().err
     assert cli.main(["--screenshot", str(tmp_path / "x.png"), "--template", "nope"]) == 2
     assert "unknown template" in capsys.readouterr().err
 
@@ -394,3 +392,18 @@ def test_a_broken_file_falls_back_to_the_default_with_a_dialog(tmp_path, qtbot, 
     finally:
         window.close()
         window.deleteLater()
+
+
+def test_switching_pages_keeps_the_editing_docks_as_they_were(window):
+    window.resize(1400, 900)
+    QApplication.processEvents()
+    before = (window.palette_dock.width(), window.inspector_dock.width(),
+              window.bottom_dock.height())
+    for page in ("training", "lab", "network", "lab", "network"):
+        window.show_page(page)
+        QApplication.processEvents()
+        if page != "network":
+            assert not window.inspector_dock.isVisible()
+    after = (window.palette_dock.width(), window.inspector_dock.width(),
+             window.bottom_dock.height())
+    assert window.inspector_dock.isVisible() and after == before

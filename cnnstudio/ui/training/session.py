@@ -13,7 +13,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from cnnstudio.core.project import Project
 
@@ -116,7 +116,9 @@ class TrainingSession(QObject):
         self._worker.data_ready.connect(self.data_ready)
         self._worker.weights_ready.connect(self.weights_ready)
         self._worker.failed.connect(self._on_failed)
-        self._worker.done.connect(self._thread.quit)
+        # direct: quit the thread's loop from the worker's own thread, so wait() can return
+        # even while the GUI thread is blocked in it (closing the window)
+        self._worker.done.connect(self._thread.quit, Qt.ConnectionType.DirectConnection)
         self._thread.finished.connect(self._on_thread_finished)
         self._set_state("loading")
         self._thread.start()

@@ -1,0 +1,437 @@
+"""The Training page: dataset, settings, Train / Pause / Stop, live curves, runs, inspection.
+
+One TrainingSession trains a snapshot of the project on a background thread; the page only
+follows its signals, so the window stays usable while it trains. Each run writes a run folder:
+<project folder>/runs/<time> for a saved project, else <configuration folder>/runs/<time>.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QCoreApplication, QEvent, QEventLoop, Qt, Signal
+from PySide6.QtGui import QAction, QShowEvent
+from PySide6.QtWidgets import (
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from cnnstudio.core.project import ProjectError, load_project
+from cnnstudio.ui import theme
+from cnnstudio.ui.document import Document
+from cnnstudio.ui.settings_store import config_dir
+from cnnstudio.ui.training.dataset_panel import DatasetPanel, DatasetPreview, plain_message
+from cnnstudio.ui.training.plots import TrainingPlots
+from cnnstudio.ui.training.runs import RunsPanel, read_metrics
+from cnnstudio.ui.training.session import TrainingSession
+from cnnstudio.ui.training.settings_panel import SettingsPanel
+
+CHANGED_TEXT = "The network has changed since this run started (the run trains the old one)."
+FINISHED_TEXT = {"completed": "Completed", "early_stopped": "Stopped early"}  # + the message
+
+
+def duration(seconds: float) -> str:
+    """12 s, 3 min 05 s, 2 h 04 min."""
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def new_run_dir(root: Path) -> Path:
+    """root/<date>_<time>, with -2, -3, ... when two runs start within a second."""
+    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+    path, number = root / stamp, 1
+    while path.exists():
+        number += 1
+        path = root / f"{stamp}-{number}"
+    return path
+
+
+def _scrolled(widget: QWidget) -> QScrollArea:
+    area = QScrollArea()
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+    area.setWidget(widget)
+    return area
+
+
+class TrainingPage(QWidget):
+    """Everything about training the document's network."""
+
+    open_project_requested = Signal(object)  # Path of a run's project snapshot
+
+    def __init__(self, document: Document, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.document = document
+        self.session = TrainingSession(self)
+        self._context: Any = None  # the InspectionContext, made on first use (it loads torch)
+        self.failure_box: QMessageBox | None = None
+        self.last_result: Any = None
+        self._resumed = False
+        self._graph = document.graph  # the graph object the run started from
+        self._shown = False
+
+        self.dataset_panel = DatasetPanel(document)
+        self.settings_panel = SettingsPanel(document)
+        self.side_tabs = QTabWidget()
+        self.side_tabs.setDocumentMode(True)
+        self.side_tabs.addTab(_scrolled(self.dataset_panel), "Dataset")
+        self.side_tabs.addTab(_scrolled(self.settings_panel), "Settings")
+        self.side_tabs.setMinimumWidth(400)
+
+        self._build_controls()
+        self.plots = TrainingPlots()
+        self.views = QTabWidget()
+        self.views.setDocumentMode(True)
+        self.views.addTab(self.plots, "Curves")
+        self.runs = RunsPanel()
+        self._build_layout()
+
+        session = self.session
+        session.started.connect(self._on_started)
+        session.progress.connect(self._on_progress)
+        session.epoch_ended.connect(self._on_epoch)
+        session.state_changed.connect(self._on_state)
+        session.finished.connect(self._on_finished)
+        self.dataset_panel.preview_ready.connect(self._on_preview)
+        self.runs.overlays_changed.connect(self.plots.set_overlays)
+        self.runs.open_project_requested.connect(self.open_project_requested)
+        self.runs.resume_requested.connect(self.resume_run)
+        document.graph_event.connect(self._on_graph_event)
+        document.project_replaced.connect(self._update_changed)
+        document.path_changed.connect(self._on_path_changed)
+        self._on_state(session.state)
+        self.apply_theme()
+
+    def _build_controls(self) -> None:
+        self.train_action = QAction("&Train", self)
+        self.train_action.setStatusTip("Train the network on the dataset with these settings")
+        self.pause_action = QAction("&Pause/Resume", self)
+        self.stop_action = QAction("&Stop", self)
+        self.stop_action.setStatusTip("Stop training; the run folder keeps the last checkpoint")
+        self.train_action.triggered.connect(self.train)
+        self.pause_action.triggered.connect(self.toggle_pause)
+        self.stop_action.triggered.connect(self.stop)
+        self.train_button = QPushButton("Train")
+        self.pause_button = QPushButton("Pause")
+        self.stop_button = QPushButton("Stop")
+        self.train_button.clicked.connect(self.train)
+        self.pause_button.clicked.connect(self.toggle_pause)
+        self.stop_button.clicked.connect(self.stop)
+        self.status = QLabel("Ready to train.")
+        self.status.setWordWrap(True)
+        self.status.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.speed = QLabel()
+        self.eta = QLabel()
+        self.rate = QLabel()
+        self.epoch_bar = QProgressBar()
+        self.overall_bar = QProgressBar()
+        for bar in (self.epoch_bar, self.overall_bar):
+            bar.setRange(0, 1000)
+            bar.setValue(0)
+            bar.setTextVisible(True)
+        self.epoch_bar.setFormat("Epoch")
+        self.overall_bar.setFormat("Overall")
+        self.changed = QLabel(CHANGED_TEXT)
+        self.changed.setWordWrap(True)
+        self.changed.hide()
+        self.error = QLabel()
+        self.error.setWordWrap(True)
+        self.error.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.error.hide()
+
+    def _build_layout(self) -> None:
+        controls = QGridLayout()
+        controls.setHorizontalSpacing(8)
+        buttons = QHBoxLayout()
+        for button in (self.train_button, self.pause_button, self.stop_button):
+            button.setMinimumWidth(84)
+            buttons.addWidget(button)
+        controls.addLayout(buttons, 0, 0)
+        controls.addWidget(self.status, 0, 1, 1, 3)
+        controls.addWidget(self.epoch_bar, 1, 0, 1, 2)
+        controls.addWidget(self.overall_bar, 1, 2, 1, 2)
+        facts = QHBoxLayout()
+        for label in (self.speed, self.eta, self.rate):
+            facts.addWidget(label)
+        facts.addStretch(1)
+        controls.addLayout(facts, 2, 0, 1, 4)
+        controls.setColumnStretch(1, 1)
+        controls.setColumnStretch(3, 1)
+        right_split = QSplitter(Qt.Vertical)
+        right_split.addWidget(self.views)
+        right_split.addWidget(self.runs)
+        right_split.setStretchFactor(0, 3)
+        right_split.setStretchFactor(1, 1)
+        right_split.setSizes([600, 190])
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(8, 8, 8, 8)
+        right_layout.addLayout(controls)
+        right_layout.addWidget(self.changed)
+        right_layout.addWidget(self.error)
+        right_layout.addWidget(right_split, 1)
+        self.splitter = QSplitter(Qt.Horizontal)
+        self.splitter.addWidget(self.side_tabs)
+        self.splitter.addWidget(right)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([430, 970])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.splitter)
+
+    @property
+    def context(self) -> Any:
+        """The InspectionContext behind the inspection tabs, which sit beside the curves."""
+        return self._ensure_context()
+
+    def _ensure_context(self) -> Any:
+        """Made on first use (the page's first showing, or the first run), not with the window:
+        the inspection modules import torch, and the window shows before torch is loaded."""
+        if self._context is None:
+            from cnnstudio.ui.training.inspect_views import InspectionContext, inspection_tabs
+
+            self._context = InspectionContext(self.session, self.document, self)
+            for title, widget in inspection_tabs(self._context):
+                self.views.addTab(widget, title)
+        return self._context
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 (Qt's name)
+        super().showEvent(event)
+        if not self._shown:  # the first look: load the preview, find the devices, list runs
+            self._shown = True
+            self._ensure_context()
+            self.dataset_panel.ensure_loaded()
+            self.settings_panel.probe_devices()
+            self.runs.set_root(self.runs_root())
+
+    def menu_actions(self) -> list[tuple[str, QAction, str]]:
+        """(key, action, shortcut) for the window's Training menu."""
+        return [("train", self.train_action, "F5"), ("pause_resume", self.pause_action, "F6"),
+                ("stop_training", self.stop_action, "Shift+F5")]
+
+    # -- where runs go -------------------------------------------------------------------
+
+    def _on_path_changed(self, _path: Path | None) -> None:
+        self.runs.set_root(self.runs_root())
+
+    def runs_root(self) -> Path:
+        path = self.document.path
+        return path.parent / "runs" if path is not None else config_dir() / "runs"
+
+    # -- commands ------------------------------------------------------------------------
+
+    def train(self) -> bool:
+        """Start a run of the project as it is now; False when it cannot start."""
+        if self.session.running:
+            return False
+        errors = self.document.analysis.errors
+        if errors:
+            self._show_error(f"The network has {len(errors)} problem(s); fix them on the "
+                             f"Network page first. The first: {errors[0].message}.")
+            return False
+        return self._start(self.document.project, new_run_dir(self.runs_root()), resume=False,
+                           revision=self.document.graph.revision)
+
+    def resume_run(self, run_dir: Path) -> bool:
+        """Continue a stopped run from its checkpoint, with the network it was trained on."""
+        if self.session.running:
+            return False
+        try:
+            project = load_project(Path(run_dir) / "project.cnnproj")
+        except ProjectError as err:
+            self._show_error(f"Cannot resume this run: {err.summary}")
+            return False
+        return self._start(project, Path(run_dir), resume=True, revision=-1)
+
+    def _start(self, project: Any, run_dir: Path, resume: bool, revision: int) -> bool:
+        self._show_error("")
+        self.last_result = None
+        self._ensure_context()  # it follows the run from its first signal
+        try:
+            self.session.start(project, run_dir, resume=resume, graph_revision=revision)
+        except Exception as err:  # a bad setting (TrainingError): said plainly
+            self._fail(str(err))
+            return False
+        self._resumed = resume
+        self._graph = self.document.graph
+        self.plots.clear()
+        for bar in (self.epoch_bar, self.overall_bar):
+            bar.setValue(0)
+        self.epoch_bar.setFormat("Epoch")
+        self.overall_bar.setFormat("Overall")
+        self.speed.clear()
+        self.eta.clear()
+        self.rate.clear()
+        self.status.setText(f"Loading the dataset for run {run_dir.name} …")
+        self.runs.add_session_run(run_dir)
+        self._update_changed()
+        return True
+
+    def toggle_pause(self) -> None:
+        if self.session.state == "running":
+            self.session.pause()
+        elif self.session.state == "paused":
+            self.session.resume()
+
+    def stop(self) -> None:
+        self.session.stop()
+
+    def ask_stop_training(self) -> bool:
+        """Asked when the window closes during a run: True for Stop & Close."""
+        box = QMessageBox(QMessageBox.Icon.Question, "CNN Studio", "Stop training and close?",
+                          QMessageBox.StandardButton.NoButton, self.window())
+        box.setInformativeText("Nothing is lost: the run folder keeps the last finished epoch, "
+                               "and Resume in the runs list continues it.")
+        stop = box.addButton("Stop && Close", QMessageBox.ButtonRole.AcceptRole)
+        cancel = box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(cancel)
+        box.exec()
+        return box.clickedButton() is stop
+
+    def stop_and_wait(self, timeout_ms: int = 60_000) -> bool:
+        """Stop a run and wait for its thread (closing the window); True when it ended.
+
+        The session quits its thread through a queued call into this thread, so the wait keeps
+        this thread's events turning (user input excluded) instead of blocking outright.
+        """
+        if not self.session.running:
+            return True
+        self.session.stop()
+        deadline = time.monotonic() + timeout_ms / 1000
+        while self.session.running and time.monotonic() < deadline:
+            QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.ExcludeUserInputEvents, 50)
+            self.session.wait(20)
+        return not self.session.running
+
+    # -- session events ------------------------------------------------------------------
+
+    def _on_state(self, state: str) -> None:
+        idle = state == "idle"
+        self.train_button.setEnabled(idle)
+        self.train_action.setEnabled(idle)
+        can_pause = state in ("running", "paused")
+        self.pause_button.setEnabled(can_pause)
+        self.pause_action.setEnabled(can_pause)
+        self.pause_button.setText("Resume" if state == "paused" else "Pause")
+        stoppable = state in ("loading", "running", "paused")
+        self.stop_button.setEnabled(stoppable)
+        self.stop_action.setEnabled(stoppable)
+        self.runs.set_busy(not idle)
+        if state == "paused":
+            self.status.setText("Paused. Resume continues with the next batch.")
+        elif state == "stopping":
+            self.status.setText("Stopping after this batch …")
+        if not idle and self.session.run_dir is not None:
+            self.runs.set_live(self.session.run_dir, state)
+        self._update_changed()
+
+    def _on_started(self, event: Any) -> None:
+        self.plots.set_smoothing(event.steps_per_epoch)
+        if event.start_epoch > 1 and event.run_dir:
+            self.plots.add_history(read_metrics(Path(event.run_dir)))
+        notes = "".join(f" {note}." for note in event.notes)
+        self.status.setText(
+            f"Training on {event.device}: {event.train_count:,} training and "
+            f"{event.val_count:,} validation images, {len(event.classes)} classes.{notes}")
+        self.runs.set_live(self.session.run_dir, "running")
+
+    def _on_progress(self, event: Any) -> None:
+        epochs = self.session_epochs()
+        self.epoch_bar.setValue(int(1000 * event.epoch_step / max(event.steps_per_epoch, 1)))
+        self.epoch_bar.setFormat(f"Epoch {event.epoch} of {epochs}: %p %")
+        overall = event.epoch_progress / max(epochs, 1)
+        self.overall_bar.setValue(int(1000 * min(overall, 1.0)))
+        self.overall_bar.setFormat("Overall: %p %")
+        self.speed.setText(f"{event.images_per_s:,.0f} images/s")
+        self.eta.setText(f"about {duration(event.eta_s)} left")
+        self.rate.setText(f"learning rate {event.learning_rate:.3g}")
+        self.plots.add_steps(event)
+
+    def session_epochs(self) -> int:
+        project = self.session.project
+        return int(project.training.get("epochs", 1)) if project is not None else 1
+
+    def _on_epoch(self, event: Any) -> None:
+        self.plots.add_epoch(event)
+        self.runs.set_live(self.session.run_dir, self.session.state)
+
+    def _on_finished(self, result: Any) -> None:
+        self.last_result = result
+        self.plots.flush()
+        self.runs.set_live(None, None)
+        if result.run_dir:
+            self.runs.add_session_run(Path(result.run_dir))
+        self.speed.clear()
+        self.eta.clear()
+        if result.status == "failed":
+            self._fail(result.message)
+            return
+        if result.status == "completed":
+            self.overall_bar.setValue(self.overall_bar.maximum())
+        prefix = FINISHED_TEXT.get(result.status)
+        text = (f"{prefix}: {result.message}." if prefix else f"{plain_message(result.message)}.")
+        if result.val_acc is not None:
+            text += (f" Validation accuracy {result.val_acc * 100:.1f} %"
+                     f" (best {result.best_val_acc * 100:.1f} %).")
+        if result.status == "stopped":
+            text += " The run folder keeps the last finished epoch: Resume in the runs list."
+        self.status.setText(text)
+        self._update_changed()
+
+    def _fail(self, message: str) -> None:
+        """A failed run: a message box and the same message on the page."""
+        message = plain_message(message)
+        self._show_error(message)
+        self.status.setText("Training failed.")
+        box = QMessageBox(QMessageBox.Icon.Warning, "Training failed", message,
+                          QMessageBox.StandardButton.Ok, self)
+        box.setAttribute(Qt.WA_DeleteOnClose)
+        box.finished.connect(lambda _result: setattr(self, "failure_box", None))
+        self.failure_box = box
+        box.open()  # window-modal and not blocking: the page carries on
+
+    def _show_error(self, message: str) -> None:
+        self.error.setText(message)
+        self.error.setVisible(bool(message))
+
+    def _on_graph_event(self, _event: Any) -> None:
+        self._update_changed()
+
+    def _update_changed(self) -> None:
+        session = self.session
+        changed = session.running and not self._resumed and (
+            self.document.graph is not self._graph
+            or self.document.graph.revision != session.graph_revision)
+        self.changed.setVisible(changed)
+
+    def _on_preview(self, preview: DatasetPreview | None) -> None:
+        self.settings_panel.set_samples(preview.images if preview is not None else None)
+
+    # -- theme ---------------------------------------------------------------------------
+
+    def apply_theme(self) -> None:
+        t = theme.current()
+        self.error.setStyleSheet(f"color: {t.error.name()};")
+        self.changed.setStyleSheet(f"color: {t.warning.name() if t.dark else '#8a5300'};")
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt's name)
+        super().changeEvent(event)
+        if event.type() == QEvent.PaletteChange:
+            self.apply_theme()
