@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
-from PySide6.QtGui import QShowEvent
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QShowEvent
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -25,7 +25,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cnnstudio.ui.training.inspect_widgets import IMAGE_FILTER, PLACEHOLDER, WAITING, Placeholder
+from cnnstudio.ui import theme
+from cnnstudio.ui.training.inspect_widgets import (
+    IMAGE_FILTER,
+    PLACEHOLDER,
+    WAITING,
+    Placeholder,
+    image_paths,
+)
 
 
 class InspectPage(QWidget):
@@ -95,6 +102,28 @@ class InspectPage(QWidget):
 
 Work = Callable[[Callable[[int, int], None]], object]
 _RUNNING: set[QThread] = set()
+
+
+class SampleImagePage(InspectPage):
+    """A page that looks at one sample image (`self.chooser`) and reports problems in
+    `self.note_label`; image files dropped on it become the sample."""
+
+    chooser: SampleChooser
+    note_label: Any
+
+    def _show_problem(self, message: str) -> None:
+        self.note_label.setStyleSheet(f"color: {theme.current().error.name()};")
+        self.note_label.setText(message)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt's name)
+        if image_paths(event) and self.context.has_model:
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 (Qt's name)
+        paths = image_paths(event)
+        if paths:
+            self.chooser.open_path(paths[0])
+            event.acceptProposedAction()
 
 
 class _WorkThread(QThread):

@@ -11,7 +11,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -28,8 +27,7 @@ from PySide6.QtWidgets import (
 from cnnstudio.core.analysis import analyze
 from cnnstudio.core.graph import Graph
 from cnnstudio.train.inspect import activations, conv_filters
-from cnnstudio.ui import theme
-from cnnstudio.ui.training.inspect_common import InspectPage, SampleChooser
+from cnnstudio.ui.training.inspect_common import InspectPage, SampleChooser, SampleImagePage
 from cnnstudio.ui.training.inspect_widgets import (
     DIVERGING,
     SEQUENTIAL,
@@ -39,7 +37,6 @@ from cnnstudio.ui.training.inspect_widgets import (
     VectorPlot,
     format_value,
     image_of,
-    image_paths,
     qimage,
     to_index,
 )
@@ -82,7 +79,7 @@ def _scroll(widget: QWidget) -> QScrollArea:
     return area
 
 
-class FeatureMapView(InspectPage):
+class FeatureMapView(SampleImagePage):
     """Every channel of one block's output for one image, as a grid of small images."""
 
     def __init__(self, context: Any, parent: QWidget | None = None) -> None:
@@ -305,21 +302,6 @@ class FeatureMapView(InspectPage):
             f"<b>{name}</b>: {len(values)} units · values {format_value(float(values.min()))} "
             f"to {format_value(float(values.max()))}")
 
-    def _show_problem(self, message: str) -> None:
-        self.note_label.setStyleSheet(f"color: {theme.current().error.name()};")
-        self.note_label.setText(message)
-
-    # -- dropping image files ----------------------------------------------------------------
-
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt's name)
-        if image_paths(event) and self.context.has_model:
-            event.acceptProposedAction()
-
-    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 (Qt's name)
-        paths = image_paths(event)
-        if paths:
-            self.chooser.open_path(paths[0])
-            event.acceptProposedAction()
 
 
 class FilterView(InspectPage):

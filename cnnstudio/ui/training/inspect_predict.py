@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QHBoxLayout,
@@ -18,14 +17,13 @@ from PySide6.QtWidgets import (
 )
 
 from cnnstudio.train.inspect import predictions, top_k
-from cnnstudio.ui import theme
-from cnnstudio.ui.training.inspect_common import InspectPage, SampleChooser
-from cnnstudio.ui.training.inspect_widgets import BarList, ImageView, image_of, image_paths
+from cnnstudio.ui.training.inspect_common import SampleChooser, SampleImagePage
+from cnnstudio.ui.training.inspect_widgets import BarList, ImageView, image_of
 
 TOP = 5
 
 
-class PredictView(InspectPage):
+class PredictView(SampleImagePage):
     """An image as the network sees it, and its top-5 classes as bars."""
 
     def __init__(self, context: Any, parent: QWidget | None = None) -> None:
@@ -126,16 +124,3 @@ class PredictView(InspectPage):
         where = self.context.description()
         self.verdict_label.setText(verdict + (f"<br>Weights {where}" if where else ""))
 
-    def _show_problem(self, message: str) -> None:
-        self.note_label.setStyleSheet(f"color: {theme.current().error.name()};")
-        self.note_label.setText(message)
-
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt's name)
-        if image_paths(event) and self.context.has_model:
-            event.acceptProposedAction()
-
-    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 (Qt's name)
-        paths = image_paths(event)
-        if paths:
-            self.chooser.open_path(paths[0])
-            event.acceptProposedAction()
