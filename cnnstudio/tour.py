@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -18,13 +19,21 @@ SIZE = (1400, 900)
 
 
 def _wait(app: Any, done: Callable[[], bool], timeout_s: float) -> bool:
+    """Run the event loop (as the application does, not a polling loop) until `done()` or the
+    timeout; whether it is done."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    if done():
+        return True
     deadline = time.monotonic() + timeout_s
-    while not done():
-        if time.monotonic() > deadline:
-            return False
-        app.processEvents()
-        time.sleep(0.005)
-    return True
+    loop = QEventLoop()
+    check = QTimer()
+    check.setInterval(20)
+    check.timeout.connect(lambda: (done() or time.monotonic() > deadline) and loop.quit())
+    check.start()
+    loop.exec()
+    check.stop()
+    return done()
 
 
 def _settle(app: Any, rounds: int = 5) -> None:
@@ -67,9 +76,12 @@ class GapTimer:
         return {"p99": round(p99, 1), "max": round(ordered[-1], 1)}
 
 
-def open_window(app: Any) -> Any:
+def open_window(app: Any) -> tuple[Any, GapTimer]:
+    """The main window on the default project, shown off-screen, and the GUI gaps while torch
+    loads in the background as it does after `cnnstudio` starts (see cnnstudio.ui.warmup)."""
     from PySide6.QtCore import Qt
 
+    from cnnstudio.ui import warmup
     from cnnstudio.ui.main_window import MainWindow
 
     window = MainWindow(None, recover=False)
@@ -77,12 +89,20 @@ def open_window(app: Any) -> Any:
     window.resize(*SIZE)
     window.show()
     _settle(app)
-    return window
+    gaps = GapTimer()
+    gaps.start()
+    thread = warmup.start()
+    _wait(app, lambda: not thread.is_alive(), 120)
+    gaps.stop()
+    return window, gaps
 
 
-def train_in_window(app: Any, window: Any, epochs: int, on_first_progress:
-                    Callable[[], None] | None = None, timeout_s: float = 600) -> tuple[Any, GapTimer]:
-    """Start training as the Train button does, with the gap timer running; the RunFinished."""
+def train_in_window(app: Any, window: Any, epochs: int,
+                    midway: Callable[[], None] | None = None,
+                    timeout_s: float = 600) -> tuple[Any, GapTimer]:
+    """Start training as the Train button does, with the gap timer running; the RunFinished
+    and the gaps. `midway` runs once, half-way through the first epoch (the tour's screenshot),
+    with the gap timer paused: the tour's own work is not the window's stall."""
     from PySide6.QtCore import Qt
     from PySide6.QtTest import QTest
 
@@ -92,16 +112,22 @@ def train_in_window(app: Any, window: Any, epochs: int, on_first_progress:
     window.document.update_settings("training", {"epochs": epochs})
     _settle(app)
     box: dict[str, Any] = {}
-    page.session.finished.connect(lambda result: box.setdefault("result", result))
-
-    def progress(_event: Any) -> None:
-        if "progress" not in box:
-            box["progress"] = True
-            if on_first_progress is not None:
-                on_first_progress()
-
-    page.session.progress.connect(progress)
     gaps = GapTimer()
+
+    def finished(result: Any) -> None:
+        box.setdefault("result", result)
+
+    def progress(event: Any) -> None:
+        if midway is None or "midway" in box or event.epoch_step * 2 < event.steps_per_epoch:
+            return
+        box["midway"] = True
+        gaps.stop()
+        page.plots.flush()
+        midway()
+        gaps.start()
+
+    page.session.finished.connect(finished)
+    page.session.progress.connect(progress)
     gaps.start()
     QTest.mouseClick(page.train_button, Qt.MouseButton.LeftButton)
     if not page.session.running and "result" not in box:
@@ -109,8 +135,41 @@ def train_in_window(app: Any, window: Any, epochs: int, on_first_progress:
     _wait(app, lambda: "result" in box, timeout_s)
     gaps.stop()
     page.session.wait(30_000)
+    page.session.finished.disconnect(finished)
+    page.session.progress.disconnect(progress)
     _settle(app)
     return box.get("result"), gaps
+
+
+def _close(app: Any, window: Any) -> None:
+    """Close as a person who does not keep the tour's changes would."""
+    from PySide6.QtWidgets import QMessageBox
+
+    window.remember_layout = False
+    window.ask_save_changes = lambda: QMessageBox.StandardButton.Discard
+    window.close()
+    _settle(app)
+    from cnnstudio.ui.training.inspect_views import wait_for_background_work
+
+    wait_for_background_work()
+
+
+def export_onnx(app: Any, window: Any, path: Path, timeout_s: float = 120) -> Any:
+    """File → Export Trained Model…, ONNX, Export: the open dialog and its ExportReport."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    window.actions["export_model"].trigger()
+    _settle(app)
+    from cnnstudio.ui.training.export_dialog import ExportDialog
+
+    dialog = next(w for w in window.findChildren(ExportDialog) if w.isVisible())
+    dialog.set_format("onnx")
+    dialog.out_edit.setText(str(path))
+    QTest.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
+    _wait(app, lambda: dialog.report is not None or bool(dialog.error), timeout_s)
+    _settle(app)
+    return dialog
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,30 +179,32 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.perf_counter()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    # the tour's runs, recent files and window layout stay out of the person's own settings
+    os.environ.setdefault("CNNSTUDIO_CONFIG_DIR", tempfile.mkdtemp(prefix="cnnstudio-tour-"))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
     from cnnstudio.ui.app import application
 
     app = application()
-    window = open_window(app)
+    window, warmup_gaps = open_window(app)
 
-    def shot(name: str) -> None:
+    def shot(name: str, widget: Any = None) -> None:
         _settle(app)
-        if not window.grab().save(str(out / name), "PNG"):
-            raise SystemExit(f"cannot write {out / name}")
+        target = out / name
+        if not (widget or window).grab().save(str(target), "PNG"):
+            raise SystemExit(f"cannot write {target}")
 
     window.canvas.initial_view()
     _settle(app)
     shot("01-network.png")
 
     result, gaps = train_in_window(app, window, args.epochs,
-                                   on_first_progress=lambda: shot("02-training.png"))
+                                   midway=lambda: shot("02-training.png"))
     if result is None or not result.ok:
         message = "timed out" if result is None else result.message
         print(f"training failed: {message}", file=sys.stderr)
-        window.remember_layout = False
-        window.close()
+        _close(app, window)
         return 1
     if not (out / "02-training.png").exists():
         shot("02-training.png")
@@ -176,13 +237,19 @@ def main(argv: list[str] | None = None) -> int:
     _wait(app, lambda: False, 1.0)
     shot("07-predict.png")
 
-    from cnnstudio.nn.export import export_run
-
-    report = export_run(result.run_dir, "onnx", out / "model.onnx")
+    dialog = export_onnx(app, window, out / "model.onnx")
+    shot("08-export-onnx.png", dialog)
+    report = dialog.report
+    dialog.close()
+    if report is None:
+        print(f"export failed: {dialog.error or 'timed out'}", file=sys.stderr)
+        _close(app, window)
+        return 1
     figures = {
         "images_per_s": round(result.images_per_s, 1),
         "val_acc": result.val_acc,
         "gui_stall_ms": gaps.summary(),
+        "gui_stall_while_torch_loads_ms": warmup_gaps.summary(),
         "onnx_max_abs_diff": report.max_abs_diff,
         "epochs": args.epochs,
         "seconds": round(time.perf_counter() - started, 1),
@@ -190,12 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     (out / "tour.json").write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
     for key, value in figures.items():
         print(f"{key}: {value}")
-    window.remember_layout = False
-    window.close()
-    _settle(app)
-    from cnnstudio.ui.training.inspect_views import wait_for_background_work
-
-    wait_for_background_work()
+    _close(app, window)
     return 0
 
 
@@ -203,4 +265,4 @@ if __name__ == "__main__":
     status = main()
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(status)  # Qt/torch teardown can hang at interpreter exit off-screen
+    os._exit(status)  # skip Qt's and torch's teardown of what the tour left behind

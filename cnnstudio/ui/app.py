@@ -23,6 +23,7 @@ from cnnstudio.core.graph import GraphError
 from cnnstudio.core.project import ProjectError, load_project
 from cnnstudio.core.templates import get_template, new_project
 from cnnstudio.ui import theme as themes
+from cnnstudio.ui import warmup
 from cnnstudio.ui.document import Document
 from cnnstudio.ui.icons import app_icon
 from cnnstudio.ui.main_window import APP_NAME, DEFAULT_DATASET, DEFAULT_TEMPLATE, MainWindow
@@ -32,6 +33,7 @@ from cnnstudio.ui.start_page import StartPage
 PROBE_ENV = "CNNSTUDIO_STARTUP_PROBE"
 SCREENSHOT_SIZE = (1400, 900)
 PAGES = ("canvas", "lab", "start")
+WARMUP_DELAY_MS = 1000  # after the first paint: the window is drawn and idle by then
 
 
 class AppError(Exception):
@@ -120,6 +122,9 @@ def run(file: str | None = None, template: str | None = None, screenshot: str | 
             app.quit()
 
         window.installEventFilter(_FirstPaint(report, window))
+    else:  # torch loads while the person looks at the network, not when they press Train
+        window.installEventFilter(_FirstPaint(
+            lambda: QTimer.singleShot(WARMUP_DELAY_MS, warmup.start), window))
     return app.exec()
 
 

@@ -167,6 +167,7 @@ def test_feature_maps_show_every_channel_and_follow_the_block(qtbot, live):
     assert float(low) == pytest.approx(view._maps.min(), rel=1e-2, abs=1e-3)
     assert float(high) == pytest.approx(view._maps.max(), rel=1e-2)
 
+    assert view.chooser.spin.text() == "validation image 0"  # not the file choice's text
     view.chooser.spin.setValue(5)
     np.testing.assert_array_equal(view.chooser.image, live.data.val_x[5])
     qtbot.mouseClick(view.chooser.random_button, Qt.MouseButton.LeftButton)

@@ -46,7 +46,7 @@ from cnnstudio.core.adapt import adapt, classifier_block_ids, input_block_id
 from cnnstudio.core.graph import GraphError
 from cnnstudio.core.params import ParamError
 from cnnstudio.core.settings import DATASET, SAMPLE_DATASET, parse_dataset_spec
-from cnnstudio.ui import theme
+from cnnstudio.ui import theme, torch_threads
 from cnnstudio.ui.document import Document
 from cnnstudio.ui.panels.param_fields import ParamField, make_field
 from cnnstudio.ui.training.plots import image_grid, outline_indicators
@@ -82,6 +82,7 @@ class _Job(QRunnable):
         self.work, self.signals = work, signals
 
     def run(self) -> None:
+        torch_threads.helper_thread()
         try:
             result = self.work(self.signals.progress.emit)
         except Exception as err:  # shown as a message in the panel, never a traceback

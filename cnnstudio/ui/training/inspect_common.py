@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cnnstudio.ui import theme
+from cnnstudio.ui import theme, torch_threads
 from cnnstudio.ui.training.inspect_widgets import (
     IMAGE_FILTER,
     PLACEHOLDER,
@@ -135,6 +135,7 @@ class _WorkThread(QThread):
         self.outcome: tuple[str, object] = ("failed", "the work did not run")
 
     def run(self) -> None:
+        torch_threads.helper_thread()
         try:
             self.outcome = ("done", self._work(self.progress.emit))
         except Exception as err:  # shown in the view as a message, never a traceback
@@ -262,13 +263,12 @@ class SampleChooser(QWidget):
 
     def _set_spin(self, count: int) -> None:
         """The range of validation numbers, and -1 ('an image file') while a file is shown."""
+        value = -1 if self._file is not None and count else max(self.spin.value(), 0)
         self.spin.blockSignals(True)
+        self.spin.setSpecialValueText("an image file" if count else "")
         self.spin.setRange(-1 if count else 0, max(0, count - 1))
-        if self._file is not None and count:
-            self.spin.setValue(-1)
-        elif self.spin.value() < 0:
-            self.spin.setValue(0)
-        self.spin.blockSignals(False)
+        self.spin.setValue(value)  # also redraws the text: setRange alone can leave the
+        self.spin.blockSignals(False)  # special text of the old minimum showing
 
     def _validation_count(self) -> int:
         data = self.context.data

@@ -36,6 +36,9 @@ class InspectionContext(QObject):
     def __init__(self, session: Any, document: Document | None = None,
                  parent: QObject | None = None) -> None:
         super().__init__(parent)
+        from cnnstudio.ui import torch_threads
+
+        torch_threads.single_threaded()  # its model runs on the GUI thread (see torch_threads)
         self.session = session
         self.document = document
         self._project: Project | None = None

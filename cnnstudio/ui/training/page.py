@@ -168,6 +168,7 @@ class TrainingPage(QWidget):
         controls.addWidget(self.epoch_bar, 1, 0, 1, 2)
         controls.addWidget(self.overall_bar, 1, 2, 1, 2)
         facts = QHBoxLayout()
+        facts.setSpacing(20)
         for label in (self.speed, self.eta, self.rate):
             facts.addWidget(label)
         facts.addStretch(1)
@@ -276,9 +277,7 @@ class TrainingPage(QWidget):
             bar.setValue(0)
         self.epoch_bar.setFormat("Epoch")
         self.overall_bar.setFormat("Overall")
-        self.speed.clear()
-        self.eta.clear()
-        self.rate.clear()
+        self._set_facts("", "", "")
         self.status.setText(f"Loading the dataset for run {run_dir.name} …")
         self.runs.add_session_run(run_dir)
         self._update_changed()
@@ -346,7 +345,7 @@ class TrainingPage(QWidget):
         self.plots.set_smoothing(event.steps_per_epoch)
         if event.start_epoch > 1 and event.run_dir:
             self.plots.add_history(read_metrics(Path(event.run_dir)))
-        notes = "".join(f" {note}." for note in event.notes)
+        notes = "".join(f" {note[:1].upper()}{note[1:]}." for note in event.notes)
         self.status.setText(
             f"Training on {event.device}: {event.train_count:,} training and "
             f"{event.val_count:,} validation images, {len(event.classes)} classes.{notes}")
@@ -359,9 +358,9 @@ class TrainingPage(QWidget):
         overall = event.epoch_progress / max(epochs, 1)
         self.overall_bar.setValue(int(1000 * min(overall, 1.0)))
         self.overall_bar.setFormat("Overall: %p %")
-        self.speed.setText(f"{event.images_per_s:,.0f} images/s")
-        self.eta.setText(f"about {duration(event.eta_s)} left")
-        self.rate.setText(f"learning rate {event.learning_rate:.3g}")
+        self._set_facts(f"{event.images_per_s:,.0f} images/s",
+                        f"about {duration(event.eta_s)} left",
+                        f"learning rate {event.learning_rate:.3g}")
         self.plots.add_steps(event)
 
     def session_epochs(self) -> int:
@@ -378,8 +377,9 @@ class TrainingPage(QWidget):
         self.runs.set_live(None, None)
         if result.run_dir:
             self.runs.add_session_run(Path(result.run_dir))
-        self.speed.clear()
-        self.eta.clear()
+        done = result.status != "failed" and result.images_per_s > 0
+        self._set_facts(f"{result.images_per_s:,.0f} images/s on average" if done else "",
+                        f"took {duration(result.seconds)}" if done else "", self.rate.text())
         if result.status == "failed":
             self._fail(result.message)
             return
@@ -394,6 +394,12 @@ class TrainingPage(QWidget):
             text += " The run folder keeps the last finished epoch: Resume in the runs list."
         self.status.setText(text)
         self._update_changed()
+
+    def _set_facts(self, speed: str, eta: str, rate: str) -> None:
+        """The line under the progress bars; an empty fact takes no room."""
+        for label, text in ((self.speed, speed), (self.eta, eta), (self.rate, rate)):
+            label.setText(text)
+            label.setVisible(bool(text))
 
     def _fail(self, message: str) -> None:
         """A failed run: a message box and the same message on the page."""

@@ -43,6 +43,9 @@ class _Worker(QObject):
             self.done.emit()
 
     def _run(self) -> None:
+        from cnnstudio.ui import torch_threads
+
+        torch_threads.for_training()  # see torch_threads: the other threads use one each
         from cnnstudio.core.adapt import input_block_id
         from cnnstudio.core.analysis import analyze
         from cnnstudio.train.data import DatasetError, load_dataset
@@ -101,7 +104,9 @@ class TrainingSession(QObject):
             raise RuntimeError("a training run is already going")
         from cnnstudio.train.engine import TrainOptions
         from cnnstudio.train.events import TrainingControl
+        from cnnstudio.ui import torch_threads
 
+        torch_threads.single_threaded()  # the GUI thread, before it ever runs a torch op
         snapshot = Project(project.graph.copy(), project.name, project.description,
                            project.template, copy.deepcopy(project.dataset),
                            copy.deepcopy(project.training))

@@ -69,6 +69,9 @@ def augment_images(images: np.ndarray, names: list[str], seed: int) -> np.ndarra
     import torch
 
     from cnnstudio.train.augment import AugmentConfig, augment_batch
+    from cnnstudio.ui import torch_threads
+
+    torch_threads.single_threaded()  # the GUI thread's torch work (see torch_threads)
 
     x = torch.from_numpy(np.ascontiguousarray(images)).float().div_(255.0)
     generator = torch.Generator()
