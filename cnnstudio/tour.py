@@ -237,6 +237,11 @@ def main(argv: list[str] | None = None) -> int:
     _wait(app, lambda: False, 1.0)
     shot("07-predict.png")
 
+    window.actions["training_health"].trigger()  # View → Training Health on the Canvas
+    window.show_page("network")
+    window.canvas.initial_view()
+    shot("09-training-health.png")
+
     dialog = export_onnx(app, window, out / "model.onnx")
     shot("08-export-onnx.png", dialog)
     report = dialog.report

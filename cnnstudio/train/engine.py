@@ -253,6 +253,7 @@ class Trainer:
             raise TrainingError("every block is frozen: nothing to train; switch 'trainable' "
                                 "on for at least one block")
         self.optimizer = _make_optimizer(params, o, self.device)
+        self.grad_blocks, self.grad_params = _gradient_groups(self.model)
         self.scheduler = _make_schedule(self.optimizer, o, self.steps_per_epoch)
         try:
             self.augment = AugmentConfig.from_names(o.augment)
@@ -415,7 +416,8 @@ class Trainer:
                 started: float) -> Iterator[Event]:
         o = self.options
         for record in (self.folder.read_metrics() if self.folder and self.resume else []):
-            history.append(EpochEnded(**{k: record[k] for k in EpochEnded.__dataclass_fields__}))
+            history.append(EpochEnded(**{k: record[k] for k in EpochEnded.__dataclass_fields__
+                                         if k in record}))  # grad_norms are not kept
         if start_epoch > o.epochs:
             yield self._finish("completed", f"all {_plural(o.epochs, 'epoch')} were already done",
                                history, started)
@@ -465,6 +467,8 @@ class Trainer:
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), dtype=torch.long, device=self.device)
         seen, filled = 0, 0
+        grad_sq = torch.zeros(len(self.grad_blocks), device=self.device)  # summed per report
+        grad_reports = 0
         epoch_start = time.perf_counter()
         for i, (images, y) in enumerate(self.batches.train_batches(generator)):
             if self.control.stop_requested:
@@ -496,6 +500,8 @@ class Trainer:
             seen += len(y)
             filled += 1
             if filled == len(window) or i == steps - 1:
+                grad_sq += self._block_grad_squares()
+                grad_reports += 1
                 values = window[:filled].tolist()  # the one host synchronisation
                 bad = next((j for j, v in enumerate(values) if not math.isfinite(v)), None)
                 if bad is not None:
@@ -519,13 +525,27 @@ class Trainer:
         self.train_images += seen
         self._epoch_train = (float(loss_sum) / max(seen, 1), float(correct) / max(seen, 1),
                              time.perf_counter() - epoch_start, seen)
+        norms = (grad_sq / max(grad_reports, 1)).sqrt().tolist()
+        self._epoch_grad_norms = {b: n for b, n in zip(self.grad_blocks, norms, strict=True)
+                                  if math.isfinite(n)}
         return None
+
+    def _block_grad_squares(self) -> Tensor:
+        """Each block's squared gradient norm (its parameters together), on the device."""
+        squares = torch.zeros(len(self.grad_blocks), device=self.device)
+        grads = [(k, p.grad) for k, p in self.grad_params if p.grad is not None]
+        if grads:
+            norms = torch._foreach_norm([g for _, g in grads])
+            index = torch.tensor([k for k, _ in grads], device=self.device)
+            squares.index_add_(0, index, torch.stack(norms).float() ** 2)
+        return squares
 
     def _epoch_summary(self, epoch: int, val_loss: float, val_acc: float) -> EpochEnded:
         loss, acc, seconds, seen = self._epoch_train
         return EpochEnded(epoch=epoch, train_loss=loss, train_acc=acc, val_loss=val_loss,
                           val_acc=val_acc, seconds=seconds,
-                          images_per_s=seen * self.world / max(seconds, 1e-9))
+                          images_per_s=seen * self.world / max(seconds, 1e-9),
+                          grad_norms=dict(getattr(self, "_epoch_grad_norms", {})))
 
     @torch.no_grad()
     def evaluate(self) -> tuple[float, float]:
@@ -615,3 +635,19 @@ def train(project: Project, data: Any, run_dir: str | Path | None = None,
             finished = event
     assert finished is not None
     return finished
+
+
+def _gradient_groups(model: nn.Module) -> tuple[list[str], list[tuple[int, nn.Parameter]]]:
+    """The blocks with trainable parameters (in model order), and each such parameter with the
+    index of its block: parameters are named blocks.<block id>.<...>."""
+    blocks: list[str] = []
+    params: list[tuple[int, nn.Parameter]] = []
+    for name, parameter in model.named_parameters():
+        parts = name.split(".")
+        if not parameter.requires_grad or len(parts) < 3 or parts[0] != "blocks":
+            continue
+        if parts[1] not in blocks:
+            blocks.append(parts[1])
+        params.append((blocks.index(parts[1]), parameter))
+    return blocks, params
+

@@ -51,6 +51,9 @@ class EpochEnded:
     val_acc: float
     seconds: float
     images_per_s: float
+    # block id -> L2 norm of the block's parameter gradients, averaged over the epoch's progress
+    # reports (every log_every steps); blocks without trainable parameters are absent
+    grad_norms: dict[str, float] = field(default_factory=dict, compare=False)
 
     def to_dict(self) -> dict[str, float]:
         return {

@@ -347,6 +347,12 @@ class MainWindow(QMainWindow):
             self._canvas_action(view, key, text)
         self._add_shortcut(self.actions["auto_layout"], "Ctrl+L")
         view.addSeparator()
+        health = self._action(view, "training_health", "Training &Health on the Canvas",
+                              self.toggle_training_health, ["Ctrl+Shift+H"],
+                              "Tint each block by its gradients in the last epoch")
+        health.setCheckable(True)
+        self.training_page.health_changed.connect(lambda *_: self.show_training_health())
+        view.addSeparator()
         theme_menu = view.addMenu("&Theme")
         self.theme_group = QActionGroup(self)
         current = self.settings.theme()
@@ -445,6 +451,25 @@ class MainWindow(QMainWindow):
 
     def add_block(self, type_id: str, params: dict) -> None:
         self.canvas.add_block_at(type_id, params, self.free_spot())
+
+    def show_training_health(self) -> None:
+        """Tint the canvas blocks by the last epoch's gradient norms while the View menu's
+        Training Health is on (see ui/training/health.py)."""
+        from cnnstudio.ui.training.health import health_marks
+
+        norms, epoch = self.training_page.health
+        on = self.actions["training_health"].isChecked()
+        self.canvas.scene().set_health(health_marks(norms, epoch) if on else None)
+
+    def toggle_training_health(self) -> None:
+        self.show_training_health()
+        norms, epoch = self.training_page.health
+        if self.actions["training_health"].isChecked():
+            self.statusBar().showMessage(
+                f"Gradients in epoch {epoch}: green typical, blue far smaller, red far larger; "
+                "hover a block"
+                if norms else "Training health shows once a run has finished its first epoch",
+                10_000)
 
     # -- questions (tests replace these) -----------------------------------------------------
 

@@ -796,3 +796,24 @@ def test_streaming_folder_dataset_trains(tmp_path):
     assert sum(len(s.step_losses) for s in result.steps) == 2 * started.steps_per_epoch
     assert result.finished.val_acc > 0.8  # the two classes are easy to tell apart
     assert (tmp_path / "run" / rf.MODEL).exists()
+
+
+# -- gradient norms per block (training health) --------------------------------------------
+
+
+def test_epoch_gradient_norms_per_block_match_the_last_steps_gradients(small_data):
+    graph = tiny_graph(before_output=[("Dense", {"units": 10})])
+    set_trainable(graph, [graph.find("conv").id], False)  # a frozen block has no gradient
+    project = tiny_project(graph)
+    steps = math.ceil(small_data.num_train / 64)
+    # one report per epoch (log_every >= steps): the norm is the last step's gradients'
+    result = run(project, small_data, options=options(log_every=steps + 1))
+    (epoch,) = result.epochs
+    fc, extra = graph.find("fc").id, graph.find("extra0").id
+    assert set(epoch.grad_norms) == {fc, extra}
+    for bid in (fc, extra):
+        grads = [p.grad for name, p in result.trainer.model.named_parameters()
+                 if name.startswith(f"blocks.{bid}.")]
+        expected = math.sqrt(sum(float(g.pow(2).sum()) for g in grads))
+        assert epoch.grad_norms[bid] == pytest.approx(expected, rel=1e-5)
+    assert "grad_norms" not in epoch.to_dict()  # a live view: metrics.jsonl is unchanged

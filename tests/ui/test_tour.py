@@ -13,7 +13,8 @@ import pytest
 from PySide6.QtGui import QImage
 
 SHOTS = ("01-network.png", "02-training.png", "03-curves.png", "04-feature-maps.png",
-         "05-filters.png", "06-confusion.png", "07-predict.png", "08-export-onnx.png")
+         "05-filters.png", "06-confusion.png", "07-predict.png", "08-export-onnx.png",
+         "09-training-health.png")
 
 
 @pytest.fixture(scope="module")

@@ -415,3 +415,52 @@ def test_runs_from_earlier_sessions_are_listed(make_page, tiny_npz, config, tmp_
     page.document.set_path(saved)
     assert page.runs_root() == saved.parent / "runs" and page.runs.root == saved.parent / "runs"
     assert page.runs.item_for(old) is None and not page.plots.overlays
+
+
+# -- training health on the canvas ---------------------------------------------------------
+
+
+def test_training_health_tints_the_blocks_with_parameters(qtbot, tiny_npz):
+    from cnnstudio.ui.training.health import HIGH, LOW, MIDDLE, health_marks, scale_colour
+
+    window = MainWindow(Document(tiny_project(tiny_npz, epochs=1)), recover=False)
+    window.remember_layout = False
+    window.ask_save_changes = lambda: Button.Discard
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    page = window.training_page
+    scene = window.canvas.scene()
+    health = window.actions["training_health"]
+    assert health.isCheckable() and not health.isChecked()
+    health.trigger()  # on before any run: nothing to show yet, and it says so
+    assert "once a run has finished its first epoch" in window.statusBar().currentMessage()
+    assert all(item.health() == (None, "") for item in scene.block_items())
+
+    with qtbot.waitSignal(page.session.finished, timeout=LONG):
+        window.actions["train"].trigger()
+    norms, epoch = page.health
+    graph = window.document.graph
+    with_params = {b.id for b in graph.blocks if b.type in ("Conv2D", "Dense")}
+    assert epoch == 1 and set(norms) == with_params
+    assert all(value > 0 for value in norms.values())
+    for item in scene.block_items():
+        colour, text = item.health()
+        if item.block_id in with_params:
+            assert colour is not None and "Gradient norm" in text and "epoch 1" in text
+            assert text in item.toolTip()
+        else:
+            assert colour is None and text == ""
+
+    health.trigger()  # off: the tints go
+    assert all(item.health() == (None, "") for item in scene.block_items())
+    health.trigger()
+    assert any(item.health()[0] is not None for item in scene.block_items())
+    settle(page)
+
+    # the scale: the median block is green, two decades either side reach blue and red
+    assert scale_colour(0.0) == MIDDLE and scale_colour(-5) == LOW and scale_colour(2) == HIGH
+    marks = health_marks({"a": 1.0, "b": 0.001, "c": 100.0, "d": 0.0}, 3)
+    assert marks["a"][0] == MIDDLE and marks["b"][0] == LOW and marks["c"][0] == HIGH
+    assert "barely learns" in marks["b"][1] and "exploding" in marks["c"][1]
+    assert "does not learn" in marks["d"][1]

@@ -134,6 +134,8 @@ class BlockItem(QGraphicsItem):
         self._stale = True
         self._wire_target: str | None = None
         self._paths: tuple[QPainterPath, QPainterPath] | None = None
+        self._health: QColor | None = None  # training health tint (ui/training/health.py)
+        self._health_text = ""
         self.badge = BadgeItem(self)
         self.shape_zone = ShapeZone(self)
         self.sync(block)
@@ -153,13 +155,28 @@ class BlockItem(QGraphicsItem):
         if (block.name, key) != (self._name, self._key) or changed:
             self._name, self._key = block.name, key
             self._stale = True
-            self.setToolTip(f"{block.name} — {self._type_name}")
+            self._update_tooltip()
             changed = True
         if self.pos() != QPointF(block.x, block.y):
             self.setPos(block.x, block.y)
         if changed:
             self._place_children()
             self.update()
+
+    def set_health(self, colour: QColor | None, text: str = "") -> None:
+        """Tint the block by its training health (None: no tint) and say why on hover."""
+        if colour == self._health and text == self._health_text:
+            return
+        self._health, self._health_text = colour, text
+        self._update_tooltip()
+        self.update()
+
+    def health(self) -> tuple[QColor | None, str]:
+        return self._health, self._health_text
+
+    def _update_tooltip(self) -> None:
+        tip = f"{self._name} — {self._type_name}"
+        self.setToolTip(tip + (f"\n{self._health_text}" if self._health_text else ""))
 
     def apply_analysis(self, info: BlockInfo | None, diagnostics: Iterable[Diagnostic]) -> bool:
         """Take the shape, count and diagnostics. Only a change marks the item for repaint;
@@ -301,7 +318,8 @@ class BlockItem(QGraphicsItem):
         detailed = option.levelOfDetailFromTransform(painter.worldTransform()) >= LOD_TEXT
         painter.setRenderHint(QPainter.Antialiasing)
         painter.setPen(Qt.NoPen)
-        painter.setBrush(colours.block)
+        painter.setBrush(colours.block if self._health is None
+                         else _mix(self._health, colours.block, 0.4))
         painter.drawPath(body)
         accent = colours.accent(self._category)
         if detailed:
@@ -572,3 +590,11 @@ class WireItem(QGraphicsItem):
         painter.setFont(Fonts.get().label)
         painter.setPen(colours.wire_text)
         painter.drawText(rect, Qt.AlignCenter, self._label)
+
+
+def _mix(colour: QColor, base: QColor, amount: float) -> QColor:
+    """`colour` at `amount` over `base`, opaque."""
+    return QColor(*(round(amount * a + (1 - amount) * b) for a, b in (
+        (colour.red(), base.red()), (colour.green(), base.green()),
+        (colour.blue(), base.blue()))))
+

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsScene
 
 from cnnstudio.core import registry
@@ -42,6 +43,7 @@ class CanvasScene(QGraphicsScene):
         self._rect_timer.setInterval(0)
         self._rect_timer.timeout.connect(self.update_scene_rect)
         self.setItemIndexMethod(QGraphicsScene.BspTreeIndex)
+        self._health: dict[str, tuple[QColor, str]] = {}
         document.graph_event.connect(self._on_graph_event)
         document.project_replaced.connect(self.rebuild)
         document.analysis_changed.connect(self.refresh_analysis)
@@ -204,7 +206,16 @@ class CanvasScene(QGraphicsScene):
     def _add_block(self, block_id: str) -> None:
         item = BlockItem(self.document.graph.block(block_id))
         self._blocks[block_id] = item
+        if block_id in self._health:
+            item.set_health(*self._health[block_id])
         self.addItem(item)
+
+    def set_health(self, marks: Mapping[str, tuple[QColor, str]] | None) -> None:
+        """Tint blocks by training health (block id -> colour and tooltip line); None or {}
+        removes every tint."""
+        self._health = dict(marks or {})
+        for block_id, item in self._blocks.items():
+            item.set_health(*self._health.get(block_id, (None, "")))
 
     def _add_wire(self, edge: Edge) -> None:
         wire = WireItem(edge)

@@ -75,12 +75,14 @@ class TrainingPage(QWidget):
     """Everything about training the document's network."""
 
     open_project_requested = Signal(object)  # Path of a run's project snapshot
+    health_changed = Signal(object, int)  # block id -> gradient norm, epoch ({} and 0: none)
 
     def __init__(self, document: Document, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.document = document
         self.session = TrainingSession(self)
         self._context: Any = None  # the InspectionContext, made on first use (it loads torch)
+        self.health: tuple[dict[str, float], int] = ({}, 0)  # the last epoch's gradient norms
         self.failure_box: QMessageBox | None = None
         self.last_result: Any = None
         self._resumed = False
@@ -278,6 +280,8 @@ class TrainingPage(QWidget):
         self.epoch_bar.setFormat("Epoch")
         self.overall_bar.setFormat("Overall")
         self._set_facts("", "", "")
+        self.health = ({}, 0)
+        self.health_changed.emit({}, 0)
         self.status.setText(f"Loading the dataset for run {run_dir.name} …")
         self.runs.add_session_run(run_dir)
         self._update_changed()
@@ -369,6 +373,8 @@ class TrainingPage(QWidget):
 
     def _on_epoch(self, event: Any) -> None:
         self.plots.add_epoch(event)
+        self.health = (dict(event.grad_norms), int(event.epoch))
+        self.health_changed.emit(*self.health)
         self.runs.set_live(self.session.run_dir, self.session.state)
 
     def _on_finished(self, result: Any) -> None:
