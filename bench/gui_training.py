@@ -23,14 +23,12 @@ os.environ.setdefault("CNNSTUDIO_CONFIG_DIR", tempfile.mkdtemp(prefix="cnnstudio
 def headless_run(project: object) -> object:
     from cnnstudio.core.adapt import input_block_id
     from cnnstudio.core.analysis import analyze
-    from cnnstudio.train.data import load_dataset
+    from cnnstudio.train.data import load_with_settings
     from cnnstudio.train.engine import TrainOptions, train
 
     settings = project.dataset
     shape = analyze(project.graph).blocks[input_block_id(project.graph)].output_shape
-    data = load_dataset(settings.get("spec", "mnist-sample"), shape,
-                        validation_fraction=settings.get("validation_fraction", 0.2),
-                        split_seed=settings.get("split_seed", 0))
+    data = load_with_settings(settings.get("spec", "mnist-sample"), shape, settings)
     from cnnstudio.ui import torch_threads
 
     box: dict[str, object] = {}
@@ -53,20 +51,20 @@ def main() -> int:
                         help="window and headless runs, alternating (the machine is noisy)")
     args = parser.parse_args()
 
-    from cnnstudio.tour import _settle, open_window, train_in_window
+    from cnnstudio.tour import open_window, settle, train_in_window
     from cnnstudio.ui.app import application
     from cnnstudio.ui.training.inspect_views import FeatureMapView
 
     app = application()
     window, _ = open_window(app)  # torch loads as it does after the window opens
     window.show_page("training")
-    _settle(app)
+    settle(app)
     page = window.training_page
     page._ensure_context()
     for i in range(page.views.count()):
         if isinstance(page.views.widget(i), FeatureMapView):
             page.views.setCurrentIndex(i)
-    _settle(app)
+    settle(app)
     gui_rates, headless_rates, gaps_all, accs = [], [], [], []
     for round_ in range(args.rounds):
         result, gaps = train_in_window(app, window, args.epochs)

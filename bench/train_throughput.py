@@ -16,7 +16,6 @@ Augmentation: rotation ±10°, translation 10 %, scale 0.9–1.1. Goals on the 2
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import time
 from pathlib import Path

@@ -88,7 +88,7 @@ def _project_and_data(args: argparse.Namespace):
     from cnnstudio.core.graph import GraphError
     from cnnstudio.core.project import load_project
     from cnnstudio.core.templates import new_project
-    from cnnstudio.train.data import load_dataset
+    from cnnstudio.train.data import load_with_settings
     from cnnstudio.train.run_folder import RunFolder
 
     if args.resume:
@@ -114,8 +114,7 @@ def _project_and_data(args: argparse.Namespace):
             shape = analyze(project.graph).blocks[input_block_id(project.graph)].output_shape
         except GraphError as err:
             raise CLIError(str(err)) from None
-    data = load_dataset(spec, shape, validation_fraction=settings.get("validation_fraction", 0.2),
-                        split_seed=settings.get("split_seed", 0), download=args.download)
+    data = load_with_settings(spec, shape, settings, download=args.download)
     if project is None:
         project = new_project(args.template, shape or data.image_shape,
                               args.classes or data.num_classes)

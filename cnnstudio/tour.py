@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from cnnstudio.ui.app import settle  # Qt starts with the application, after --out is read
+
 SIZE = (1400, 900)
 
 
@@ -34,12 +36,6 @@ def _wait(app: Any, done: Callable[[], bool], timeout_s: float) -> bool:
     loop.exec()
     check.stop()
     return done()
-
-
-def _settle(app: Any, rounds: int = 5) -> None:
-    for _ in range(rounds):
-        app.processEvents()
-        app.sendPostedEvents()
 
 
 class GapTimer:
@@ -88,7 +84,7 @@ def open_window(app: Any) -> tuple[Any, GapTimer]:
     window.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, True)
     window.resize(*SIZE)
     window.show()
-    _settle(app)
+    settle(app)
     gaps = GapTimer()
     gaps.start()
     thread = warmup.start()
@@ -108,9 +104,9 @@ def train_in_window(app: Any, window: Any, epochs: int,
 
     page = window.training_page
     window.show_page("training")
-    _settle(app)
+    settle(app)
     window.document.update_settings("training", {"epochs": epochs})
-    _settle(app)
+    settle(app)
     box: dict[str, Any] = {}
     gaps = GapTimer()
 
@@ -137,7 +133,7 @@ def train_in_window(app: Any, window: Any, epochs: int,
     page.session.wait(30_000)
     page.session.finished.disconnect(finished)
     page.session.progress.disconnect(progress)
-    _settle(app)
+    settle(app)
     return box.get("result"), gaps
 
 
@@ -148,7 +144,7 @@ def _close(app: Any, window: Any) -> None:
     window.remember_layout = False
     window.ask_save_changes = lambda: QMessageBox.StandardButton.Discard
     window.close()
-    _settle(app)
+    settle(app)
     from cnnstudio.ui.training.inspect_views import wait_for_background_work
 
     wait_for_background_work()
@@ -160,7 +156,7 @@ def export_onnx(app: Any, window: Any, path: Path, timeout_s: float = 120) -> An
     from PySide6.QtTest import QTest
 
     window.actions["export_model"].trigger()
-    _settle(app)
+    settle(app)
     from cnnstudio.ui.training.export_dialog import ExportDialog
 
     dialog = next(w for w in window.findChildren(ExportDialog) if w.isVisible())
@@ -168,7 +164,7 @@ def export_onnx(app: Any, window: Any, path: Path, timeout_s: float = 120) -> An
     dialog.out_edit.setText(str(path))
     QTest.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
     _wait(app, lambda: dialog.report is not None or bool(dialog.error), timeout_s)
-    _settle(app)
+    settle(app)
     return dialog
 
 
@@ -190,13 +186,13 @@ def main(argv: list[str] | None = None) -> int:
     window, warmup_gaps = open_window(app)
 
     def shot(name: str, widget: Any = None) -> None:
-        _settle(app)
+        settle(app)
         target = out / name
         if not (widget or window).grab().save(str(target), "PNG"):
             raise SystemExit(f"cannot write {target}")
 
     window.canvas.initial_view()
-    _settle(app)
+    settle(app)
     shot("01-network.png")
 
     result, gaps = train_in_window(app, window, args.epochs,
@@ -220,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     def tab(kind: type) -> Any:
         view = next(v for v in views if isinstance(v, kind))
         page.views.setCurrentWidget(view)
-        _settle(app)
+        settle(app)
         return view
 
     maps = tab(FeatureMapView)

@@ -17,8 +17,10 @@ datasets_common.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -166,6 +168,14 @@ def load_dataset(
 
     loader = tv.load_mnist_like if kind in ("mnist", "fashion-mnist") else tv.load_cifar
     return loader(kind, text, paths[0], shape, bool(download))
+
+
+def load_with_settings(spec: str | DatasetSpec, input_shape: tuple[int, int, int] | None,
+                       settings: Mapping[str, Any], *, download: bool = False) -> AnyDataset:
+    """load_dataset with the split of a project's dataset settings (its `dataset` group)."""
+    return load_dataset(spec, input_shape,
+                        validation_fraction=settings.get("validation_fraction", 0.2),
+                        split_seed=settings.get("split_seed", 0), download=download)
 
 
 def _train_labels(loaded: AnyDataset) -> np.ndarray:

@@ -249,7 +249,7 @@ def read_run(run_dir: str | Path, *, load_data: bool = True) -> RunContents:
     split as in training. Raises InspectionError when the run itself is unreadable; a dataset
     that is gone only leaves `data` empty, since filters and predictions need no data."""
     from cnnstudio.nn.export import DATA_FILE, ExportError, load_run
-    from cnnstudio.train.data import load_dataset
+    from cnnstudio.train.data import load_with_settings
 
     folder = Path(run_dir)
     try:
@@ -268,9 +268,7 @@ def read_run(run_dir: str | Path, *, load_data: bool = True) -> RunContents:
     settings = run.project.dataset
     spec = str(recorded.get("spec") or settings.get("spec") or "mnist-sample")
     try:
-        data = load_dataset(spec, run.input_shape,
-                            validation_fraction=settings.get("validation_fraction", 0.2),
-                            split_seed=settings.get("split_seed", 0))
+        data = load_with_settings(spec, run.input_shape, settings)
     except DatasetError as err:
         contents.data_problem = f"the run's dataset cannot be loaded: {err}"
         return contents

@@ -165,7 +165,7 @@ def _display_available() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def _settle(app: QApplication, rounds: int = 5) -> None:
+def settle(app: QApplication, rounds: int = 5) -> None:
     for _ in range(rounds):
         app.processEvents()
         app.sendPostedEvents()
@@ -175,22 +175,22 @@ def _screenshot(app: QApplication, window: MainWindow, path: Path, page: str) ->
     window.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, True)
     window.resize(*SCREENSHOT_SIZE)
     window.show()
-    _settle(app)
+    settle(app)
     window.canvas.initial_view()
     convolutions = [b.id for b in window.document.graph.blocks if b.type == "Conv2D"]
     if convolutions:  # show the inspector with real content
         window.canvas.select_blocks(convolutions[:1])
         window.canvas.initial_view()
-    _settle(app)
+    settle(app)
     if page == "lab":
         window.show_page("lab")
-        _settle(app)
+        settle(app)
     if page == "start":
         dialog = StartPage(window)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, True)
         dialog.resize(960, 620)
         dialog.show()
-        _settle(app)
+        settle(app)
         image = dialog.grab()
         dialog.close()
     else:

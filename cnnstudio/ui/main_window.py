@@ -351,7 +351,7 @@ class MainWindow(QMainWindow):
                               self.toggle_training_health, ["Ctrl+Shift+H"],
                               "Tint each block by its gradients in the last epoch")
         health.setCheckable(True)
-        self.training_page.health_changed.connect(lambda *_: self.show_training_health())
+        self.training_page.health_changed.connect(self.show_training_health)
         view.addSeparator()
         theme_menu = view.addMenu("&Theme")
         self.theme_group = QActionGroup(self)

@@ -60,6 +60,14 @@ DARK = Theme(
 _current = LIGHT
 
 
+def mix(a: QColor, b: QColor, t: float) -> QColor:
+    """From `a` (t = 0) to `b` (t = 1), opaque."""
+    t = min(1.0, max(0.0, t))
+    return QColor.fromRgbF(a.redF() + (b.redF() - a.redF()) * t,
+                           a.greenF() + (b.greenF() - a.greenF()) * t,
+                           a.blueF() + (b.blueF() - a.blueF()) * t)
+
+
 def system_prefers_dark() -> bool:
     hints = QGuiApplication.styleHints()
     scheme = getattr(hints, "colorScheme", None)

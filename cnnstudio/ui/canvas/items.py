@@ -319,7 +319,7 @@ class BlockItem(QGraphicsItem):
         painter.setRenderHint(QPainter.Antialiasing)
         painter.setPen(Qt.NoPen)
         painter.setBrush(colours.block if self._health is None
-                         else _mix(self._health, colours.block, 0.4))
+                         else theme.mix(colours.block, self._health, 0.4))
         painter.drawPath(body)
         accent = colours.accent(self._category)
         if detailed:
@@ -591,10 +591,4 @@ class WireItem(QGraphicsItem):
         painter.setPen(colours.wire_text)
         painter.drawText(rect, Qt.AlignCenter, self._label)
 
-
-def _mix(colour: QColor, base: QColor, amount: float) -> QColor:
-    """`colour` at `amount` over `base`, opaque."""
-    return QColor(*(round(amount * a + (1 - amount) * b) for a, b in (
-        (colour.red(), base.red()), (colour.green(), base.green()),
-        (colour.blue(), base.blue()))))
 

@@ -16,6 +16,8 @@ from collections.abc import Mapping
 
 from PySide6.QtGui import QColor
 
+from cnnstudio.ui import theme
+
 DECADES = 2.0  # this many decades from the median reach the end colours
 LOW, MIDDLE, HIGH = QColor("#1e88e5"), QColor("#43a047"), QColor("#e53935")
 WARN = 1.5  # decades from the median that earn a word in the tooltip
@@ -23,11 +25,7 @@ WARN = 1.5  # decades from the median that earn a word in the tooltip
 
 def scale_colour(decades: float) -> QColor:
     """The colour for a norm `decades` (log10) from the median, clipped to ±DECADES."""
-    t = max(-1.0, min(1.0, decades / DECADES))
-    a, b = (MIDDLE, HIGH) if t >= 0 else (MIDDLE, LOW)
-    t = abs(t)
-    return QColor(*(round((1 - t) * x + t * y) for x, y in (
-        (a.red(), b.red()), (a.green(), b.green()), (a.blue(), b.blue()))))
+    return theme.mix(MIDDLE, HIGH if decades >= 0 else LOW, abs(decades) / DECADES)
 
 
 def health_marks(norms: Mapping[str, float], epoch: int) -> dict[str, tuple[QColor, str]]:

@@ -56,13 +56,6 @@ STREAMED_LIMIT = 2000  # validation images predicted when a folder is read from 
 SAMPLE_TILE = 56
 
 
-def mix(a: QColor, b: QColor, t: float) -> QColor:
-    t = min(1.0, max(0.0, t))
-    return QColor.fromRgbF(a.redF() + (b.redF() - a.redF()) * t,
-                           a.greenF() + (b.greenF() - a.greenF()) * t,
-                           a.blueF() + (b.blueF() - a.blueF()) * t)
-
-
 class ConfusionHeatmap(QWidget):
     """K×K counts, true class down, predicted class across; click a cell to pick it."""
 
@@ -135,8 +128,8 @@ class ConfusionHeatmap(QWidget):
         total = max(1, int(self.matrix[row].sum()))
         share = self.matrix[row, column] / total
         if row == column:
-            return mix(base, now.selection, 0.12 + 0.88 * share if share else 0.0)
-        return mix(base, now.error, 0.2 + 0.8 * math.sqrt(min(1.0, 4 * share)) if share else 0.0)
+            return theme.mix(base, now.selection, 0.12 + 0.88 * share if share else 0.0)
+        return theme.mix(base, now.error, 0.2 + 0.8 * math.sqrt(min(1.0, 4 * share)) if share else 0.0)
 
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 (Qt's name)
         k = len(self.matrix)

@@ -75,7 +75,7 @@ class TrainingPage(QWidget):
     """Everything about training the document's network."""
 
     open_project_requested = Signal(object)  # Path of a run's project snapshot
-    health_changed = Signal(object, int)  # block id -> gradient norm, epoch ({} and 0: none)
+    health_changed = Signal()  # `health` changed
 
     def __init__(self, document: Document, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -281,7 +281,7 @@ class TrainingPage(QWidget):
         self.overall_bar.setFormat("Overall")
         self._set_facts("", "", "")
         self.health = ({}, 0)
-        self.health_changed.emit({}, 0)
+        self.health_changed.emit()
         self.status.setText(f"Loading the dataset for run {run_dir.name} …")
         self.runs.add_session_run(run_dir)
         self._update_changed()
@@ -374,7 +374,7 @@ class TrainingPage(QWidget):
     def _on_epoch(self, event: Any) -> None:
         self.plots.add_epoch(event)
         self.health = (dict(event.grad_norms), int(event.epoch))
-        self.health_changed.emit(*self.health)
+        self.health_changed.emit()
         self.runs.set_live(self.session.run_dir, self.session.state)
 
     def _on_finished(self, result: Any) -> None:

@@ -76,13 +76,6 @@ def outline_indicators(widget: QWidget) -> None:
     widget.setPalette(palette)
 
 
-def blend(colour: QColor, background: QColor, amount: float) -> QColor:
-    """`colour` at opacity `amount` over `background`, as an opaque colour (cheap to draw)."""
-    return QColor(*(round(amount * a + (1 - amount) * b) for a, b in (
-        (colour.red(), background.red()), (colour.green(), background.green()),
-        (colour.blue(), background.blue()))))
-
-
 # -- the curves ----------------------------------------------------------------------------
 
 
@@ -372,14 +365,14 @@ class TrainingPlots(QWidget):
         background = QColor("#1e2126") if t.dark else QColor("#ffffff")
         train = QColor("#64b5f6") if t.dark else QColor("#1565c0")
         val = QColor("#ffb74d") if t.dark else QColor("#e65100")
-        faint = blend(train, background, 0.27)
+        faint = theme.mix(background, train, 0.27)  # opaque: cheap to draw
         self.graphics.setBackground(background)
         for plot in (self.loss_plot, self.acc_plot):
             for name in ("left", "bottom"):
                 axis = plot.getAxis(name)
                 axis.setPen(pg.mkPen(t.subtext))
                 axis.setTextPen(pg.mkPen(t.text))
-                axis.setTickPen(pg.mkPen(blend(t.subtext, background, 0.3)))
+                axis.setTickPen(pg.mkPen(theme.mix(background, t.subtext, 0.3)))
             legend = plot.legend
             if legend is not None:
                 legend.setLabelTextColor(t.text)

@@ -48,16 +48,14 @@ class _Worker(QObject):
         torch_threads.for_training()  # see torch_threads: the other threads use one each
         from cnnstudio.core.adapt import input_block_id
         from cnnstudio.core.analysis import analyze
-        from cnnstudio.train.data import DatasetError, load_dataset
+        from cnnstudio.train.data import DatasetError, load_with_settings
         from cnnstudio.train.engine import Trainer
         from cnnstudio.train.events import EpochEnded, RunFinished
 
         settings = self.project.dataset
         shape = analyze(self.project.graph).blocks[input_block_id(self.project.graph)].output_shape
         try:
-            data = load_dataset(settings.get("spec", "mnist-sample"), shape,
-                                validation_fraction=settings.get("validation_fraction", 0.2),
-                                split_seed=settings.get("split_seed", 0))
+            data = load_with_settings(settings.get("spec", "mnist-sample"), shape, settings)
         except DatasetError as err:
             self.failed.emit(str(err))
             return
