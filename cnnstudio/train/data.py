@@ -7,7 +7,9 @@ Spec forms: mnist-sample, mnist:DIR, fashion-mnist:DIR, cifar10:DIR, cifar100:DI
 idx:IMAGES,LABELS, folder:DIR, npz:FILE. Images are kept as uint8 (a quarter of float32's
 memory); the engine scales and normalises each batch. Every problem with the data becomes a
 DatasetError whose message names the file, the problem and the fix; what the loader did on the
-user's behalf (conversions, resizes, skipped files) is listed in `notes`.
+user's behalf (conversions, resizes, skipped files) is listed in `notes`. No file or array may
+decode to more than datasets_common.MAX_DECODED_BYTES (4 GiB), checked from its header before
+anything is read; a MemoryError below that limit becomes a DatasetError too.
 
 The readers live in datasets_idx (IDX and the bundled sample), datasets_npz, datasets_folder
 (with the streaming fallback) and datasets_torchvision; the shared array steps in
@@ -154,6 +156,19 @@ def load_dataset(
             f"the validation fraction and split seed must be numbers, got "
             f"{validation_fraction!r} and {split_seed!r}"
         ) from None
+    try:
+        return _load(parsed, shape, fraction, seed, download, memory_limit_bytes, progress)
+    except MemoryError:  # the readers refuse files over MAX_DECODED_BYTES; this is the rest
+        raise DatasetError(
+            f"not enough memory to load {parsed}: free some memory (close other programs), use "
+            "a subset of the images, or a folder of image files (folder:DIR), which is read "
+            "from disk while training"
+        ) from None
+
+
+def _load(parsed: DatasetSpec, shape: Shape | None, fraction: float, seed: int,
+          download: bool, memory_limit_bytes: int | None,
+          progress: Progress | None) -> AnyDataset:
     text, kind, paths = str(parsed), parsed.kind, parsed.paths
     if kind == SAMPLE:
         return load_mnist_sample(text, shape)

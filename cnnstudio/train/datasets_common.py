@@ -8,8 +8,10 @@ so the counts of the training and validation parts add up into one note.
 
 from __future__ import annotations
 
+import stat
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -20,6 +22,13 @@ Changes = Counter  # note template with {n} and {images} -> number of images con
 
 CHUNK_ELEMENTS = 1 << 22  # pixels per chunk of float work (16 MiB of float32)
 MAX_CLASSES = 100_000
+MAX_DECODED_BYTES = 4 * 2**30
+"""The most that one dataset file or array may decode to (4 GiB of uint8 pixels).
+
+Checked against what a file's header promises before anything is inflated or allocated, so a
+small hostile file (a gzip or zip bomb, a header that lies) is refused at once instead of eating
+the memory. Larger image collections belong in a folder (folder:DIR), which streams from disk.
+"""
 LUMINANCE = (0.299, 0.587, 0.114)
 COLOUR_TO_GREY = (
     "converted {n} colour {images} to 1 channel (luminance 0.299 R + 0.587 G + 0.114 B)"
@@ -37,7 +46,60 @@ def grey_to_colour(channels: int) -> str:
 
 
 def plural(n: int, word: str) -> str:
-    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
+    """'1 image', '2 images', '3 classes' (words ending in s, x, ch or sh take -es)."""
+    if n == 1:
+        return f"{n:,} {word}"
+    return f"{n:,} {word}es" if word.endswith(("s", "x", "ch", "sh")) else f"{n:,} {word}s"
+
+
+def size_text(n: int) -> str:
+    """A byte count for people: '5.8 GiB', '12.0 MiB', '300 bytes'."""
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:,.1f} {unit}"
+    return plural(n, "byte")
+
+
+def check_decoded_size(nbytes: int, what: str) -> None:
+    """DatasetError when `what` (e.g. 'x.gz promises 8,000,000 images of 28×28') would take
+    more than MAX_DECODED_BYTES once decoded."""
+    if nbytes > MAX_DECODED_BYTES:
+        limit = size_text(MAX_DECODED_BYTES)
+        raise DatasetError(
+            f"{what} ({size_text(nbytes)} once decoded), more than the {limit} limit for one "
+            "dataset file. If the file should be smaller it is damaged (download it again); "
+            "otherwise use a subset of the images, or a folder of image files (folder:DIR), "
+            "which is read from disk while training"
+        )
+
+
+FILE_KINDS = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+              (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"))
+
+
+def regular_file_size(path: Path, what: str) -> int:
+    """The size of the regular file at path, or a DatasetError saying what is there instead.
+
+    Devices, pipes and sockets are refused before anything opens them: reading /dev/zero never
+    ends and opening a pipe waits for a writer.
+    """
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise DatasetError(
+            f"{what} not found: {path}; check the path in the dataset spec"
+        ) from None
+    except OSError as err:
+        raise DatasetError(f"cannot read {path}: {err.strerror or err}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise DatasetError(f"{path} is a folder, but the dataset spec needs the {what} here")
+    if not stat.S_ISREG(info.st_mode):
+        kind = next((name for test, name in FILE_KINDS if test(info.st_mode)), "a special file")
+        raise DatasetError(
+            f"{path} is {kind}, not a regular file; the dataset spec needs the {what} here, a "
+            "file saved on disk: check the path"
+        )
+    return info.st_size
 
 
 def render_notes(changes: Changes) -> list[str]:
@@ -230,18 +292,27 @@ def channel_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean.astype(np.float32), np.maximum(np.sqrt(var), 1 / 255).astype(np.float32)
 
 
-def numbered_classes(y: np.ndarray, source: str) -> tuple[list[str], list[str]]:
-    """Class names '0'..'K-1' for integer labels with K = max label + 1, and notes on gaps."""
+def check_label_range(y: np.ndarray, source: str) -> tuple[int, int]:
+    """(lowest, highest) label as exact Python ints, read in y's own type before any cast (a
+    uint64 label of 2**63 or more would turn negative in int64); DatasetError if one is negative
+    or too large to be a class number."""
     low, high = int(y.min()), int(y.max())
     if low < 0:
         raise DatasetError(
-            f"{source} has a negative label ({low}); labels must be class numbers 0, 1, 2, …"
+            f"{source} has a negative label ({low:,}); labels must be class numbers 0, 1, 2, …"
         )
     if high + 1 > MAX_CLASSES:
         raise DatasetError(
-            f"{source} has the label {high:,}, which would make {high + 1:,} classes (at most "
-            f"{MAX_CLASSES:,}); number the classes 0, 1, 2, … without gaps"
+            f"{source} has the label {high:,}, which is too large: labels are class numbers "
+            f"0..K-1 and a network can have at most {MAX_CLASSES:,} classes; number the classes "
+            "0, 1, 2, … without gaps"
         )
+    return low, high
+
+
+def numbered_classes(y: np.ndarray, source: str) -> tuple[list[str], list[str]]:
+    """Class names '0'..'K-1' for integer labels with K = max label + 1, and notes on gaps."""
+    _, high = check_label_range(y, source)
     if high < 1:
         raise DatasetError(
             f"{source}: every label is {high}; a classifier needs at least two classes"
@@ -251,8 +322,10 @@ def numbered_classes(y: np.ndarray, source: str) -> tuple[list[str], list[str]]:
     if missing.size:
         shown = ", ".join(str(v) for v in missing[:10]) + (", …" if missing.size > 10 else "")
         notes.append(
-            f"labels run from 0 to {high} but {plural(int(missing.size), 'class')} never occur "
-            f"({shown}); the network still gets an output for each"
+            f"labels run from 0 to {high:,} but {plural(int(missing.size), 'class')} never "
+            f"occur ({shown}): labels should be 0..K-1 for K classes; the network still gets "
+            f"{high + 1:,} outputs, one for each number, so renumber the labels without gaps "
+            "unless those classes are meant to exist"
         )
     return [str(k) for k in range(high + 1)], notes
 

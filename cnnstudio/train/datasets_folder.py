@@ -3,17 +3,21 @@
 Every image is decoded with PIL, converted to the channel count and resized (bilinear; PIL
 antialiases when it shrinks) to the Input block's H×W one by one, since sizes differ. Threads
 decode in parallel: PIL releases the GIL while it decodes and resizes. A folder whose decoded
-images would not fit the memory limit becomes a StreamingDataset that decodes on demand.
+images would not fit the memory limit becomes a StreamingDataset that decodes on demand. An
+image with more than MAX_IMAGE_PIXELS pixels is skipped with a note before it is decoded.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import threading
+import warnings
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -31,6 +35,7 @@ from cnnstudio.train.datasets_common import (
     grey_to_colour,
     plural,
     render_notes,
+    size_text,
     split_indices,
 )
 
@@ -41,8 +46,29 @@ PIL_MODE = {1: "L", 3: "RGB", 4: "RGBA"}
 HEADER_SAMPLE = 200  # images whose headers decide the size when no Input shape is given
 STATS_SAMPLE = 2000  # images that estimate mean and std of a streamed folder
 DROP_TRANSPARENCY = "dropped the transparency (alpha) of {n} {images}"
+MAX_IMAGE_PIXELS = 8192 * 8192
+"""The most pixels one image file may have (67 megapixels, 256 MiB decoded as RGBA).
+
+Checked from the header, before decoding, so a small file that claims a huge canvas (a
+decompression bomb) costs nothing; it lies below PIL's own limit (89 megapixels), whose
+warning would otherwise reach stderr as raw text.
+"""
 Progress = Callable[[int, int], None]
 Files = list[tuple[Path, int]]
+PIL_BOMB = re.compile(r"\((\d+) pixels\)")  # in PIL's decompression-bomb message
+_OPEN_LOCK = threading.Lock()
+
+
+class ImageTooLarge(Exception):
+    """An image file with more pixels than MAX_IMAGE_PIXELS, or than PIL's bomb limit."""
+
+
+class Failure(NamedTuple):
+    """An image file that was skipped: why, and whether it was for having too many pixels."""
+
+    path: Path
+    reason: str
+    too_large: bool = False
 
 
 @dataclass
@@ -118,15 +144,44 @@ def _as_8bit(image: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(np.rint(values * scale), 0, 255).astype(np.uint8), "L")
 
 
+def open_image(path: Path) -> Image.Image:
+    """Image.open (which reads only the header), or ImageTooLarge for too many pixels.
+
+    PIL's own decompression-bomb check runs inside Image.open and warns (below twice its limit)
+    or raises (above it); both become ImageTooLarge. Catching the warning changes the
+    process-wide warning filters for a moment, so the decoding threads take turns here.
+    """
+    with _OPEN_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(path)
+        except (Image.DecompressionBombWarning, Image.DecompressionBombError) as err:
+            found = PIL_BOMB.search(str(err))
+            pixels = f"{int(found.group(1)):,} pixels" if found else "too many pixels"
+            limit = min(MAX_IMAGE_PIXELS, Image.MAX_IMAGE_PIXELS or MAX_IMAGE_PIXELS)
+            raise ImageTooLarge(
+                f"{pixels}, more than the limit of {limit:,} for one image; shrink it"
+            ) from None
+    width, height = image.size
+    if width * height > MAX_IMAGE_PIXELS:
+        image.close()
+        raise ImageTooLarge(
+            f"{width:,}×{height:,} = {width * height:,} pixels, more than the limit of "
+            f"{MAX_IMAGE_PIXELS:,} for one image; shrink it"
+        )
+    return image
+
+
 def decode(path: Path, shape: Shape, why_channels: str = FOR_INPUT,
            why_size: str = FOR_INPUT) -> tuple[np.ndarray, list[str]]:
     """One image as uint8 C×H×W and the note templates of what was done to it.
 
-    Raises whatever PIL raises for a bad file; callers decide whether that skips or stops.
+    Raises ImageTooLarge for too many pixels and whatever PIL raises for a bad file; callers
+    decide whether that skips or stops.
     """
     channels, height, width = shape
     events = []
-    with Image.open(path) as opened:
+    with open_image(path) as opened:
         opened.load()
         image = opened
         if image.getexif().get(0x0112, 1) != 1:
@@ -227,7 +282,7 @@ def natural_shape(files: Files, seed: int) -> tuple[Shape, str, str]:
     colour = False
     for i in picked:
         try:
-            with Image.open(files[i][0]) as image:
+            with open_image(files[i][0]) as image:
                 sizes[(image.height, image.width)] += 1
                 colour = colour or image.mode not in GREY_MODES
         except Exception:  # unreadable files are reported when they are decoded
@@ -239,16 +294,19 @@ def natural_shape(files: Files, seed: int) -> tuple[Shape, str, str]:
 
 def decode_many(
     files: Files, shape: Shape, whys: tuple[str, str], progress: Progress | None = None
-) -> tuple[np.ndarray, np.ndarray, Changes, list[tuple[Path, str]]]:
+) -> tuple[np.ndarray, np.ndarray, Changes, list[Failure]]:
     """Decode files in parallel into one array: (images, readable mask, changes, failures)."""
     x = np.empty((len(files), *shape), np.uint8)
     ok = np.zeros(len(files), bool)
 
-    def work(i: int) -> tuple[list[str], str | None]:
+    def work(i: int) -> tuple[list[str], Failure | None]:
+        path = files[i][0]
         try:
-            x[i], events = decode(files[i][0], shape, *whys)
+            x[i], events = decode(path, shape, *whys)
+        except ImageTooLarge as err:
+            return [], Failure(path, str(err), too_large=True)
         except Exception as err:  # PIL raises many types for bad files; all mean "unreadable"
-            return [], _reason(err, files[i][0])
+            return [], Failure(path, _reason(err, path))
         ok[i] = True
         return events, None
 
@@ -259,25 +317,25 @@ def decode_many(
         for done, (events, error) in enumerate(pool.map(work, range(len(files))), 1):
             changes.update(events)
             if error is not None:
-                failures.append((files[done - 1][0], error))
+                failures.append(error)
             if progress is not None and (done % 64 == 0 or done == len(files)):
                 progress(done, len(files))
     return x, ok, changes, failures
 
 
-def _size(n: int) -> str:
-    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= scale:
-            return f"{n / scale:,.1f} {unit}"
-    return plural(n, "byte")
-
-
-def _skipped_note(failures: list[tuple[Path, str]], root: Path, where: str = "") -> str:
-    names = ", ".join(str(p.relative_to(root)) for p, _ in failures[:5])
-    more = f" and {len(failures) - 5:,} more" if len(failures) > 5 else ""
-    first, reason = failures[0]
-    return (f"skipped {plural(len(failures), 'unreadable image')}{where}: {names}{more} "
-            f"({first.name}: {reason})")
+def _skipped_notes(failures: list[Failure], root: Path, where: str = "") -> list[str]:
+    """One note for the unreadable images, one for those with too many pixels."""
+    notes = []
+    for too_large, what, why in ((False, "unreadable image", ""),
+                                 (True, "image", " with too many pixels")):
+        group = [f for f in failures if f.too_large == too_large]
+        if not group:
+            continue
+        names = ", ".join(str(f.path.relative_to(root)) for f in group[:5])
+        more = f" and {len(group) - 5:,} more" if len(group) > 5 else ""
+        notes.append(f"skipped {plural(len(group), what)}{why}{where}: {names}{more} "
+                     f"({group[0].path.name}: {group[0].reason})")
+    return notes
 
 
 def load_folder(
@@ -302,14 +360,13 @@ def load_folder(
     x, ok, changes, failures = decode_many(scan.files, shape, whys, progress)
     notes = list(scan.notes)
     if not ok.any():
-        path, reason = failures[0]
+        path, reason, _ = failures[0]
         raise DatasetError(
             f"none of the {plural(len(scan.files), 'image')} in {root} could be read (for "
             f"example {path.relative_to(root)}: {reason}); check that they are PNG, JPEG or "
             "BMP files"
         )
-    if failures:
-        notes.append(_skipped_note(failures, root))
+    notes += _skipped_notes(failures, root)
     labels = np.array([label for _, label in scan.files], np.int64)[ok]
     present = np.unique(labels)
     classes = scan.classes
@@ -345,24 +402,23 @@ def _streaming(
     sample = [train_files[i] for i in picked]
     x, ok, changes, failures = decode_many(sample, shape, whys)
     if not ok.any():
-        path, reason = failures[0]
+        path, reason, _ = failures[0]
         raise DatasetError(
             f"none of the {plural(len(sample), 'image')} sampled from {scan.root} could be read "
             f"(for example {path.relative_to(scan.root)}: {reason}); check that they are PNG, "
             "JPEG or BMP files"
         )
     mean, std = channel_stats(x[ok])
-    broken = {path for path, _ in failures}
+    broken = {failure.path for failure in failures}
     train_files = [item for item in train_files if item[0] not in broken]
     notes = list(scan.notes)
     notes.append(
-        f"the decoded images would take {_size(needed)}, more than the memory limit of "
-        f"{_size(limit)}, so they are read from disk while training; mean and std "
+        f"the decoded images would take {size_text(needed)}, more than the memory limit of "
+        f"{size_text(limit)}, so they are read from disk while training; mean and std "
         f"are estimated from {plural(len(sample), 'training image')}"
     )
     notes += [f"in the sample: {note}" for note in render_notes(changes)]
-    if failures:
-        notes.append(_skipped_note(failures, scan.root, " found in the sample (training stops "
-                                                        "at any other unreadable image)"))
+    notes += _skipped_notes(failures, scan.root, " found in the sample (training stops at any "
+                                                 "other unreadable image)")
     return StreamingDataset(name, train_files, val_files, list(scan.classes), shape, mean, std,
                             notes, skipped=len(failures), spec=spec)

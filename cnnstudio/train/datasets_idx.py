@@ -9,10 +9,10 @@ file name, since downloads are often renamed or decompressed without renaming.
 from __future__ import annotations
 
 import functools
-import gzip
 import struct
 import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -23,8 +23,11 @@ from cnnstudio.train.datasets_common import (
     Shape,
     build,
     build_split,
+    check_decoded_size,
     numbered_classes,
     plural,
+    regular_file_size,
+    size_text,
 )
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -33,38 +36,72 @@ IDX_TYPES = {0x08: "unsigned byte", 0x09: "signed byte", 0x0B: "16-bit integer",
 ROLES = {"images": 3, "labels": 1}
 SAMPLE_TRAIN = 8000
 SAMPLE_NAME = "MNIST sample"
+READ_CHUNK = 1 << 20  # bytes read or inflated at a time
+EXTRA_ALLOWED = 1 << 20  # inflated bytes past the promised values that are noted, not refused
 
 
-def read_file(path: Path, what: str = "file") -> bytes:
-    """The bytes of a file, or a DatasetError that says what is wrong with the path."""
-    if not path.exists():
-        raise DatasetError(f"{what} not found: {path}; check the path in the dataset spec")
-    if path.is_dir():
-        raise DatasetError(f"{path} is a folder, but a {what} is expected here")
-    try:
-        return path.read_bytes()
-    except OSError as err:
-        raise DatasetError(f"cannot read {path}: {err.strerror or err}") from None
+class GzipStream:
+    """The inflated bytes of a gzip file (one member or several), handed out on demand.
 
-
-def gunzip(data: bytes, path: Path) -> tuple[bytes, bool]:
-    """(decompressed bytes, whether the gzip stream ended early).
-
-    A truncated download still yields its first part, so the IDX check below can say how many
-    images survive instead of a bare 'unexpected end of stream'.
+    Nothing is inflated beyond what read() asks for, so memory stays bounded whatever the
+    compressed data would grow to. `cut` turns true when the data ends inside a member (a
+    truncated download); `trailing` when bytes that are not gzip follow the last member.
     """
-    try:
-        return gzip.decompress(data), False
-    except EOFError:
-        pass
-    except (OSError, zlib.error) as err:
-        raise DatasetError(
-            f"{path} looks gzipped but its compressed data is damaged ({err}); download it again"
-        ) from None
-    try:
-        return zlib.decompressobj(wbits=31).decompress(data), True
-    except zlib.error as err:
-        raise DatasetError(f"{path}: damaged gzip data ({err}); download it again") from None
+
+    def __init__(self, file: BinaryIO, path: Path) -> None:
+        self.file, self.path = file, path
+        self.inflater = zlib.decompressobj(wbits=31)
+        self.pending = b""  # compressed bytes not yet given to the inflater
+        self.cut = self.trailing = self.done = False
+
+    def _next_member(self) -> bool:
+        """Start the member after a finished one; False at the end of the gzip data."""
+        self.pending = self.inflater.unused_data + self.pending
+        if len(self.pending) < 2:
+            self.pending += self.file.read(READ_CHUNK)
+        if not self.pending:
+            return False
+        if self.pending[:2] != GZIP_MAGIC:
+            self.trailing = True
+            return False
+        self.inflater = zlib.decompressobj(wbits=31)
+        return True
+
+    def read(self, size: int) -> bytes:
+        """Up to size inflated bytes; fewer only at the end of the data."""
+        parts, need = [], size
+        while need > 0 and not self.done:
+            if self.inflater.eof and not self._next_member():
+                self.done = True
+                break
+            if not self.pending:
+                self.pending = self.file.read(READ_CHUNK)
+                if not self.pending:
+                    self.cut = self.done = True
+                    break
+            try:
+                out = self.inflater.decompress(self.pending, need)
+            except zlib.error as err:
+                raise DatasetError(
+                    f"{self.path} looks gzipped but its compressed data is damaged ({err}); "
+                    "download it again"
+                ) from None
+            # at a member's end the rest of the input is in unused_data (and may be repeated
+            # in unconsumed_tail): _next_member takes it from there
+            self.pending = b"" if self.inflater.eof else self.inflater.unconsumed_tail
+            parts.append(out)
+            need -= len(out)
+        return b"".join(parts)
+
+    def skip(self, limit: int) -> int:
+        """Inflate and drop up to limit bytes; how many there were."""
+        skipped = 0
+        while skipped < limit:
+            got = len(self.read(min(READ_CHUNK, limit - skipped)))
+            if not got:
+                break
+            skipped += got
+        return skipped
 
 
 def _magic_problem(data: bytes, path: Path, role: str) -> str | None:
@@ -92,51 +129,132 @@ def _magic_problem(data: bytes, path: Path, role: str) -> str | None:
     return None
 
 
+class IdxFile:
+    """An open IDX file, plain or gzipped: its header checked on opening, its values on demand.
+
+    Everything the header promises is checked before a value is read: the size against
+    MAX_DECODED_BYTES, and for a plain file against the file's length, so a lying header or a
+    decompression bomb costs neither time nor memory.
+    """
+
+    def __init__(self, path: Path, role: str) -> None:
+        self.path, self.role = path, role
+        size = regular_file_size(path, f"IDX {role} file")
+        try:
+            self.file: BinaryIO = open(path, "rb")  # closed by close() or __exit__
+        except OSError as err:
+            raise DatasetError(f"cannot read {path}: {err.strerror or err}") from None
+        try:
+            self._read_header(size)
+        except OSError as err:
+            self.file.close()
+            raise DatasetError(f"cannot read {path}: {err.strerror or err}") from None
+        except BaseException:
+            self.file.close()
+            raise
+
+    def _read_header(self, size: int) -> None:
+        path, role = self.path, self.role
+        self.gz = self.file.read(2) == GZIP_MAGIC
+        self.file.seek(0)
+        self.stream: GzipStream | BinaryIO = GzipStream(self.file, path) if self.gz else self.file
+        magic = self.stream.read(4)
+        problem = _magic_problem(magic, path, role)
+        if problem:
+            raise DatasetError(problem)
+        ndim = ROLES[role]
+        raw_dims = self.stream.read(4 * ndim)
+        if len(raw_dims) < 4 * ndim:
+            raise DatasetError(f"{path} ends inside its IDX header; the file is truncated: "
+                               "download it again")
+        self.dims: tuple[int, ...] = struct.unpack(f">{ndim}I", raw_dims)
+        self.count = self.dims[0]
+        self.per_item = int(np.prod(self.dims[1:], dtype=np.int64))
+        if self.count == 0 or self.per_item == 0:
+            raise DatasetError(f"{path} holds no {role} (its header says {self.dims})")
+        self.nbytes = self.count * self.per_item
+        check_decoded_size(self.nbytes, f"{path} promises {self._what()}")
+        self.extra = 0 if self.gz else size - 4 - 4 * ndim - self.nbytes
+        if self.extra < 0:
+            self._truncated((size - 4 - 4 * ndim) // self.per_item)
+
+    def _what(self) -> str:
+        if self.role == "images":
+            return f"{self.count:,} images of {self.dims[1]}×{self.dims[2]}"
+        return f"{self.count:,} labels"
+
+    def _truncated(self, held: int) -> None:
+        cut = isinstance(self.stream, GzipStream) and self.stream.cut
+        gz_note = " (its gzip data ends early)" if cut else ""
+        raise DatasetError(
+            f"{self.path.name}: header says {self._what()} but the file holds only "
+            f"{held:,}{gz_note}; the file is truncated: download it again ({self.path})"
+        )
+
+    def values(self) -> tuple[np.ndarray, list[str]]:
+        """The values, shaped as the header says, and notes; DatasetError if the data is short."""
+        try:
+            return self._values()
+        except OSError as err:
+            raise DatasetError(f"cannot read {self.path}: {err.strerror or err}") from None
+
+    def _values(self) -> tuple[np.ndarray, list[str]]:
+        out = np.empty(self.nbytes, np.uint8)
+        done = 0
+        while done < self.nbytes:
+            got = self.stream.read(min(READ_CHUNK, self.nbytes - done))
+            if not got:
+                self._truncated(done // self.per_item)
+            out[done:done + len(got)] = np.frombuffer(got, np.uint8)
+            done += len(got)
+        notes = []
+        name, role = self.path.name, self.role
+        if isinstance(self.stream, GzipStream):
+            self.extra = self.stream.skip(EXTRA_ALLOWED + 1)
+            if self.extra > EXTRA_ALLOWED:
+                raise DatasetError(
+                    f"{name} holds more data than its header promises ({self._what()}, then "
+                    f"more than {size_text(EXTRA_ALLOWED)} besides); the file is damaged "
+                    f"or not an IDX file: download it again ({self.path})"
+                )
+            if self.stream.cut:
+                notes.append(f"{name}: the gzip data ends early, but all the {role} are there")
+            if self.stream.trailing:
+                notes.append(f"{name} has data that is not gzip after its gzip data; ignored it")
+        if self.extra:
+            notes.append(f"{name} has {plural(self.extra, 'byte')} after its {role}; ignored them")
+        return out.reshape(self.dims), notes
+
+    def close(self) -> None:
+        self.file.close()
+
+    def __enter__(self) -> IdxFile:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
 def read_idx(path: Path, role: str) -> tuple[np.ndarray, list[str]]:
     """An IDX images (N×H×W) or labels (N) array as uint8, and notes; DatasetError if broken."""
-    raw = read_file(path, f"IDX {role} file")
-    data, cut = gunzip(raw, path) if raw[:2] == GZIP_MAGIC else (raw, False)
-    problem = _magic_problem(data, path, role)
-    if problem:
-        raise DatasetError(problem)
-    ndim = ROLES[role]
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise DatasetError(f"{path} ends inside its IDX header; the file is truncated: "
-                           "download it again")
-    dims = struct.unpack(f">{ndim}I", data[4:header])
-    count, per_item = dims[0], int(np.prod(dims[1:], dtype=np.int64))
-    if count == 0 or per_item == 0:
-        raise DatasetError(f"{path} holds no {role} (its header says {dims})")
-    held = (len(data) - header) // per_item
-    gz_note = " (its gzip data ends early)" if cut else ""
-    if held < count:
-        what = f"{count:,} images of {dims[1]}×{dims[2]}" if role == "images" else (
-            f"{count:,} labels")
-        raise DatasetError(
-            f"{path.name}: header says {what} but the file holds only {held:,}{gz_note}; the "
-            f"file is truncated: download it again ({path})"
-        )
-    notes = []
-    extra = len(data) - header - count * per_item
-    if extra:
-        notes.append(f"{path.name} has {plural(extra, 'byte')} after its {role}; ignored them")
-    if cut:
-        notes.append(f"{path.name}: the gzip data ends early, but all the {role} are there")
-    values = np.frombuffer(data, np.uint8, count * per_item, header)
-    return values.reshape(dims), notes
+    with IdxFile(path, role) as idx:
+        return idx.values()
 
 
 def read_idx_pair(images: Path, labels: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Images N×1×H×W and labels N (int64) from two IDX files that must agree on N."""
-    x, notes = read_idx(images, "images")
-    y, label_notes = read_idx(labels, "labels")
-    if len(x) != len(y):
-        raise DatasetError(
-            f"{images.name} holds {plural(len(x), 'image')} but {labels.name} holds "
-            f"{plural(len(y), 'label')}; the two files must come from the same set "
-            f"(images: {images}, labels: {labels})"
-        )
+    """Images N×1×H×W and labels N (int64) from two IDX files that must agree on N.
+
+    Both headers are checked before either file's values are read.
+    """
+    with IdxFile(images, "images") as x_file, IdxFile(labels, "labels") as y_file:
+        if x_file.count != y_file.count:
+            raise DatasetError(
+                f"{images.name} holds {plural(x_file.count, 'image')} but {labels.name} holds "
+                f"{plural(y_file.count, 'label')}; the two files must come from the same set "
+                f"(images: {images}, labels: {labels})"
+            )
+        x, notes = x_file.values()
+        y, label_notes = y_file.values()
     return x[:, None], y.astype(np.int64), notes + label_notes
 
 

@@ -13,6 +13,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+from numpy.lib import format as npy
 
 from cnnstudio.train.datasets_common import (
     DatasetError,
@@ -20,41 +21,100 @@ from cnnstudio.train.datasets_common import (
     Shape,
     build,
     build_split,
+    check_decoded_size,
+    check_label_range,
     numbered_classes,
+    regular_file_size,
 )
 
 CHANNELS = (1, 3, 4)
 SAVE_HINT = "save it with numpy.savez(FILE, x=images, y=labels)"
+HEADER_READERS = {(1, 0): npy.read_array_header_1_0, (2, 0): npy.read_array_header_2_0}
+# what reading a damaged member raises; RuntimeError: encrypted, NotImplementedError: a
+# compression method zipfile cannot undo
+DAMAGED = (OSError, EOFError, ValueError, RuntimeError, NotImplementedError, zipfile.BadZipFile,
+           zlib.error)
 
 
-def _open(path: Path) -> np.lib.npyio.NpzFile:
-    if not path.exists():
-        raise DatasetError(f"npz file not found: {path}; check the path in the dataset spec")
-    if path.is_dir():
-        raise DatasetError(f"{path} is a folder; npz:FILE needs a .npz file ({SAVE_HINT})")
+def _checked_header(member: zipfile.ZipExtFile, where: str) -> tuple[int, int, str]:
+    """(where the data starts, its size in bytes, 'the shape … of dtype') from a member's
+    .npy header; DatasetError for a pickle, an unknown format or a size over the limit."""
     try:
-        archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-        raise DatasetError(
-            f"{path} is not a readable .npz archive ({err}); {SAVE_HINT}"
-        ) from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise DatasetError(f"{path} holds a single array, not an .npz archive; {SAVE_HINT}")
-    return archive
-
-
-def _array(archive: np.lib.npyio.NpzFile, key: str, path: Path) -> np.ndarray:
-    try:
-        return archive[key]
+        version = npy.read_magic(member)
     except ValueError:
+        raise DatasetError(f"{where} is not a NumPy array; {SAVE_HINT}") from None
+    reader = HEADER_READERS.get(version)
+    if reader is None:
         raise DatasetError(
-            f"{path}: array '{key}' holds Python objects, which are not read for safety; store "
-            "numbers (uint8 pixels, integer labels)"
-        ) from None
-    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+            f"{where} uses the .npy format version {version[0]}.{version[1]}, which CNN Studio "
+            f"does not read; {SAVE_HINT}"
+        )
+    shape, _, dtype = reader(member)
+    if dtype.hasobject:
         raise DatasetError(
-            f"{path}: array '{key}' is damaged ({err}); save the file again"
-        ) from None
+            f"{where} holds Python objects, which are not read for safety; store numbers "
+            "(uint8 pixels, integer labels)"
+        )
+    declared = f"the shape {' × '.join(str(d) for d in shape) or '()'} of {dtype}"
+    nbytes = math.prod(shape) * dtype.itemsize
+    check_decoded_size(nbytes, f"{where} promises {declared}")
+    return member.tell(), nbytes, declared
+
+
+class NpzArchive:
+    """The arrays of an .npz file, each checked from its .npy header before it is read.
+
+    The header's shape and type must fit MAX_DECODED_BYTES and agree with the member's size in
+    the zip directory, and no array of Python objects (a pickle) is ever read, so a small
+    hostile archive can neither run code nor inflate into more memory than it declares.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        regular_file_size(path, "npz file")
+        try:
+            with open(path, "rb") as file:
+                start = file.read(len(npy.MAGIC_PREFIX))
+            if start == npy.MAGIC_PREFIX:
+                raise DatasetError(
+                    f"{path} holds a single array (.npy), not an .npz archive; {SAVE_HINT}"
+                )
+            self.zip = zipfile.ZipFile(path)
+        except (OSError, zipfile.BadZipFile, EOFError, ValueError) as err:
+            raise DatasetError(
+                f"{path} is not a readable .npz archive ({err}); {SAVE_HINT}"
+            ) from None
+        self.members = {name[:-4] if name.endswith(".npy") else name: name
+                        for name in self.zip.namelist()}
+        self.files = list(self.members)
+
+    def array(self, key: str) -> np.ndarray:
+        """The array `key`; DatasetError if it is too big, damaged, not numbers or a pickle."""
+        where = f"{self.path}: array '{key}'"
+        info = self.zip.getinfo(self.members[key])
+        try:
+            with self.zip.open(info) as member:
+                header_end, nbytes, declared = _checked_header(member, where)
+            if info.file_size - header_end != nbytes:
+                raise DatasetError(
+                    f"{where} declares {declared} ({nbytes:,} bytes) but holds "
+                    f"{info.file_size - header_end:,} bytes; the file is damaged: save it again"
+                )
+            with self.zip.open(info) as member:
+                return npy.read_array(member, allow_pickle=False)
+        except DatasetError:
+            raise
+        except DAMAGED as err:
+            raise DatasetError(f"{where} is damaged ({err}); save the file again") from None
+
+    def close(self) -> None:
+        self.zip.close()
+
+    def __enter__(self) -> NpzArchive:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
 
 def images_from_array(x: np.ndarray, source: str, notes: list[str]) -> np.ndarray:
@@ -135,26 +195,27 @@ def labels_from_array(y: np.ndarray, n: int, source: str, notes: list[str]) -> n
         y = y.argmax(axis=1)
     if y.ndim != 1:
         raise DatasetError(f"{source} has the shape {y.shape}; labels must be one number per image")
-    if y.dtype.kind == "f" and np.isfinite(y).all() and (y == np.round(y)).all():
-        y = y.astype(np.int64)
-    if y.dtype.kind not in "iu":
+    whole = y.dtype.kind == "f" and np.isfinite(y).all() and (y == np.round(y)).all()
+    if y.dtype.kind not in "iu" and not whole:
         raise DatasetError(f"{source} holds {y.dtype} values; labels must be integers")
     if len(y) != n:
         raise DatasetError(f"{source} holds {len(y):,} labels for {n:,} images; give one per image")
+    if len(y):
+        check_label_range(y, source)  # in y's own type: int64 would wrap a huge uint64 label
     return y.astype(np.int64)
 
 
-def _pair(archive: np.lib.npyio.NpzFile, path: Path, xk: str, yk: str,
+def _pair(archive: NpzArchive, path: Path, xk: str, yk: str,
           notes: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    x = images_from_array(_array(archive, xk, path), f"{path.name}: '{xk}'", notes)
-    y = labels_from_array(_array(archive, yk, path), len(x), f"{path.name}: '{yk}'", notes)
+    x = images_from_array(archive.array(xk), f"{path.name}: '{xk}'", notes)
+    y = labels_from_array(archive.array(yk), len(x), f"{path.name}: '{yk}'", notes)
     return x, y
 
 
 def load_npz(
     spec: str, path: Path, input_shape: Shape | None, fraction: float, seed: int
 ) -> LoadedDataset:
-    with _open(path) as archive:
+    with NpzArchive(path) as archive:
         keys = set(archive.files)
         notes: list[str] = []
         if {"x", "y"} <= keys:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import pickle
 import tarfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -20,10 +21,18 @@ from urllib.error import URLError
 
 import numpy as np
 
-from cnnstudio.train.datasets_common import DatasetError, LoadedDataset, Shape, build, plural
+from cnnstudio.train.datasets_common import (
+    DatasetError,
+    LoadedDataset,
+    Shape,
+    build,
+    check_decoded_size,
+    plural,
+)
 from cnnstudio.train.datasets_idx import read_idx_pair
 
 DOWNLOAD_HINT = "or turn on downloading (--download) on a machine with internet access"
+MAX_ARCHIVE_MEMBERS = 1000  # a CIFAR archive holds 8 files and a folder
 MNIST_FILES = (
     "train-images-idx3-ubyte", "train-labels-idx1-ubyte",
     "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte",
@@ -155,15 +164,45 @@ def _official_note(known: Known, n_train: int, n_val: int) -> str:
     )
 
 
-def _unpack(archive: Path, root: Path, name: str) -> None:
-    from torchvision.datasets.utils import extract_archive
+def _checked_members(tar: tarfile.TarFile, archive: Path, known: Known) -> list[tarfile.TarInfo]:
+    """The members of a CIFAR archive, each a plain file or folder inside known.folder, their
+    sizes within MAX_DECODED_BYTES in all; DatasetError for anything else (a tar bomb, a path
+    that climbs out of the folder, a link or device)."""
+    members, total = [], 0
+    for member in tar:
+        parts = Path(member.name).parts
+        inside = bool(parts) and parts[0] == known.folder and ".." not in parts
+        if not inside or not (member.isfile() or member.isdir()):
+            kind = "file" if member.isfile() else "folder" if member.isdir() else "link or device"
+            raise DatasetError(
+                f"{archive} holds the {kind} {member.name!r}, which is not part of "
+                f"{known.name} (its archive holds only files in {known.folder}/); download "
+                f"{known.archive} again"
+            )
+        total += member.size
+        members.append(member)
+        if len(members) > MAX_ARCHIVE_MEMBERS:
+            raise DatasetError(
+                f"{archive} holds more than {MAX_ARCHIVE_MEMBERS:,} files, where {known.name}'s "
+                f"archive holds a few; download {known.archive} again"
+            )
+        check_decoded_size(total, f"{archive} holds {plural(len(members), 'file')} or more")
+    return members
 
+
+def _unpack(archive: Path, root: Path, known: Known) -> None:
+    """Unpack a CIFAR archive into root after checking every member (see _checked_members)."""
     try:
-        extract_archive(str(archive), str(root))
-    except (tarfile.TarError, EOFError, OSError, RuntimeError) as err:
+        with tarfile.open(archive, "r:*") as tar:
+            members = _checked_members(tar, archive, known)
+            if hasattr(tarfile, "data_filter"):  # Python 3.11.4 and later
+                tar.extractall(root, members=members, filter="data")
+            else:
+                tar.extractall(root, members=members)
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as err:
         raise DatasetError(
             f"cannot unpack {archive} ({_one_line(str(err))}); the archive is damaged: download "
-            f"{name} again"
+            f"{known.name} again"
         ) from None
 
 
@@ -171,16 +210,15 @@ def load_cifar(
     kind: str, spec: str, root: Path, input_shape: Shape | None, download: bool
 ) -> LoadedDataset:
     known = KNOWN[kind]
-    datasets = _torchvision_datasets()
     folder, archive = root / known.folder, root / known.archive
     where = f"the folder {known.folder} or the archive {known.archive} in {root}"
     notes: list[str] = []
     if download:
         _download(known, root, where)
     elif not folder.is_dir() and archive.is_file():
-        _unpack(archive, root, known.name)
+        _unpack(archive, root, known)
         notes.append(f"unpacked {known.archive} into {folder}")
-    cls = getattr(datasets, known.torchvision_class)
+    cls = getattr(_torchvision_datasets(), known.torchvision_class)
     try:
         train, test = cls(str(root), train=True), cls(str(root), train=False)
     except RuntimeError:

@@ -108,6 +108,7 @@ def test_truncated_idx_says_how_many_images_survive(tmp_path, mnist):
             "4,999; the file is truncated: download it again") in str(err.value)
     packed = tmp_path / "cut.gz"
     packed.write_bytes(gzip.compress(idx_bytes(x[:2000]), compresslevel=1)[:200_000])
+    labels = write_idx(tmp_path / "labels", np.zeros(2000, np.uint8), False)
     with pytest.raises(DatasetError, match=r"header says 2,000 images .* gzip data ends early"):
         load_dataset(f"idx:{packed},{labels}")
 
