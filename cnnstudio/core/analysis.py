@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from cnnstudio.core import registry
-from cnnstudio.core.blocks.base import RFStep, Shape, ShapeError, prod
+from cnnstudio.core.blocks.base import RFStep, Saved, Shape, ShapeError, prod
 from cnnstudio.core.graph import Block, Graph
+from cnnstudio.core.memory import BlockMemory, SavedBytes, saved_bytes
 
 BYTES_PER_VALUE = 4  # float32
 OPTIMIZER_STATE_SLOTS = {"sgd": 1, "rmsprop": 1, "adam": 2, "adamw": 2}
@@ -48,26 +49,35 @@ class BlockInfo:
     type: str
     input_shapes: tuple[Shape, ...] = ()
     output_shape: Shape | None = None
-    params: int = 0  # learnable values (nn.Parameter numel), frozen or not
+    params: int = 0  # learnable values (nn.Parameter numel), frozen or not: PyTorch's count
     trainable: int = 0
     non_trainable: int = 0  # running statistics plus frozen learnable values
     buffers: int = 0  # running statistics (BatchNorm mean and variance)
     macs: int = 0
     receptive_field: tuple[int, int] | None = None
     jump: tuple[int, int] | None = None  # cumulative stride, in input pixels
+    saved: SavedBytes = SavedBytes()  # this block's share of the activations kept for backward
 
     @property
     def activation_size(self) -> int:
         return prod(self.output_shape) if self.output_shape is not None else 0
 
+    @property
+    def total_params(self) -> int:
+        """Keras's Param #: trainable + non-trainable (learnable values + running statistics)."""
+        return self.trainable + self.non_trainable
+
 
 @dataclass(frozen=True)
 class TrainingMemory:
+    """Bytes of one float32 training step: weights (with running statistics), their gradients,
+    the optimiser's state, and the activations autograd keeps for the backward pass."""
+
     batch_size: int
     weights: int
     gradients: int
     optimizer_state: int
-    activations: int
+    activations: int  # saved for backward, each tensor once
 
     @property
     def total(self) -> int:
@@ -97,6 +107,11 @@ class Analysis:
 
     @property
     def total_params(self) -> int:
+        """Trainable + non-trainable, as Keras reports it: BatchNorm running statistics count."""
+        return self.trainable_params + self.non_trainable
+
+    @property
+    def learnable_params(self) -> int:
         """Learnable values, as PyTorch counts sum(p.numel() for p in model.parameters())."""
         return sum(b.params for b in self.blocks.values())
 
@@ -113,16 +128,15 @@ class Analysis:
         return sum(b.macs for b in self.blocks.values())
 
     def memory(self, batch_size: int, optimizer: str = "adam") -> TrainingMemory:
-        """Approximate bytes one float32 training step needs at this batch size."""
+        """Bytes one float32 training step needs at this batch size (PyTorch's workspace and
+        temporaries aside); the saved activations are what autograd keeps on the CPU."""
         slots = OPTIMIZER_STATE_SLOTS.get(optimizer, 2)
-        values = sum(b.activation_size for b in self.blocks.values())
-        buffers = sum(b.buffers for b in self.blocks.values())
         return TrainingMemory(
             batch_size=batch_size,
-            weights=BYTES_PER_VALUE * (self.total_params + buffers),
+            weights=BYTES_PER_VALUE * self.total_params,
             gradients=BYTES_PER_VALUE * self.trainable_params,
             optimizer_state=BYTES_PER_VALUE * slots * self.trainable_params,
-            activations=BYTES_PER_VALUE * batch_size * values,
+            activations=sum(b.saved.at(batch_size) for b in self.blocks.values()),
         )
 
 
@@ -147,6 +161,7 @@ class _Analyzer:
         self.diagnostics: list[Diagnostic] = []
         self.infos: dict[str, BlockInfo] = {}
         self.rf: dict[str, tuple[int, int, int, int]] = {}
+        self.memory: dict[str, BlockMemory] = {}
 
     def error(self, block: Block | None, code: str, message: str, fix: str = "",
               repair: Mapping[str, Any] | None = None, severity: str = "error") -> None:
@@ -164,6 +179,7 @@ class _Analyzer:
             block = graph.block(block_id)
             self.infos[block_id] = BlockInfo(block.id, block.name, block.type)
         self._check_unused()
+        self._saved_activations()
         return Analysis(order=order + cyclic, blocks=self.infos, diagnostics=self.diagnostics)
 
     def _check_graph_level(self, cyclic: list[str]) -> None:
@@ -232,7 +248,15 @@ class _Analyzer:
         info.params, info.buffers, info.macs = result.learnable, result.buffers, result.macs
         info.trainable = 0 if result.frozen else result.learnable
         info.non_trainable = result.buffers + (result.learnable if result.frozen else 0)
+        self.memory[block.id] = BlockMemory(block.type, sources, shapes, result.output,
+                                            result.saved, result.aliases, info.trainable > 0)
         self._receptive_field(block, info, sources, result.step)  # type: ignore[arg-type]
+
+    def _saved_activations(self) -> None:
+        outputs = [b.id for b in self.graph.blocks if b.type == "Output"]
+        order = [block_id for block_id in self.infos if block_id in self.memory]
+        for block_id, saved in saved_bytes(order, self.memory, outputs).items():
+            self.infos[block_id].saved = saved
 
     def _receptive_field(self, block: Block, info: BlockInfo, sources: list[str],
                          step: RFStep) -> None:
@@ -276,6 +300,8 @@ class _BlockResult:
     macs: int = 0
     step: RFStep | None = None
     frozen: bool = False
+    saved: tuple[Saved, ...] = ()
+    aliases: bool = False
 
 
 _MEMO: dict[tuple, _BlockResult] = {}
@@ -317,7 +343,39 @@ def _infer(block_type, values: Mapping[str, Any], shapes: tuple) -> _BlockResult
         learnable, buffers = block_type.count(values, shapes, output)
         macs = block_type.macs(values, shapes, output)
         step = block_type.rf_step(values, shapes)
+        saved = tuple(block_type.saved(values, shapes, output))
     except ShapeError as err:
         return _BlockResult((), error=err)
     frozen = block_type.has_weights and not values.get("trainable", True)
-    return _BlockResult((), output, None, learnable, buffers, macs, step, frozen)
+    return _BlockResult((), output, None, learnable, buffers, macs, step, frozen, saved,
+                        block_type.aliases_input(values))
+
+
+# -- the training settings against the graph -------------------------------------------------
+
+# BatchNorm in training normalises each channel by its mean and spread over the batch: one image
+# gives a vector nothing to compare (PyTorch refuses), and a feature map only its own pixels.
+MIN_NORM_BATCH = 2
+
+
+def training_diagnostics(graph: Graph, *, batch_size: int) -> list[Diagnostic]:
+    """Problems of training settings with this network (the graph's own come from analyze).
+
+    A repair here changes a training setting: {"action": "set_setting", "group": "training",
+    "param": name, "value": value}.
+    """
+    diagnostics: list[Diagnostic] = []
+    norms = [b for b in graph.blocks
+             if b.type == "BatchNorm" and b.params.get("trainable", True)]  # frozen: eval mode
+    if norms and batch_size < MIN_NORM_BATCH:
+        others = f" (and {len(norms) - 1} more)" if len(norms) > 1 else ""
+        diagnostics.append(Diagnostic(
+            norms[0].id, "error", "batchnorm_batch",
+            f"BatchNorm needs batches of at least {MIN_NORM_BATCH}: {norms[0].label}{others} "
+            f"normalises each channel over the batch, and the batch size is {batch_size}",
+            f"set the batch size to {MIN_NORM_BATCH} or more (16 or more gives steadier "
+            "statistics), or remove the BatchNorm blocks",
+            {"action": "set_setting", "group": "training", "param": "batch_size",
+             "value": MIN_NORM_BATCH},
+        ))
+    return diagnostics

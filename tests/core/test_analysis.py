@@ -6,6 +6,8 @@ import pytest
 
 from cnnstudio.core.analysis import analyze
 from cnnstudio.core.graph import Graph
+from cnnstudio.core.summary import render_table, summary_dict
+from tests.residual import RESNET18_LEARNABLE, RESNET18_RUNNING_STATISTICS, resnet_graph
 
 MNIST = {"channels": 1, "height": 28, "width": 28}
 
@@ -145,26 +147,125 @@ def test_batchnorm_counts_running_statistics_apart_and_frozen_blocks():
                       ("Output", {})])
     a = analyze(g)
     bn = a.blocks[blocks[2].id]
-    assert (bn.params, bn.buffers, bn.non_trainable) == (16, 16, 16)
-    assert a.total_params == 80 + 16 + (26 * 26 * 8 + 1) * 10
+    assert (bn.params, bn.buffers, bn.trainable, bn.non_trainable) == (16, 16, 16, 16)
+    assert bn.total_params == 32
+    learnable = 80 + 16 + (26 * 26 * 8 + 1) * 10
+    assert a.learnable_params == learnable
+    assert a.total_params == learnable + 16 == a.trainable_params + a.non_trainable
     assert a.non_trainable == 16
     g.set_params(blocks[1].id, {"trainable": False})
     a2 = analyze(g)
     assert a2.total_params == a.total_params
+    assert a2.learnable_params == a.learnable_params
     assert a2.trainable_params == a.trainable_params - 80
     assert a2.non_trainable == 16 + 80
 
 
-def test_training_memory_estimate():
+def test_resnet18_totals_add_up_as_the_keras_book_counts():
+    """Total = trainable + non-trainable; BatchNorm running statistics are non-trainable."""
+    graph = resnet_graph()
+    a = analyze(graph)
+    assert a.ok, a.diagnostics[:3]
+    assert a.learnable_params == RESNET18_LEARNABLE == 11_689_512
+    assert a.trainable_params == 11_689_512
+    assert a.non_trainable == RESNET18_RUNNING_STATISTICS == 9_600
+    assert a.total_params == 11_699_112 == a.trainable_params + a.non_trainable
+    assert sum(info.total_params for info in a.blocks.values()) == a.total_params
+
+    data = summary_dict(graph, a)
+    assert (data["total_params"], data["trainable_params"], data["non_trainable"],
+            data["learnable_params"]) == (11_699_112, 11_689_512, 9_600, 11_689_512)
+    assert sum(row["params"] for row in data["layers"]) == data["total_params"]
+    text = render_table(graph, a)
+    assert "Total parameters:      11,699,112\n  trainable:           11,689,512\n" in text
+    assert "  non-trainable:       9,600  (BatchNorm" in text
+    assert "PyTorch parameters(): 11,689,512" in text
+
+
+def test_networks_without_batchnorm_keep_their_counts():
+    assert analyze(course_example()).total_params == 171_158
+    a = analyze(keras_mnist())
+    assert a.total_params == a.learnable_params == 93_322
+    assert "PyTorch parameters()" not in render_table(keras_mnist(), a)
+
+
+def test_training_memory_parts():
     a = analyze(keras_mnist())
     m = a.memory(64, "adam")
     assert m.weights == 4 * 93_322
     assert m.gradients == 4 * 93_322
     assert m.optimizer_state == 2 * 4 * 93_322
-    values = sum(i.activation_size for i in a.blocks.values())
-    assert m.activations == 4 * 64 * values
+    assert m.activations == sum(i.saved.at(64) for i in a.blocks.values())
     assert m.total == m.weights + m.gradients + m.optimizer_state + m.activations
-    assert a.memory(128).activations == 2 * m.activations
+    assert a.memory(128).activations == 2 * m.activations  # no BatchNorm: all per sample
+    assert a.memory(64, "sgd").optimizer_state == 4 * 93_322
+
+
+def test_weights_memory_counts_batchnorm_running_statistics():
+    a = analyze(resnet_graph())
+    m = a.memory(8, "sgd")
+    assert m.weights == 4 * 11_699_112
+    assert m.gradients == m.optimizer_state == 4 * 11_689_512
+
+
+def test_saved_activations_of_the_keras_book_network_by_hand():
+    """Conv keeps its input; ReLU its output, which the max pooling also keeps (stored once)
+    with its int64 indices; Dense keeps its input, the Flatten view of the last ReLU's output.
+    The logits are kept by nobody."""
+    a = analyze(keras_mnist())
+    floats = (1 * 28 * 28          # conv1's input, the image
+              + 32 * 26 * 26       # relu1 output = pool1 input
+              + 32 * 13 * 13       # pool1 output = conv2 input
+              + 64 * 11 * 11       # relu2 output = pool2 input
+              + 64 * 5 * 5         # pool2 output = conv3 input
+              + 64 * 3 * 3         # relu3 output = flatten = fc1 input
+              + 64)                # fc1's relu output = fc2 input
+    indices = 32 * 13 * 13 + 64 * 5 * 5
+    assert a.memory(64).activations == 64 * (4 * floats + 8 * indices)
+    assert a.memory(64).activations == 13_266_944  # 12.65 MiB, as autograd keeps them
+
+
+def test_a_tensor_kept_by_two_blocks_counts_once():
+    """A ReLU's output read by a convolution and a residual Add: kept by ReLU and the conv,
+    stored once."""
+    g = Graph()
+    blocks = g.chain([("Input", {"channels": 3, "height": 8, "width": 8}),
+                      ("Conv2D", {"filters": 4, "kernel": 3, "padding": "same", "bias": False}),
+                      ("Activation", {"function": "relu"}),
+                      ("Conv2D", {"filters": 4, "kernel": 3, "padding": "same"})])
+    add = g.add_block("Add")
+    g.connect(blocks[3].id, add.id)
+    g.connect(blocks[2].id, add.id)
+    g.chain([("Flatten", {}), ("Dense", {"units": 2}), ("Output", {})], after=add.id)
+    a = analyze(g)
+    assert a.ok
+    relu, conv2 = a.blocks[blocks[2].id], a.blocks[blocks[3].id]
+    assert relu.saved.per_sample == 4 * 4 * 8 * 8
+    assert conv2.saved.per_sample == 0  # its input is the ReLU's output, already counted
+    assert a.blocks[add.id].saved.per_sample == 0
+    dense = a.blocks[a.order[-2]]
+    assert dense.saved.per_sample == 4 * 4 * 8 * 8  # the Add's output, seen through Flatten
+
+
+def test_a_frozen_start_keeps_nothing_for_backward():
+    """Blocks before the first trainable weight need no gradient, so autograd keeps nothing
+    there; BatchNorm adds its per-channel statistics once per batch."""
+    g = Graph()
+    blocks = g.chain([("Input", MNIST),
+                      ("Conv2D", {"filters": 8, "kernel": 3, "activation": "relu",
+                                  "trainable": False}),
+                      ("BatchNorm", {"trainable": False}),
+                      ("Pooling", {"pool_size": 2}),
+                      ("Conv2D", {"filters": 8, "kernel": 3}),
+                      ("BatchNorm", {}),
+                      ("Flatten", {}), ("Dense", {"units": 10}), ("Output", {})])
+    a = analyze(g)
+    assert [a.blocks[b.id].saved.at(64) for b in blocks[:4]] == [0, 0, 0, 0]
+    conv, norm = a.blocks[blocks[4].id], a.blocks[blocks[5].id]
+    assert conv.saved.per_sample == 4 * 8 * 13 * 13
+    assert norm.saved.per_sample == 4 * 8 * 11 * 11 and norm.saved.per_batch == 4 * 2 * 8
+    assert a.memory(64).activations - a.memory(32).activations == 32 * sum(
+        i.saved.per_sample for i in a.blocks.values())
 
 
 def block_errors(analysis):

@@ -39,7 +39,7 @@ def assert_matches_analysis(
         assert numel(layer.parameters()) == info.params, where
         assert numel(layer.parameters(), trainable_only=True) == info.trainable, where
         assert running_stat_count(layer) == info.buffers, where
-    assert numel(model.parameters()) == analysis.total_params
+    assert numel(model.parameters()) == analysis.learnable_params
     assert numel(model.parameters(), trainable_only=True) == analysis.trainable_params
     assert torch.equal(logits, acts[model.main_output_id])
     return model, analysis, acts
@@ -336,7 +336,7 @@ def test_course_example_has_171158_parameters():
         ("Output", {}),
     ])
     model, analysis, _ = assert_matches_analysis(g)
-    assert numel(model.parameters()) == analysis.total_params == 171_158
+    assert numel(model.parameters()) == analysis.learnable_params == 171_158
 
 
 def test_keras_book_mnist_has_93322_parameters():
@@ -385,7 +385,7 @@ def test_frozen_blocks_do_not_train():
     assert not any(p.requires_grad for p in model.blocks[conv_id].parameters())
     assert not any(p.requires_grad for p in model.blocks[bn_id].parameters())
     frozen = (3 * 9 * 4 + 4) + 2 * 4
-    assert analysis.trainable_params == analysis.total_params - frozen
+    assert analysis.trainable_params == analysis.learnable_params - frozen
     assert numel(model.parameters(), trainable_only=True) == analysis.trainable_params
 
 

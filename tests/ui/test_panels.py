@@ -6,10 +6,12 @@ import json
 
 import pytest
 from PySide6.QtCore import QPoint, Qt
-from PySide6.QtWidgets import QDoubleSpinBox, QSpinBox
+from PySide6.QtWidgets import QDoubleSpinBox, QMessageBox, QSpinBox
 
 from cnnstudio.core import registry
 from cnnstudio.core.blocks.base import CATEGORIES
+from cnnstudio.core.project import Project
+from cnnstudio.core.summary import format_bytes, memory_parts
 from cnnstudio.core.templates import new_project
 from cnnstudio.ui import icons
 from cnnstudio.ui.document import Document
@@ -22,6 +24,7 @@ from cnnstudio.ui.panels import (
 )
 from cnnstudio.ui.panels.inspector import NO_SELECTION
 from cnnstudio.ui.panels.summary import BLOCK_ID_ROLE, TOTAL_LABEL
+from tests.residual import resnet_graph
 
 
 @pytest.fixture
@@ -268,6 +271,74 @@ def test_summary_shows_the_course_numbers_and_clicking_a_row_emits_its_id(qtbot,
         click_row(qtbot, summary.view, model.index(len(model.rows) - 1, 1))
     doc.edit("units", lambda g: g.set_params("fc3", {"units": 50}))
     assert summary.model is model and model.rows[model.row_of("fc3")].cells[4] == "78,450"
+
+
+@pytest.fixture
+def resnet_window(qtbot, tmp_path, monkeypatch):
+    """The main window on a small ResNet (BatchNorm everywhere), settings in a temporary folder."""
+    monkeypatch.setenv("CNNSTUDIO_CONFIG_DIR", str(tmp_path / "config"))
+    from cnnstudio.ui.main_window import MainWindow
+
+    graph = resnet_graph((3, 32, 32), classes=10, blocks=(1, 1), widths=(16, 32))
+    window = MainWindow(Document(Project.new(graph, name="resnet")), recover=False)
+    window.ask_save_changes = lambda: QMessageBox.StandardButton.Discard  # closing: no dialog
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    return window
+
+
+def test_summary_status_bar_and_inspector_show_the_same_totals(qtbot, resnet_window):
+    """Total = trainable + non-trainable in the Summary dock, the status bar and the
+    inspector, BatchNorm running statistics counted as non-trainable."""
+    window = resnet_window
+    doc, summary, inspector = window.document, window.summary, window.inspector
+    analysis = doc.analysis
+    total, trainable, frozen = (analysis.total_params, analysis.trainable_params,
+                                analysis.non_trainable)
+    norms = [b.id for b in doc.graph.blocks if b.type == "BatchNorm"]
+    assert frozen == sum(2 * analysis.blocks[b].input_shapes[0][0] for b in norms) > 0
+    assert total == trainable + frozen == analysis.learnable_params + frozen
+
+    qtbot.waitUntil(lambda: f"{total:,}" in window.params_label.text())
+    assert window.params_label.text() == (
+        f"Parameters {total:,} (trainable {trainable:,} / non-trainable {frozen:,})")
+    rows = summary.model.rows
+    assert rows[-1].cells[1] == TOTAL_LABEL and rows[-1].cells[4] == f"{total:,}"
+    assert sum(int(row.cells[4].replace(",", "")) for row in rows[:-1]) == total
+    assert (f"Total parameters: {total:,}   ·   trainable: {trainable:,}   ·   "
+            f"non-trainable: {frozen:,}") in summary.footer.text()
+
+    norm = analysis.blocks[norms[0]]
+    window.canvas.select_blocks([norm.id])
+    qtbot.waitUntil(lambda: inspector.block_ids == [norm.id])
+    row = rows[summary.model.row_of(norm.id)]
+    channels = norm.input_shapes[0][0]
+    assert row.cells[4] == f"{4 * channels:,}"
+    assert inspector._facts["Parameters"].text() == (
+        f"{4 * channels:,}  ({2 * channels:,} trainable, {2 * channels:,} non-trainable: "
+        f"{2 * channels:,} running mean and variance)")
+    window.canvas.select_blocks(norms)
+    qtbot.waitUntil(lambda: inspector.block_ids == norms)
+    assert inspector._facts["Parameters"].text() == (
+        f"{sum(analysis.blocks[b].total_params for b in norms):,} in total")
+
+
+def test_training_memory_is_explained_part_by_part_and_follows_the_batch_size(
+        qtbot, resnet_window):
+    window = resnet_window
+    doc, summary = window.document, window.summary
+    doc.update_settings("training", {"batch_size": 8, "optimizer": "sgd"})
+    memory = doc.analysis.memory(8, "sgd")
+    qtbot.waitUntil(lambda: "(batch 8)" in window.memory_label.text())
+    assert window.memory_label.text() == f"Training memory {format_bytes(memory.total)} (batch 8)"
+    assert summary.memory_label.text().startswith(
+        f"Training memory: {format_bytes(memory.total)} at batch 8 with sgd (weights ")
+    for tip in (window.memory_label.toolTip(), summary.memory_label.toolTip()):
+        for name, size in memory_parts(memory):
+            assert f"  {name} {format_bytes(size)}: " in tip
+        assert "tensors autograd keeps for the backward pass" in tip
+    assert window.memory_label.toolTip() == summary.memory_label.toolTip()
 
 
 def test_problems_list_the_diagnostic_with_its_fix_and_clicking_emits_the_block(qtbot, doc):

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from cnnstudio.core.blocks.base import BlockType, single_input
+from cnnstudio.core.blocks.base import (
+    KEEPS_RESULT,
+    SAVES_INPUT,
+    SAVES_OUTPUT,
+    BlockType,
+    Saved,
+    single_input,
+)
 from cnnstudio.core.params import ParamSpec
 
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "selu", "gelu", "tanh", "sigmoid", "softmax")
@@ -10,6 +17,10 @@ ACTIVATIONS = ("relu", "leaky_relu", "elu", "selu", "gelu", "tanh", "sigmoid", "
 
 def _infer_activation(params, inputs):
     return single_input(inputs)
+
+
+def _saved_activation(params, inputs, output) -> tuple[Saved, ...]:
+    return (SAVES_OUTPUT if params["function"] in KEEPS_RESULT else SAVES_INPUT,)
 
 
 ACTIVATION = BlockType(
@@ -30,6 +41,7 @@ ACTIVATION = BlockType(
                   help="ELU: f(x) = α·(eˣ − 1) for x < 0."),
     ),
     infer=_infer_activation,
+    saved=_saved_activation,
     name_prefix="act",
     key_params=("function",),
 )

@@ -67,6 +67,44 @@ def _identity_rf(params: Params, inputs: Sequence[Shape]) -> RFStep:
 
 
 @dataclass(frozen=True)
+class Saved:
+    """One tensor that a block's backward pass keeps from the forward pass in training.
+
+    tensor: "input" (the tensor on input port `port`), "output" (the block's result) or "own"
+    (a tensor only this block holds: pooling indices, a dropout mask, a padded copy, statistics).
+    Inputs and outputs are activations other blocks may keep too; the analysis counts each one
+    once, as autograd stores it once. Their size comes from the shape; an own tensor has
+    `values` values per sample, or per batch when `per_sample` is False.
+    """
+
+    tensor: str
+    values: int = 0
+    itemsize: int = 4  # bytes per value: float32 4, int64 indices 8
+    per_sample: bool = True
+    port: int = 0
+
+
+SAVES_INPUT = Saved("input")
+SAVES_OUTPUT = Saved("output")
+
+
+def own(values: int, itemsize: int = 4, per_sample: bool = True) -> Saved:
+    return Saved("own", values, itemsize, per_sample)
+
+
+def _saves_nothing(params: Params, inputs: Sequence[Shape], output: Shape) -> tuple[Saved, ...]:
+    return ()
+
+
+def _never(params: Params) -> bool:
+    return False
+
+
+def always(params: Params) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
 class BlockType:
     """Declaration of one block type.
 
@@ -74,6 +112,10 @@ class BlockType:
     count(params, input_shapes, output) -> (learnable parameters, running-statistics values).
     macs(params, input_shapes, output) -> multiply-accumulates for one sample.
     rf_step(params, input_shapes) -> RFStep.
+    saved(params, input_shapes, output) -> the tensors its backward pass keeps (Saved), as
+    PyTorch autograd does on the CPU; the training-memory estimate adds them up.
+    aliases_input(params) -> True when the output is the first input itself or a view of it
+    (Flatten, Output), so that a tensor kept through either is counted once.
     Shapes are PyTorch-ordered without the batch axis: (C, H, W) for images, (N,) for vectors.
     """
 
@@ -87,6 +129,8 @@ class BlockType:
     count: Callable[[Params, Sequence[Shape], Shape], tuple[int, int]] = _no_params
     macs: Callable[[Params, Sequence[Shape], Shape], int] = _no_macs
     rf_step: Callable[[Params, Sequence[Shape]], RFStep] = _identity_rf
+    saved: Callable[[Params, Sequence[Shape], Shape], tuple[Saved, ...]] = _saves_nothing
+    aliases_input: Callable[[Params], bool] = _never
     min_inputs: int = 1
     max_inputs: int | None = 1  # None: any number (Concatenate, Add)
     has_output_port: bool = True
@@ -193,6 +237,21 @@ L2 = ParamSpec("l2", "float", 0.0, label="L2 penalty", minimum=0.0, maximum=10.0
                help="Weight of the L2 penalty λ₂·Σw² on this block's weights, added to the loss.")
 
 FUSED_ACTIVATIONS = ("none", "relu", "leaky_relu", "elu", "selu", "gelu", "tanh", "sigmoid")
+
+# What the backward pass of each non-linearity needs: its result (ReLU: where it is positive;
+# tanh, sigmoid, softmax: derivatives written in the output) or its argument.
+KEEPS_RESULT = frozenset({"relu", "tanh", "sigmoid", "softmax"})
+KEEPS_ARGUMENT = frozenset({"leaky_relu", "elu", "selu", "gelu"})
+
+
+def fused_activation_saved(name: str, output: Shape) -> tuple[Saved, ...]:
+    """What an activation applied inside a block keeps: the block's output, or the values
+    before the activation (a tensor of the output's size that only this block holds)."""
+    if name in KEEPS_RESULT:
+        return (SAVES_OUTPUT,)
+    if name in KEEPS_ARGUMENT:
+        return (own(prod(output)),)
+    return ()
 
 
 def fused_activation(default: str = "none") -> ParamSpec:

@@ -7,12 +7,16 @@ from cnnstudio.core.blocks.base import (
     L2,
     TRAINABLE,
     BlockType,
+    SAVES_INPUT,
     RFStep,
+    Saved,
     ShapeError,
     fused_activation,
+    fused_activation_saved,
+    own,
     require_image,
 )
-from cnnstudio.core.geometry import effective_kernel, window_axis
+from cnnstudio.core.geometry import effective_kernel, resolve_padding, window_axis
 from cnnstudio.core.params import ParamSpec
 
 MAX_KERNEL = 255
@@ -86,6 +90,20 @@ def _macs_conv(params, inputs, output):
     return oh * ow * filters * kh * kw * (inputs[0][0] // params["groups"])
 
 
+def _saved_conv(params, inputs, output) -> tuple[Saved, ...]:
+    """The input (for the weight gradient), or the padded copy the convolution then reads:
+    uneven Keras-'same' padding is applied in front of the convolution (nn/build.py)."""
+    c, h, w = inputs[0]
+    (kh, kw), (sh, sw), (dh, dw) = params["kernel"], params["stride"], params["dilation"]
+    pad_h = resolve_padding(params["padding"], h, kh, sh, dh, 0)
+    pad_w = resolve_padding(params["padding"], w, kw, sw, dw, 1)
+    if pad_h[0] == pad_h[1] and pad_w[0] == pad_w[1]:
+        reads = SAVES_INPUT
+    else:
+        reads = own(c * (h + sum(pad_h)) * (w + sum(pad_w)))
+    return (reads, *fused_activation_saved(params["activation"], output))
+
+
 def _rf_conv(params, inputs):
     kh, kw = params["kernel"]
     dh, dw = params["dilation"]
@@ -134,6 +152,7 @@ CONV2D = BlockType(
     count=_count_conv,
     macs=_macs_conv,
     rf_step=_rf_conv,
+    saved=_saved_conv,
     name_prefix="conv",
     key_params=("filters", "kernel", "stride", "padding", "activation"),
     has_weights=True,

@@ -5,12 +5,16 @@ from __future__ import annotations
 from cnnstudio.core.blocks.base import (
     L1,
     L2,
+    SAVES_INPUT,
     TRAINABLE,
     BlockType,
     RFStep,
+    Saved,
     ShapeError,
+    always,
     describe_shape,
     fused_activation,
+    fused_activation_saved,
     prod,
 )
 from cnnstudio.core.params import ParamSpec
@@ -36,6 +40,7 @@ FLATTEN = BlockType(
     params=(),
     infer=_infer_flatten,
     rf_step=_rf_flatten,
+    aliases_input=always,
     name_prefix="flatten",
 )
 
@@ -60,6 +65,12 @@ def _macs_dense(params, inputs, output):
     return inputs[0][0] * params["units"]
 
 
+def _saved_dense(params, inputs, output) -> tuple[Saved, ...]:
+    """The input, for the weight gradient only: a frozen Dense layer keeps none."""
+    reads = (SAVES_INPUT,) if params["trainable"] else ()
+    return (*reads, *fused_activation_saved(params["activation"], output))
+
+
 DENSE = BlockType(
     type_id="Dense",
     version=1,
@@ -80,6 +91,7 @@ DENSE = BlockType(
     infer=_infer_dense,
     count=_count_dense,
     macs=_macs_dense,
+    saved=_saved_dense,
     name_prefix="fc",
     key_params=("units", "activation"),
     has_weights=True,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cnnstudio.core.blocks.base import BlockType, ShapeError, describe_shape
+from cnnstudio.core.blocks.base import BlockType, ShapeError, always, describe_shape
 from cnnstudio.core.params import ParamSpec
 
 MAX_IMAGE_SIDE = 8192
@@ -64,6 +64,7 @@ OUTPUT = BlockType(
                   help="An auxiliary classifier: trained, but not used for prediction or export."),
     ),
     infer=_infer_output,
+    aliases_input=always,
     has_output_port=False,
     name_prefix="output",
     key_params=("loss_weight",),

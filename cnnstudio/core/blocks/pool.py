@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
-from cnnstudio.core.blocks.base import BlockType, RFStep, ShapeError, require_image
-from cnnstudio.core.geometry import window_axis
+from cnnstudio.core.blocks.base import (
+    SAVES_INPUT,
+    SAVES_OUTPUT,
+    BlockType,
+    RFStep,
+    Saved,
+    ShapeError,
+    own,
+    prod,
+    require_image,
+)
+from cnnstudio.core.geometry import resolve_padding, window_axis
 from cnnstudio.core.params import ParamSpec
 
 POOL_MODES = ("max", "average", "sum", "l2", "global_max", "global_average")
@@ -39,6 +49,38 @@ def _rf_pool(params, inputs):
     return RFStep(kh, kw, sh, sw)
 
 
+INDEX_BYTES = 8  # max pooling keeps the int64 position of every maximum
+
+
+def _saved_pool(params, inputs, output) -> tuple[Saved, ...]:
+    """What each pooling mode keeps, as nn/layers.py PoolLayer computes it.
+
+    Padding is applied to a copy in front of the pooling, so a padded window reads (and keeps)
+    the copy instead of the input. Average with padding also keeps the per-position divisor
+    (the number of real pixels, one map for the whole batch); L2 keeps x², Σx² and √Σx².
+    """
+    mode = params["mode"]
+    if mode == "global_average":
+        return ()
+    if mode == "global_max":
+        return (SAVES_INPUT, own(prod(output), INDEX_BYTES))
+    c, h, w = inputs[0]
+    (kh, kw), (sh, sw) = params["pool_size"], pool_stride(params)
+    pad_h = resolve_padding(params["padding"], h, kh, sh, 1, 0)
+    pad_w = resolve_padding(params["padding"], w, kw, sw, 1, 1)
+    padded_values = c * (h + sum(pad_h)) * (w + sum(pad_w))
+    padded = padded_values != c * h * w
+    reads = own(padded_values) if padded else SAVES_INPUT
+    if mode == "max":
+        return (reads, own(prod(output), INDEX_BYTES))
+    if mode == "average":
+        return (reads, own(output[1] * output[2], per_sample=False)) if padded else (reads,)
+    if mode == "sum":
+        return (reads,)
+    squares = own(padded_values)  # x², or its padded copy
+    return (SAVES_INPUT, squares, own(prod(output)), SAVES_OUTPUT)
+
+
 POOLING = BlockType(
     type_id="Pooling",
     version=1,
@@ -59,6 +101,7 @@ POOLING = BlockType(
     ),
     infer=_infer_pool,
     rf_step=_rf_pool,
+    saved=_saved_pool,
     name_prefix="pool",
     key_params=("mode", "pool_size", "stride"),
 )

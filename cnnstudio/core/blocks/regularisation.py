@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from cnnstudio.core.blocks.base import TRAINABLE, BlockType, require_image, single_input
+from cnnstudio.core.blocks.base import (
+    SAVES_INPUT,
+    TRAINABLE,
+    BlockType,
+    Saved,
+    own,
+    prod,
+    require_image,
+    single_input,
+)
 from cnnstudio.core.params import ParamSpec
 
 
@@ -10,6 +19,19 @@ def _infer_dropout(params, inputs):
     if params["mode"] == "channel":
         require_image("Channel-wise dropout", inputs[0])
     return single_input(inputs)
+
+
+def _saved_dropout(params, inputs, output) -> tuple[Saved, ...]:
+    """The float mask the input was multiplied by (PyTorch on the CPU; CUDA keeps one byte a
+    value): one value per input value, or per channel in channel mode. Rate 0 passes the input
+    through unchanged and keeps nothing."""
+    if params["rate"] == 0:
+        return ()
+    return (own(inputs[0][0] if params["mode"] == "channel" else prod(inputs[0])),)
+
+
+def _dropout_passes_input(params) -> bool:
+    return params["rate"] == 0
 
 
 DROPOUT = BlockType(
@@ -28,6 +50,8 @@ DROPOUT = BlockType(
                   help="element: each value on its own. channel: whole channels (spatial dropout)."),
     ),
     infer=_infer_dropout,
+    saved=_saved_dropout,
+    aliases_input=_dropout_passes_input,
     name_prefix="dropout",
     key_params=("rate",),
 )
@@ -40,6 +64,12 @@ def _infer_norm(params, inputs):
 def _count_batchnorm(params, inputs, output):
     channels = inputs[0][0]
     return 2 * channels, 2 * channels
+
+
+def _saved_batchnorm(params, inputs, output) -> tuple[Saved, ...]:
+    """The input and the batch mean and inverse spread of each channel (two values a channel,
+    for the whole batch)."""
+    return (SAVES_INPUT, own(2 * inputs[0][0], per_sample=False))
 
 
 BATCHNORM = BlockType(
@@ -61,6 +91,7 @@ BATCHNORM = BlockType(
     ),
     infer=_infer_norm,
     count=_count_batchnorm,
+    saved=_saved_batchnorm,
     name_prefix="bn",
     key_params=(),
     has_weights=True,
@@ -69,6 +100,13 @@ BATCHNORM = BlockType(
 
 def _infer_lrn(params, inputs):
     return require_image("LocalResponseNorm", inputs[0])
+
+
+def _saved_lrn(params, inputs, output) -> tuple[Saved, ...]:
+    """As torch.nn.LocalResponseNorm computes it: the input, x² padded by size − 1 channels
+    (for the sliding channel average), k + α·avg and its power β (the divisor)."""
+    c, h, w = inputs[0]
+    return (SAVES_INPUT, own((c + params["size"] - 1) * h * w), own(2 * c * h * w))
 
 
 LRN = BlockType(
@@ -87,6 +125,7 @@ LRN = BlockType(
         ParamSpec("k", "float", 2.0, minimum=0.0, maximum=100.0),
     ),
     infer=_infer_lrn,
+    saved=_saved_lrn,
     name_prefix="lrn",
     key_params=("size",),
 )

@@ -32,6 +32,7 @@ from cnnstudio.core.analysis import BlockInfo, Diagnostic
 from cnnstudio.core.blocks.base import BlockType, format_shape
 from cnnstudio.core.graph import Block, Graph, GraphError, GraphEvent
 from cnnstudio.core.params import ParamError
+from cnnstudio.core.summary import PARAMETERS_TIP
 from cnnstudio.ui import icons, theme
 from cnnstudio.ui.document import Document
 from cnnstudio.ui.panels.param_fields import MIXED, LineField, ParamField, make_field
@@ -182,6 +183,7 @@ class InspectorPanel(QWidget):
             facts.addRow(row, value)
         self._facts["Output shape"].setToolTip("(height,width,channels); vectors are (values)")
         self._facts["MACs"].setToolTip("Multiply-accumulates for one image")
+        self._facts["Parameters"].setToolTip(PARAMETERS_TIP)
         outer.addLayout(facts)
         self.diagnostics_label = _selectable()
         self.diagnostics_label.setTextFormat(Qt.RichText)
@@ -319,11 +321,6 @@ def _facts(infos: list[BlockInfo]) -> dict[str, str]:
     """The read-only numbers of one block, or of several blocks of one type together."""
     if len(infos) == 1:
         info = infos[0]
-        params = f"{info.params:,}"
-        if info.non_trainable:
-            params += f"  ({info.non_trainable:,} non-trainable)"
-        if info.buffers:
-            params += f"  + {info.buffers:,} running statistics"
         rf, jump = info.receptive_field, info.jump
         field = "—"
         if rf is not None:
@@ -335,7 +332,7 @@ def _facts(infos: list[BlockInfo]) -> dict[str, str]:
         return {
             "Input shape": _join_shapes(list(info.input_shapes)),
             "Output shape": format_shape(info.output_shape) + activation,
-            "Parameters": params,
+            "Parameters": _params_text(info),
             "MACs": f"{info.macs:,}",
             "Receptive field": field,
         }
@@ -346,11 +343,26 @@ def _facts(infos: list[BlockInfo]) -> dict[str, str]:
     return {
         "Input shape": _join_shapes(list(next(iter(inputs)))) if len(inputs) == 1 else "differ",
         "Output shape": format_shape(next(iter(outputs))) if len(outputs) == 1 else "differ",
-        "Parameters": f"{sum(i.params for i in infos):,} in total",
+        "Parameters": f"{sum(i.total_params for i in infos):,} in total",
         "MACs": f"{sum(i.macs for i in infos):,} in total",
         "Receptive field": (f"{rf[0]}×{rf[1]} pixels" if rf else "—") if len(fields) == 1
         else "differ",
     }
+
+
+def _params_text(info: BlockInfo) -> str:
+    """The summary's count (trainable + non-trainable) and, where there is any, what is not
+    trained: running statistics, frozen weights."""
+    text = f"{info.total_params:,}"
+    if not info.non_trainable:
+        return text
+    kept = []
+    if info.buffers:
+        kept.append(f"{info.buffers:,} running mean and variance")
+    if info.non_trainable > info.buffers:
+        kept.append(f"{info.non_trainable - info.buffers:,} frozen")
+    return (f"{text}  ({info.trainable:,} trainable, {info.non_trainable:,} non-trainable: "
+            f"{' + '.join(kept)})")
 
 
 def _diagnostics_html(diagnostics: list[Diagnostic]) -> str:

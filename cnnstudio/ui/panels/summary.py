@@ -37,7 +37,13 @@ from PySide6.QtWidgets import (
 from cnnstudio.core import registry
 from cnnstudio.core.analysis import Diagnostic
 from cnnstudio.core.blocks.base import format_shape
-from cnnstudio.core.summary import COLUMNS, layer_rows
+from cnnstudio.core.summary import (
+    COLUMNS,
+    PARAMETERS_TIP,
+    layer_rows,
+    memory_breakdown,
+    memory_summary,
+)
 from cnnstudio.ui import icons, theme
 from cnnstudio.ui.document import Document
 
@@ -175,15 +181,22 @@ class SummaryPanel(QWidget):
         self.footer = QLabel(self)
         self.footer.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.footer.setWordWrap(True)
-        self.footer.setContentsMargins(6, 2, 6, 4)
+        self.footer.setContentsMargins(6, 2, 6, 0)
+        self.footer.setToolTip(PARAMETERS_TIP)
+        self.memory_label = QLabel(self)
+        self.memory_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.memory_label.setWordWrap(True)
+        self.memory_label.setContentsMargins(6, 0, 6, 4)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(2)
         layout.addWidget(self.view, 1)
         layout.addWidget(self.footer)
+        layout.addWidget(self.memory_label)
         self.view.clicked.connect(self._on_clicked)
         self.view.activated.connect(self._on_clicked)
         document.analysis_changed.connect(self.refresh)
+        document.settings_changed.connect(lambda _group, _changes: self.refresh())
         self.refresh()
 
     def refresh(self) -> None:
@@ -195,6 +208,12 @@ class SummaryPanel(QWidget):
             f"{analysis.trainable_params:,}   ·   non-trainable: {analysis.non_trainable:,}"
             f"   ·   MACs: {analysis.macs:,} per image\n"
             "Output shapes are (height,width,channels); vectors are (values).")
+        training = self.document.project.training
+        batch = int(training.get("batch_size", 64))
+        optimizer = str(training.get("optimizer", "adam"))
+        memory = analysis.memory(batch, optimizer)
+        self.memory_label.setText(f"Training memory: {memory_summary(memory, optimizer)}")
+        self.memory_label.setToolTip(memory_breakdown(memory, optimizer))
         if selected is not None:
             self.select_block(selected)
 
