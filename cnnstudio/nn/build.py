@@ -17,6 +17,7 @@ from cnnstudio.core.analysis import BlockInfo, Diagnostic, analyze
 from cnnstudio.core.blocks.pool import GLOBAL_MODES, pool_stride
 from cnnstudio.core.geometry import resolve_padding
 from cnnstudio.core.graph import Block, Graph
+from cnnstudio.core.outputs import LOGITS, output_kind
 from cnnstudio.nn.layers import (
     ActivationLayer,
     AddLayer,
@@ -63,6 +64,7 @@ class GraphModel(nn.Module):
 
     input_id: str
     main_output_id: str
+    output_kind: str  # what forward() gives: core.outputs LOGITS, PROBABILITIES or BINARY
     output_ids: List[str]
     order: List[str]
     sources: Dict[str, List[str]]
@@ -77,6 +79,7 @@ class GraphModel(nn.Module):
         main_output_id: str,
         output_ids: Sequence[str],
         penalties: Mapping[str, Tuple[float, float]],
+        output_kind: str = LOGITS,
     ) -> None:
         super().__init__()
         self.blocks = nn.ModuleDict(dict(layers))
@@ -84,6 +87,7 @@ class GraphModel(nn.Module):
         self.sources = {k: list(v) for k, v in sources.items()}
         self.input_id = input_id
         self.main_output_id = main_output_id
+        self.output_kind = output_kind
         self.output_ids = list(output_ids)
         self.main_path = self._needed([main_output_id])
         self.outputs_path = self._needed(self.output_ids)
@@ -179,6 +183,7 @@ def build_model(graph: Graph) -> GraphModel:
         main_output_id=main.id,
         output_ids=[b.id for b in outputs],
         penalties=penalties,
+        output_kind=output_kind(graph, main.id, analysis).kind,
     )
 
 

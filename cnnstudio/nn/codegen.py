@@ -3,9 +3,12 @@
 The network is generated block by block from each block's declaration (its normalised
 parameters) and the shapes analyze() infers, resolving padding exactly as build_model() does, so
 the file computes what GraphModel computes: plain torch.nn layers where torch has them, small
-helper classes (emitted only when used) where it does not. forward() is straight-line code in
-topological order over the blocks the main output needs; auxiliary heads are training aids and
-are left out. The training scaffold at the end is fixed text with a few values filled in.
+helper classes (emitted only when used) where it does not. forward() takes images with pixel
+values in [0, 1], as the ONNX and TorchScript exports do, normalises them with the training
+statistics, then runs straight-line code in topological order over the blocks the main output
+needs; auxiliary heads are training aids and are left out. How outputs become probabilities
+follows core.outputs, so a network that ends in a softmax gets no second one. The rest (weight
+loading, predict(), offline training) is fixed text in codegen_text.py with values filled in.
 """
 
 from __future__ import annotations
@@ -25,10 +28,10 @@ from cnnstudio.core.analysis import Analysis, BlockInfo, analyze
 from cnnstudio.core.blocks.pool import GLOBAL_MODES, pool_stride
 from cnnstudio.core.geometry import resolve_padding
 from cnnstudio.core.graph import Block, Graph
-from cnnstudio.core.params import ParamError
+from cnnstudio.core.outputs import BINARY, PROBABILITIES, output_kind
 from cnnstudio.core.project import Project
-from cnnstudio.core.settings import SAMPLE_DATASET, parse_dataset_spec
 from cnnstudio.nn.build import ModelBuildError
+from cnnstudio.nn.codegen_text import HELPERS, PROBABILITY_CODE, TRAINING_CODE
 
 MAX_LINE = 99
 INDENT = "        "  # the body of a method
@@ -36,7 +39,8 @@ INDENT = "        "  # the body of a method
 # Names a block may not take: they would shadow nn.Module's own attributes, Python keywords and
 # builtins, or the names the generated file uses. Such a block gets the suffix _layer.
 _RESERVED = set(dir(nn.Module)) | set(keyword.kwlist) | {
-    "x", "image", "self", "torch", "nn", "F", "argparse", "penalty", "input", "type", "id",
+    "x", "image", "self", "torch", "nn", "F", "argparse", "Path", "penalty", "input", "type", "id",
+    "mean", "std",
     "max", "min", "sum", "abs", "all", "any", "len", "list", "dict", "set", "map", "filter",
     "format", "range", "print", "object", "open", "iter", "next", "round", "zip",
 }
@@ -48,9 +52,10 @@ _FUSED = {"none": "{}", "relu": "F.relu({})", "leaky_relu": "F.leaky_relu({}, 0.
 _ACTIVATIONS = {"relu": "ReLU", "leaky_relu": "LeakyReLU", "elu": "ELU", "selu": "SELU",
                 "gelu": "GELU", "tanh": "Tanh", "sigmoid": "Sigmoid", "softmax": "Softmax"}
 
-# torchvision dataset and its image shape per CNN Studio dataset kind
-_TORCHVISION = {"mnist": ("MNIST", (1, 28, 28)), "fashion-mnist": ("FashionMNIST", (1, 28, 28)),
-                "cifar10": ("CIFAR10", (3, 32, 32)), "cifar100": ("CIFAR100", (3, 32, 32))}
+# What the generated forward() returns, per output kind (core.outputs)
+_RETURNS = {PROBABILITIES: "class probabilities (the network ends in a softmax)",
+            BINARY: "the probability of the second class (one sigmoid unit)"}
+_LOGITS_RETURN = "class scores (logits; predict() turns them into probabilities)"
 
 
 @dataclass
@@ -76,6 +81,7 @@ class _Plan:
     names: dict[str, str]  # one unique identifier per block (attribute and variable)
     skipped: list[Block]  # auxiliary heads and blocks that feed no output
     class_name: str
+    kind: str  # what the main output gives (core.outputs)
 
 
 def generate_python(
@@ -97,12 +103,12 @@ def generate_python(
     helpers = [h for h in HELPERS if any(h in layer.helpers for layer in plan.layers.values())]
     head = [
         _header(plan, classes, input_shape),
-        ("from __future__ import annotations\n\nimport argparse\n\nimport torch\n"
-         "import torch.nn.functional as F\nfrom torch import nn"),
+        ("from __future__ import annotations\n\nimport argparse\nfrom pathlib import Path\n\n"
+         "import torch\nimport torch.nn.functional as F\nfrom torch import nn"),
         _constants(classes, mean, std, input_shape),
     ]
-    body = [*(HELPERS[h] for h in helpers), _model_class(plan), _weight_names(plan),
-            _training(plan, input_shape)]
+    body = [*(HELPERS[h] for h in helpers), _model_class(plan), PROBABILITY_CODE[plan.kind],
+            _weight_names(plan), _training(plan)]
     return ("\n\n".join(part.strip("\n") for part in head) + "\n\n\n"
             + "\n\n\n".join(part.strip("\n") for part in body) + "\n")
 
@@ -162,7 +168,7 @@ def _plan(project: Project) -> _Plan:
         names[block_id] = name
     skipped = [b for b in graph.blocks if b.id not in seen]
     return _Plan(project, graph, analysis, order, main.id, params, layers, names, skipped,
-                 class_name_for(project.name))
+                 class_name_for(project.name), output_kind(graph, main.id, analysis).kind)
 
 
 def _pair(a: int, b: int) -> str:
@@ -278,14 +284,21 @@ def _header(plan: _Plan, classes: Sequence[str], input_shape: Sequence[int]) -> 
         [f"{_doc(project.name)}: a convolutional network exported from CNN Studio {__version__}."],
         [(f"The class {plan.class_name} was generated from the blocks of the project "
           f"'{_doc(project.name)}'{template}."),
-         (f"Input: {c}x{h}x{w} images (channels x height x width) with pixel values in [0, 1], "
-          "normalised with MEAN and STD below before they enter the network."),
          f"Classes ({len(classes)}): {_doc(listed)}.",
          f"Parameters: {total:,} ({trainable:,} trainable)."],
-        ["It needs only PyTorch (and torchvision to train). Run it as"],
-        ["    python this_file.py --weights model.pt --epochs 5"],
-        [("--weights starts from the weights of a CNN Studio training run (its model.pt); "
-          "without it training starts from random weights.")],
+        [(f"Input: {c}x{h}x{w} images (channels x height x width) with pixel values in [0, 1]: "
+          "divide 8-bit pixels by 255. The model normalises them itself with MEAN and STD "
+          "below, as the ONNX and TorchScript exports do: do not normalise them again."),
+         (f"model(images) returns {_RETURNS.get(plan.kind, _LOGITS_RETURN)}; "
+          "predict(model, images) returns class probabilities (each row sums to 1).")],
+        [("It needs only PyTorch (NumPy to read an .npz archive, Pillow to read image files). "
+          "Train it offline, nothing is downloaded:")],
+        ["    python this_file.py --data DATA --weights model.pt --epochs 5"],
+        [("DATA is an .npz archive (arrays x and y, or x_train, y_train, x_test and y_test) or "
+          "a folder with one subfolder of images per class; without --data the file trains on "
+          "this_file.npz (or the folder this_file_data) next to it. --weights starts from the "
+          "weights of a CNN Studio training run (its model.pt); without it training starts from "
+          "random weights.")],
     ]
     blocks = ["\n".join(line for text in paragraph
                         for line in textwrap.wrap(text, MAX_LINE - 3, break_on_hyphens=False,
@@ -343,9 +356,17 @@ def _wrap(prefix: str, items: Sequence[str], indent: str, opening: str, closing:
 
 
 def _model_class(plan: _Plan) -> str:
+    returns = _RETURNS.get(plan.kind, _LOGITS_RETURN)
+    doc = textwrap.wrap(f"forward() takes images (N, *INPUT_SHAPE) with pixel values in [0, 1] "
+                        f"and normalises them itself (MEAN, STD); it returns {returns}.",
+                        MAX_LINE - 4, initial_indent="    ", subsequent_indent="    ")
+    buffer = (f'{INDENT}self.register_buffer("{{0}}", torch.tensor({{1}}).view(1, -1, 1, 1), '
+              "persistent=False)")
     lines = [f"class {plan.class_name}(nn.Module):",
-             '    """The network, block by block as in CNN Studio; forward() returns logits."""',
-             "", "    def __init__(self) -> None:", f"{INDENT}super().__init__()"]
+             '    """The network, block by block as in CNN Studio.', "", *doc, '    """', "",
+             "    def __init__(self) -> None:", f"{INDENT}super().__init__()",
+             f"{INDENT}# the training images' statistics (not weights: not in state_dict())",
+             buffer.format("mean", "MEAN"), buffer.format("std", "STD")]
     for block_id in plan.order:
         layer = plan.layers[block_id]
         if layer.callee:
@@ -404,11 +425,12 @@ def _forward(plan: _Plan) -> list[str]:
 
     variables: dict[str, str] = {}
     body: list[str] = []
-    argument = "x"
     for block_id in plan.order:
         block = graph.block(block_id)
         if block.type == "Input":
-            argument = variables[block_id] = "x" if flows(block_id) else "image"
+            target = variables[block_id] = "x" if flows(block_id) else "image"
+            body.append(f"{INDENT}{target} = (image - self.mean) / self.std  # pixels in [0, 1], "
+                        "normalised")
             continue
         inputs = [variables[source] for source in graph.inputs_of(block_id)]
         if block.type == "Output":
@@ -416,7 +438,7 @@ def _forward(plan: _Plan) -> list[str]:
             if aux:
                 body += [f"{INDENT}# Auxiliary outputs ({', '.join(aux)}) only help training",
                          f"{INDENT}# in CNN Studio; this file leaves them out."]
-            body.append(f"{INDENT}return {inputs[0]}  # logits: softmax gives class probabilities")
+            body.append(f"{INDENT}return {inputs[0]}  # {_RETURNS.get(plan.kind, 'class scores (logits)')}")
             continue
         target = variables[block_id] = "x" if flows(block_id) else plan.names[block_id]
         if block.type == "Concatenate":
@@ -441,7 +463,7 @@ def _forward(plan: _Plan) -> list[str]:
         else:
             statement.insert(0, f"{INDENT}{comment}")
         body += statement
-    return [f"    def forward(self, {argument}: torch.Tensor) -> torch.Tensor:", *body]
+    return ["    def forward(self, image: torch.Tensor) -> torch.Tensor:", *body]
 
 
 def _weight_names(plan: _Plan) -> str:
@@ -459,29 +481,7 @@ def _weight_names(plan: _Plan) -> str:
     return "\n".join([*lines, "CNNSTUDIO_NAMES = {", *entries, "}"])
 
 
-def _training(plan: _Plan, input_shape: Sequence[int]) -> str:
-    spec = plan.project.dataset.get("spec", SAMPLE_DATASET)
-    try:
-        kind = parse_dataset_spec(spec)[0]
-    except ParamError:
-        kind = "mnist"
-    dataset, native = _TORCHVISION.get("mnist" if kind == SAMPLE_DATASET else kind,
-                                       _TORCHVISION["mnist"])
-    if kind == SAMPLE_DATASET:
-        note = "CNN Studio trained on its MNIST sample; torchvision fetches the full MNIST."
-    elif kind in _TORCHVISION:
-        note = f"The project trained on {kind}; torchvision fetches {dataset}."
-    else:
-        note = f"The project trained on its own {kind} data; MNIST stands in for it."
-    c, h, w = (int(v) for v in input_shape)
-    transforms = ["transforms.ToTensor()", "transforms.Normalize(MEAN, STD)"]
-    if native[0] != c:
-        if {native[0], c} == {1, 3}:
-            transforms.insert(0, f"transforms.Grayscale(num_output_channels={c})")
-        else:
-            transforms.insert(1, f"transforms.Lambda(lambda t: t.mean(0, True).repeat({c}, 1, 1))")
-    if native[1:] != (h, w):
-        transforms.insert(0, f"transforms.Resize(({h}, {w}))")
+def _training(plan: _Plan) -> str:
     training = plan.project.training
     lr = float(training.get("learning_rate", 1e-3))
     if training.get("optimizer", "adam") not in ("adam", "adamw"):
@@ -490,196 +490,10 @@ def _training(plan: _Plan, input_shape: Sequence[int]) -> str:
                       and (plan.params[b]["l1"] > 0 or plan.params[b]["l2"] > 0)
                       for b in plan.order)
     return TRAINING_CODE.format(
-        dataset=dataset, note=note, transforms="".join(f"\n        {t}," for t in transforms),
         penalty=" + model.penalty()" if has_penalty else "", model=plan.class_name,
         epochs=int(training.get("epochs", 5)), batch_size=int(training.get("batch_size", 64)),
         lr=repr(lr),
     )
-
-
-# -- fixed text of the generated file ------------------------------------------------------------
-
-HELPERS = {
-    "Conv2dSame": '''
-class Conv2dSame(nn.Conv2d):
-    """nn.Conv2d after zero padding (left, right, top, bottom): Keras-style 'same' padding puts
-    the odd pixel at the bottom/right, which the symmetric padding of nn.Conv2d cannot."""
-
-    def __init__(self, *args, pads: tuple[int, int, int, int], **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.pads = pads
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(F.pad(x, self.pads))
-''',
-    "WindowPool2d": '''
-class WindowPool2d(nn.Module):
-    """Pooling over windows after padding (left, right, top, bottom), as Keras 'same' pads."""
-
-    def __init__(self, kernel_size, stride, pads: tuple[int, int, int, int] = (0, 0, 0, 0)):
-        super().__init__()
-        self.kernel_size, self.stride, self.pads = kernel_size, stride, pads
-        size = kernel_size if isinstance(kernel_size, tuple) else (kernel_size, kernel_size)
-        self.area = float(size[0] * size[1])
-
-    def mean(self, x: torch.Tensor) -> torch.Tensor:
-        """The mean of each zero-padded window."""
-        return F.avg_pool2d(F.pad(x, self.pads), self.kernel_size, self.stride)
-''',
-    "MaxPool2dSame": '''
-class MaxPool2dSame(WindowPool2d):
-    """Max pooling; the padding is -inf, so it never wins."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.pad(x, self.pads, value=float("-inf"))
-        return F.max_pool2d(x, self.kernel_size, self.stride)
-''',
-    "AvgPool2dSame": '''
-class AvgPool2dSame(WindowPool2d):
-    """The average of the real pixels of each window (padding excluded, as Keras)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.mean(x) / self.mean(torch.ones_like(x[:1, :1]))
-''',
-    "SumPool2d": '''
-class SumPool2d(WindowPool2d):
-    """The sum of each window."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.mean(x) * self.area
-''',
-    "L2Pool2d": '''
-class L2Pool2d(WindowPool2d):
-    """The L2 norm of each window, sqrt(sum of x^2); the floor keeps the gradient finite."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sqrt(torch.clamp(self.mean(x * x) * self.area, min=1e-30))
-''',
-    "GlobalAvgPool2d": '''
-class GlobalAvgPool2d(nn.Module):
-    """The mean of each channel: (N, C, H, W) -> (N, C)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.mean(x, dim=[2, 3])
-''',
-    "GlobalMaxPool2d": '''
-class GlobalMaxPool2d(nn.Module):
-    """The maximum of each channel: (N, C, H, W) -> (N, C)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.amax(x, dim=(2, 3))
-''',
-}
-
-TRAINING_CODE = '''
-def convert_cnnstudio_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """A CNN Studio state dict with its keys renamed to the attributes of this file's model."""
-    converted = {{}}
-    for key, tensor in state_dict.items():
-        for prefix, attribute in CNNSTUDIO_NAMES.items():
-            if key.startswith(prefix):
-                converted[attribute + key[len(prefix):]] = tensor
-                break
-    return converted
-
-
-def load_cnnstudio_weights(model: nn.Module, path: str) -> nn.Module:
-    """Load the weights of a CNN Studio training run (its model.pt) into the model."""
-    state_dict = torch.load(path, map_location="cpu", weights_only=True)
-    model.load_state_dict(convert_cnnstudio_state_dict(state_dict))
-    return model
-
-
-def predict(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """Class probabilities for images (N, *INPUT_SHAPE) with pixel values in [0, 1]."""
-    mean = torch.tensor(MEAN, device=images.device).view(1, -1, 1, 1)
-    std = torch.tensor(STD, device=images.device).view(1, -1, 1, 1)
-    model.eval()
-    with torch.no_grad():
-        return torch.softmax(model((images - mean) / std), dim=1)
-
-
-def make_loaders(batch_size: int, data_dir: str):
-    """Training and validation loaders; torchvision downloads the data into data_dir."""
-    from torchvision import datasets, transforms
-
-    # {note}
-    transform = transforms.Compose([{transforms}
-    ])
-    train_set = datasets.{dataset}(data_dir, train=True, download=True, transform=transform)
-    val_set = datasets.{dataset}(data_dir, train=False, download=True, transform=transform)
-    if len(train_set.classes) != len(CLASSES):
-        raise SystemExit(f"{dataset} has {{len(train_set.classes)}} classes, "
-                         f"this network {{len(CLASSES)}}")
-    return (
-        torch.utils.data.DataLoader(train_set, batch_size=batch_size, shuffle=True),
-        torch.utils.data.DataLoader(val_set, batch_size=batch_size),
-    )
-
-
-def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer) -> float:
-    """One pass over the loader; returns the mean training loss."""
-    device = next(model.parameters()).device
-    model.train()
-    total, count = 0.0, 0
-    for images, labels in loader:
-        images, labels = images.to(device), labels.to(device)
-        optimizer.zero_grad()
-        loss = F.cross_entropy(model(images), labels){penalty}
-        loss.backward()
-        optimizer.step()
-        total += loss.item() * len(labels)
-        count += len(labels)
-    return total / max(count, 1)
-
-
-def evaluate(model: nn.Module, loader) -> float:
-    """Accuracy on the loader, between 0 and 1."""
-    device = next(model.parameters()).device
-    model.eval()
-    correct, count = 0, 0
-    with torch.no_grad():
-        for images, labels in loader:
-            predictions = model(images.to(device)).argmax(dim=1)
-            correct += (predictions == labels.to(device)).sum().item()
-            count += len(labels)
-    return correct / max(count, 1)
-
-
-def train(model: nn.Module, epochs: int = {epochs}, batch_size: int = {batch_size},
-          lr: float = {lr}, data_dir: str = "data") -> nn.Module:
-    """Train with Adam and cross-entropy; prints the validation accuracy after each epoch."""
-    model.to(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
-    train_loader, val_loader = make_loaders(batch_size, data_dir)
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
-    for epoch in range(1, epochs + 1):
-        loss = train_one_epoch(model, train_loader, optimizer)
-        accuracy = evaluate(model, val_loader)
-        print(f"epoch {{epoch}}/{{epochs}}: loss {{loss:.4f}}, "
-              f"validation accuracy {{accuracy:.2%}}")
-    return model
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", help="model.pt of a CNN Studio run to start from")
-    parser.add_argument("--epochs", type=int, default={epochs})
-    parser.add_argument("--batch-size", type=int, default={batch_size})
-    parser.add_argument("--lr", type=float, default={lr})
-    parser.add_argument("--data-dir", default="data", help="where torchvision keeps the data")
-    parser.add_argument("--save", help="write the trained weights (a state dict) to this file")
-    args = parser.parse_args(argv)
-    model = {model}()
-    if args.weights:
-        load_cnnstudio_weights(model, args.weights)
-    train(model, args.epochs, args.batch_size, args.lr, args.data_dir)
-    if args.save:
-        torch.save(model.state_dict(), args.save)
-
-
-if __name__ == "__main__":
-    main()
-'''
 
 
 __all__ = ["attribute_name", "class_name_for", "generate_python"]

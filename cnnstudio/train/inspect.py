@@ -5,11 +5,13 @@ against plain torch calls:
 
     x = normalise(images, data.mean, data.std)            # as the engine feeds the network
     maps = activations(model, image, ["conv1"], mean, std)  # {"conv1": 32×26×26 float32}
-    probabilities = predictions(model, data.val_x, mean, std)
+    probabilities = predictions(model, data.val_x, mean, std, kind=run.output_kind)
     matrix = confusion_matrix(data.val_y, probabilities.argmax(1), data.num_classes)
 
 Images are uint8 C×H×W (one) or N×C×H×W (many), as the datasets hold them. Every function runs
 the model in evaluation mode without gradients and leaves the model's mode as it found it.
+`kind` says what the model's main output gives (core.outputs: logits, or probabilities when the
+network ends in a softmax), so that softmax is applied exactly once.
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from cnnstudio.core.outputs import LOGITS
 from cnnstudio.core.project import Project
 from cnnstudio.nn.build import GraphModel
+from cnnstudio.nn.probabilities import class_probabilities
 from cnnstudio.train.datasets_common import DatasetError, Shape, check_input_shape
 from cnnstudio.train.datasets_folder import decode
 
@@ -41,6 +45,7 @@ __all__ = [
     "load_image_file",
     "most_confident_mistakes",
     "normalise",
+    "output_probabilities",
     "predictions",
     "read_run",
     "top_k",
@@ -121,26 +126,41 @@ def conv_filters(model: nn.Module, block_id: str) -> np.ndarray:
 
 
 def iter_predictions(model: nn.Module, x: np.ndarray, mean: Sequence[float] | np.ndarray,
-                     std: Sequence[float] | np.ndarray,
-                     batch: int = PREDICT_BATCH) -> Iterator[np.ndarray]:
-    """Class probabilities (softmax of the main output) batch by batch, for progress or to
-    stop early; the batches concatenate to predictions(...)."""
+                     std: Sequence[float] | np.ndarray, batch: int = PREDICT_BATCH, *,
+                     kind: str | None = None) -> Iterator[np.ndarray]:
+    """Class probabilities of the main output batch by batch, for progress or to stop early;
+    the batches concatenate to predictions(...). `kind`: what the main output gives
+    (RunContents.output_kind, or core.outputs.output_kind of the trained graph); by default
+    the model's own `output_kind` (a GraphModel knows it), else logits."""
     step = max(1, int(batch))
+    if kind is None:
+        kind = str(getattr(model, "output_kind", LOGITS))
     with _evaluating(model):
         for start in range(0, len(x), step):
-            logits = model(normalise(x[start:start + step], mean, std))
-            yield torch.softmax(logits.float(), dim=1).cpu().numpy()
+            values = model(normalise(x[start:start + step], mean, std))
+            yield class_probabilities(values, kind).cpu().numpy()
 
 
 def predictions(model: nn.Module, x: np.ndarray, mean: Sequence[float] | np.ndarray,
-                std: Sequence[float] | np.ndarray, batch: int = PREDICT_BATCH) -> np.ndarray:
-    """Class probabilities N×K (float32) of uint8 images N×C×H×W, `batch` images at a time."""
-    parts = list(iter_predictions(model, x, mean, std, batch))
+                std: Sequence[float] | np.ndarray, batch: int = PREDICT_BATCH, *,
+                kind: str | None = None) -> np.ndarray:
+    """Class probabilities N×K (float32, rows summing to 1) of uint8 images N×C×H×W, `batch`
+    images at a time; `kind` as for iter_predictions."""
+    parts = list(iter_predictions(model, x, mean, std, batch, kind=kind))
     if parts:
         return np.concatenate(parts)
-    with _evaluating(model):
-        (classes,) = model(normalise(np.zeros((1, *x.shape[1:]), np.uint8), mean, std)).shape[1:]
+    blank = np.zeros((1, *x.shape[1:]), np.uint8)
+    (classes,) = next(iter_predictions(model, blank, mean, std, kind=kind)).shape[1:]
     return np.zeros((0, classes), np.float32)
+
+
+def output_probabilities(values: np.ndarray | Sequence[float], kind: str = LOGITS) -> np.ndarray:
+    """Class probabilities (float32) of main-output values already at hand (K or N×K, as
+    activations() gives them), by the rule predictions() follows."""
+    array = np.asarray(values, np.float32)
+    rows = torch.from_numpy(np.ascontiguousarray(array.reshape(-1, array.shape[-1])))
+    p = class_probabilities(rows, kind).numpy()
+    return p.reshape(*array.shape[:-1], p.shape[-1])
 
 
 def confusion_matrix(labels: np.ndarray | Sequence[int], predicted: np.ndarray | Sequence[int],
@@ -230,8 +250,9 @@ def validation_images(data: Any, indices: Sequence[int] | np.ndarray) -> np.ndar
 
 @dataclass(eq=False)
 class RunContents:
-    """A finished run read back for inspection: the trained model (eval mode, CPU) and, when the
-    dataset can still be loaded, its data (`data_problem` says why not otherwise)."""
+    """A finished run read back for inspection: the trained model (eval mode, CPU), what its
+    main output gives (`output_kind`, for predictions) and, when the dataset can still be
+    loaded, its data (`data_problem` says why not otherwise)."""
 
     run_dir: Path
     project: Project
@@ -242,6 +263,7 @@ class RunContents:
     input_shape: Shape
     data: Any
     data_problem: str = ""
+    output_kind: str = LOGITS
 
 
 def read_run(run_dir: str | Path, *, load_data: bool = True) -> RunContents:
@@ -258,7 +280,7 @@ def read_run(run_dir: str | Path, *, load_data: bool = True) -> RunContents:
         raise InspectionError(str(err)) from None
     contents = RunContents(folder, run.project, run.model, list(run.classes),
                            np.asarray(run.mean, np.float32), np.asarray(run.std, np.float32),
-                           run.input_shape, None)
+                           run.input_shape, None, output_kind=run.output_kind)
     if not load_data:
         return contents
     try:

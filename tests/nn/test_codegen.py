@@ -14,7 +14,6 @@ import subprocess
 import sys
 import types
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -96,19 +95,22 @@ def test_every_generated_file_compiles_and_imports_only_torch(sources, tmp_path)
                 imported.update(alias.name.split(".")[0] for alias in node.names)
             elif isinstance(node, ast.ImportFrom):
                 imported.add((node.module or "").split(".")[0])
-        assert imported <= {"__future__", "argparse", "torch", "torchvision"}, case
+        # numpy and PIL only inside the functions that read training data
+        assert imported <= {"__future__", "argparse", "pathlib", "torch", "numpy", "PIL"}, case
         assert "cnnstudio" not in source.replace("CNN Studio", "").replace("CNNSTUDIO", "") \
             .replace("load_cnnstudio_weights", "").replace("convert_cnnstudio_state_dict", "")
 
 
-def test_generated_models_give_the_graph_model_logits_in_a_fresh_interpreter(runs, sources,
-                                                                              tmp_path):
-    """One isolated interpreter (no PYTHONPATH, no CNN Studio) runs every generated file."""
+def test_generated_models_take_pixels_and_give_the_graph_model_outputs(runs, sources, tmp_path):
+    """One isolated interpreter (no PYTHONPATH, no CNN Studio) runs every generated file: its
+    forward() takes pixels in [0, 1] and normalises them itself, as the ONNX export does."""
     cases, expected = [], {}
     for index, (case, run) in enumerate(runs.items()):
-        x = torch.randn(3, *run.input_shape, generator=torch.Generator().manual_seed(index))
+        x = torch.rand(3, *run.input_shape, generator=torch.Generator().manual_seed(index))
+        mean = torch.tensor(run.mean).view(1, -1, 1, 1)
+        std = torch.tensor(run.std).view(1, -1, 1, 1)
         with torch.no_grad():
-            expected[case] = run.model(x)
+            expected[case] = run.model((x - mean) / std)
         (tmp_path / f"net_{index}.py").write_text(sources[case], encoding="utf-8")
         torch.save(x, tmp_path / f"input_{index}.pt")
         cases.append({"module": f"net_{index}", "file": f"net_{index}.py",
@@ -222,60 +224,120 @@ def test_one_training_epoch_on_an_in_memory_loader(runs, sources, tmp_path):
     assert 0.0 <= module.evaluate(model, loader) <= 1.0
     defaults = inspect.signature(module.train).parameters
     assert defaults["epochs"].default == 5 and defaults["batch_size"].default == 64
-    assert defaults["lr"].default == 1e-3 and defaults["data_dir"].default == "data"
+    assert defaults["lr"].default == 1e-3 and "data" in defaults
 
 
-class FakeMNIST(torch.utils.data.Dataset):
-    """Stands in for torchvision.datasets.MNIST: PIL digits, no download."""
-
-    classes: ClassVar[list[str]] = [str(i) for i in range(10)]
-
-    def __init__(self, root, train=True, download=False, transform=None) -> None:
-        from PIL import Image
-
-        rng = np.random.default_rng(0 if train else 1)
-        self.images = [Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8))
-                       for _ in range(8 if train else 4)]
-        self.transform = transform
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, index: int):
-        return self.transform(self.images[index]), index % 10
+def write_digits_npz(path: Path, n: int, shape: tuple[int, ...] = (28, 28), **extra) -> None:
+    """Random uint8 images N x H x W and labels 0..9, as numpy.savez writes them."""
+    rng = np.random.default_rng(0)
+    np.savez(path, x=rng.integers(0, 256, (n, *shape), dtype=np.uint8),
+             y=np.arange(n) % 10, **extra)
 
 
-def test_main_loads_weights_trains_and_saves(runs, sources, tmp_path, monkeypatch, capsys):
-    torchvision = pytest.importorskip("torchvision")
-    monkeypatch.setattr(torchvision.datasets, "MNIST", FakeMNIST)
+def test_main_trains_offline_on_an_npz_and_saves(runs, sources, tmp_path, capsys):
     path = tmp_path / "keras.py"
     path.write_text(sources["keras-mnist"])
     module = load_generated(path)
     run = runs["keras-mnist"]
+    write_digits_npz(tmp_path / "digits.npz", 12)
     out = tmp_path / "trained.pt"
-    module.main(["--weights", str(run.run_dir / "model.pt"), "--epochs", "1",
-                 "--batch-size", "4", "--data-dir", str(tmp_path), "--save", str(out)])
+    module.main(["--data", str(tmp_path / "digits.npz"), "--weights",
+                 str(run.run_dir / "model.pt"), "--epochs", "1", "--batch-size", "4",
+                 "--save", str(out)])
     assert "epoch 1/1: loss" in capsys.readouterr().out
     trained = torch.load(out, weights_only=True)
     assert set(trained) == set(module.KerasMnistCnn().state_dict())
+    assert "mean" not in trained  # the normalisation constants are not weights
 
 
-def test_other_datasets_and_input_sizes_get_matching_transforms():
+RUN_MAIN = """
+import builtins, socket, sys
+real_import = builtins.__import__
+
+def offline_import(name, *args, **kwargs):
+    if name.split(".")[0] == "torchvision":
+        raise ImportError("torchvision is not installed here")
+    return real_import(name, *args, **kwargs)
+
+def no_network(*args, **kwargs):
+    raise OSError("no network here")
+
+builtins.__import__ = offline_import
+socket.socket.connect = socket.create_connection = no_network
+sys.argv = ["net.py", *sys.argv[1:]]
+exec(compile(open("net.py").read(), "net.py", "exec"), {"__name__": "__main__",
+                                                        "__file__": "net.py"})
+"""
+
+
+def run_generated(folder: Path, *args: str) -> subprocess.CompletedProcess:
+    """`python net.py ARGS` in a fresh interpreter without torchvision or a network."""
+    (folder / "runner.py").write_text(RUN_MAIN)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return subprocess.run([sys.executable, "-I", "runner.py", *args], cwd=folder, env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_main_trains_on_data_saved_next_to_it_and_never_downloads(sources, tmp_path):
+    (tmp_path / "net.py").write_text(sources["keras-mnist"])
+    done = run_generated(tmp_path, "--epochs", "1", "--batch-size", "8")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "no training data" in done.stderr and "net.npz does not exist" in done.stderr
+    write_digits_npz(tmp_path / "net.npz", 24)
+    done = run_generated(tmp_path, "--epochs", "1", "--batch-size", "8")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "epoch 1/1: loss" in done.stdout
+
+
+def test_main_reads_an_image_folder_of_any_mode_and_size(tmp_path, capsys):
+    from PIL import Image
+
+    graph = build_template("alexnet", (3, 32, 32), 3)
+    source = generate_python(Project.new(graph, name="A"), classes=["cat", "dog", "owl"],
+                             mean=[0.5] * 3, std=[0.25] * 3, input_shape=(3, 32, 32))
+    path = tmp_path / "net.py"
+    path.write_text(source)
+    module = load_generated(path)
+    rng = np.random.default_rng(1)
+    # grey 8-bit of several sizes, RGBA, 16-bit grey (Pillow's I;16)
+    kinds = {"cat": ((20, 40), np.uint8), "dog": ((50, 30, 4), np.uint8),
+             "owl": ((24, 24), np.uint16)}
+    for name, (shape, dtype) in kinds.items():
+        (tmp_path / "images" / name).mkdir(parents=True)
+        for i in range(3):
+            pixels = rng.integers(0, np.iinfo(dtype).max + 1, (shape[0] + i, *shape[1:]),
+                                  dtype=dtype)
+            Image.fromarray(pixels).save(tmp_path / "images" / name / f"{i}.png")
+    images, labels = module.read_folder(tmp_path / "images")
+    assert images.shape == (9, 3, 32, 32) and images.dtype == torch.float32
+    assert 0.0 <= float(images.min()) and float(images.max()) <= 1.0
+    assert float(images[6:].max()) > 0.9  # 16-bit pixels scaled by their range, not clipped
+    assert labels.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    module.main(["--data", str(tmp_path / "images"), "--epochs", "1", "--batch-size", "4"])
+    assert "epoch 1/1" in capsys.readouterr().out
+
+
+def test_the_npz_reader_converts_layout_range_channels_and_size(tmp_path):
     graph = build_template("alexnet", (3, 32, 32), 10)
-    cifar = Project.new(graph, name="A", dataset={"spec": "cifar10:/data"})
-    source = generate_python(cifar, classes=list("0123456789"), mean=[0.5] * 3, std=[0.2] * 3,
-                             input_shape=(3, 32, 32))
-    assert "datasets.CIFAR10(" in source and "Resize" not in source and "Grayscale" not in source
-    mnist = Project.new(graph, name="A", dataset={"spec": "mnist-sample"})
-    source = generate_python(mnist, classes=list("0123456789"), mean=[0.5], std=[0.2],
-                             input_shape=(3, 32, 32))
-    assert "transforms.Resize((32, 32))" in source
-    assert "transforms.Grayscale(num_output_channels=3)" in source
+    source = generate_python(Project.new(graph, name="A"), classes=list("0123456789"),
+                             mean=[0.5], std=[0.2], input_shape=(3, 32, 32))
     assert "MEAN = (0.5, 0.5, 0.5)" in source
-    folder = Project.new(graph, name="A", dataset={"spec": "folder:/photos"})
-    source = generate_python(folder, classes=list("0123456789"), mean=[0.5], std=[0.2],
-                             input_shape=(3, 32, 32))
-    assert "MNIST stands in" in source
+    module = types.ModuleType("a")
+    exec(compile(source, "a.py", "exec"), module.__dict__)
+    grey = np.random.default_rng(2).integers(0, 256, (6, 28, 28, 1), dtype=np.uint8)
+    np.savez(tmp_path / "keras.npz", x_train=grey, y_train=np.eye(10)[np.arange(6)],
+             x_test=grey[:2].astype(np.float32) / 255, y_test=np.array([3, 4]))
+    (train_x, train_y), (val_x, val_y) = module.read_npz(tmp_path / "keras.npz")
+    assert train_x.shape == (6, 3, 32, 32) and val_x.shape == (2, 3, 32, 32)
+    assert train_y.tolist() == list(range(6)) and val_y.tolist() == [3, 4]
+    torch.testing.assert_close(val_x, train_x[:2])  # uint8 and [0, 1] floats read alike
+    torch.testing.assert_close(train_x[:, 0], train_x[:, 2])  # grey copied to every channel
+    np.savez(tmp_path / "bad.npz", images=grey)
+    with pytest.raises(SystemExit, match="has no arrays x and y"):
+        module.load_data(tmp_path / "bad.npz")
+    np.savez(tmp_path / "labels.npz", x=grey, y=np.arange(6) + 5)
+    with pytest.raises(SystemExit, match="labels must be class numbers 0 to 9"):
+        module.load_data(tmp_path / "labels.npz")
 
 
 def test_an_input_that_feeds_two_branches():
@@ -295,9 +357,9 @@ def test_an_input_that_feeds_two_branches():
     reference = build_model(graph).eval()
     model = module.Skip().eval()
     model.load_state_dict(module.convert_cnnstudio_state_dict(reference.state_dict()))
-    x = torch.randn(2, 2, 6, 6)
+    x = torch.rand(2, 2, 6, 6)
     with torch.no_grad():
-        torch.testing.assert_close(model(x), reference(x), atol=1e-6, rtol=0)
+        torch.testing.assert_close(model(x), reference((x - 0.5) / 0.5), atol=1e-6, rtol=0)
 
 
 def test_a_graph_with_errors_is_refused():

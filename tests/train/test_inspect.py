@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 
 from cnnstudio.core.graph import Graph
+from cnnstudio.core.outputs import BINARY, PROBABILITIES
 from cnnstudio.core.templates import build_template
 from cnnstudio.nn.build import build_model
 from cnnstudio.train.inspect import (
@@ -20,6 +21,7 @@ from cnnstudio.train.inspect import (
     load_image_file,
     most_confident_mistakes,
     normalise,
+    output_probabilities,
     predictions,
     read_run,
     top_k,
@@ -118,6 +120,33 @@ def test_predictions_are_the_softmax_of_the_logits_in_batches(model, images):
     chunks = list(iter_predictions(model, images, MEAN, STD, batch=8))
     assert [len(c) for c in chunks] == [8, 8, 4]
     assert predictions(model, images[:0], MEAN, STD).shape == (0, 10)
+
+
+def test_predictions_of_a_network_ending_in_softmax_get_no_second_softmax(images):
+    graph = build_template("keras-mnist", (1, 28, 28), 10)
+    graph.chain([("Activation", {"function": "softmax"})], after="fc2")
+    output = next(b.id for b in graph.blocks if b.type == "Output")
+    graph.disconnect(graph.input_edges(output)[0])
+    graph.connect(graph.blocks[-1].id, output)
+    model = build_model(graph).eval()
+    with torch.no_grad():
+        expected = model(normalise(images, MEAN, STD)).numpy()  # its softmax, once
+    got = predictions(model, images, MEAN, STD, batch=7, kind=PROBABILITIES)
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    main = model.main_output_id
+    values = activations(model, images[0], [main], MEAN, STD)[main]
+    np.testing.assert_allclose(output_probabilities(values, PROBABILITIES), expected[0])
+
+
+def test_one_sigmoid_unit_gives_two_class_probabilities():
+    scores = np.array([[0.25], [0.75]], np.float32)
+    np.testing.assert_allclose(output_probabilities(scores, BINARY), [[0.75, 0.25],
+                                                                       [0.25, 0.75]])
+    graph = build_template("keras-mnist", (1, 28, 28), 1)
+    graph.set_params("fc2", {"activation": "sigmoid"})
+    empty = predictions(build_model(graph), np.zeros((0, 1, 28, 28), np.uint8), MEAN, STD,
+                        kind=BINARY)
+    assert empty.shape == (0, 2)
 
 
 def test_confusion_matrix_against_a_hand_count():

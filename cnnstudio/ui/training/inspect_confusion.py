@@ -334,7 +334,8 @@ class ConfusionView(InspectPage):
         self.recompute_button.setEnabled(False)
         if self.matrix is None:
             self.summary_label.setText("Predicting the validation images…")
-        work = _prediction_work(model, data, indices, labels[indices], mean, std, key)
+        work = _prediction_work(model, data, indices, labels[indices], mean, std, key,
+                                self.context.main_output.kind)
         self._requested = key
         self._task.start(work)
 
@@ -437,15 +438,15 @@ class ConfusionView(InspectPage):
 
 
 def _prediction_work(model: Any, data: Any, indices: np.ndarray, labels: np.ndarray,
-                     mean: np.ndarray, std: np.ndarray,
-                     key: tuple[int, int]) -> Callable[[Callable[[int, int], None]], object]:
+                     mean: np.ndarray, std: np.ndarray, key: tuple[int, int],
+                     kind: str) -> Callable[[Callable[[int, int], None]], object]:
     def work(progress: Callable[[int, int], None]) -> object:
         parts: list[np.ndarray] = []
         done, total, step = 0, len(indices), 256
         for start in range(0, total, step):
             chunk = indices[start:start + step]
             images = validation_images(data, chunk)
-            parts.extend(iter_predictions(model, images, mean, std, batch=step))
+            parts.extend(iter_predictions(model, images, mean, std, batch=step, kind=kind))
             done += len(chunk)
             progress(done, total)
         k = parts[0].shape[1] if parts else 0

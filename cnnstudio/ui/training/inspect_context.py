@@ -18,6 +18,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from cnnstudio.core.analysis import analyze
 from cnnstudio.core.graph import Graph
+from cnnstudio.core.outputs import OutputKind, output_kind
 from cnnstudio.core.project import Project
 from cnnstudio.nn.build import GraphModel, build_model
 from cnnstudio.train.inspect import InspectionError, read_run
@@ -118,6 +119,14 @@ class InspectionContext(QObject):
         if shape is None or len(shape) != 3:
             return None
         return (int(shape[0]), int(shape[1]), int(shape[2]))
+
+    @property
+    def main_output(self) -> OutputKind:
+        """What the trained network's main output gives (logits, or probabilities when it ends
+        in a softmax): the views pass `.kind` on, so that softmax is applied exactly once."""
+        if self._model is None or self._project is None:
+            return OutputKind()
+        return output_kind(self._project.graph, self._model.main_output_id)
 
     def description(self) -> str:
         """Where the weights come from, to follow 'Weights ': 'after epoch 3 of the current

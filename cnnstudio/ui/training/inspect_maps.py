@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 
 from cnnstudio.core.analysis import analyze
 from cnnstudio.core.graph import Graph
-from cnnstudio.train.inspect import activations, conv_filters
+from cnnstudio.train.inspect import activations, conv_filters, output_probabilities
 from cnnstudio.ui.training.inspect_common import InspectPage, SampleChooser, SampleImagePage
 from cnnstudio.ui.training.inspect_widgets import (
     DIVERGING,
@@ -230,9 +230,7 @@ class FeatureMapView(SampleImagePage):
     def _show_input(self, image: np.ndarray, scores: np.ndarray) -> None:
         self.input_view.set_image(image_of(image))
         classes = self.context.classes
-        logits = scores.astype(np.float64)
-        probabilities = np.exp(logits - logits.max())
-        probabilities /= probabilities.sum()
+        probabilities = output_probabilities(scores, self.context.main_output.kind)
         best = int(probabilities.argmax())
         name = classes[best] if best < len(classes) else str(best)
         lines = [self.chooser.name]
@@ -252,7 +250,7 @@ class FeatureMapView(SampleImagePage):
         block_id = self.block_combo.currentData()
         name = self.context.graph.block(block_id).name if self.context.graph else block_id
         if maps.ndim == 1:
-            self._draw_vector(name, maps)
+            self._draw_vector(name, maps, self._gives_probabilities(block_id))
         else:
             self._draw_maps(name, np.nan_to_num(maps.reshape(maps.shape[0], *maps.shape[-2:])))
 
@@ -289,11 +287,17 @@ class FeatureMapView(SampleImagePage):
             self.colour_bar.set_scale(SEQUENTIAL, "min", "max",
                                       "each channel from its own min to its own max")
 
-    def _draw_vector(self, name: str, values: np.ndarray) -> None:
+    def _gives_probabilities(self, block_id: str) -> bool:
+        """The block's values are the class probabilities: it is the softmax the network ends
+        in (core.outputs)."""
+        return block_id == self.context.main_output.block_id
+
+    def _draw_vector(self, name: str, values: np.ndarray, probabilities: bool = False) -> None:
         classes = self.context.classes
         names = classes if len(values) == len(classes) else ()
+        what = "probability" if probabilities else "score (before softmax)"
         self.vector_plot.set_values(values, names, "class" if names else "unit",
-                                    "score (before softmax)" if names else "value")
+                                    what if names else "value")
         self.maps_stack.setCurrentIndex(1)
         self.shared_check.setEnabled(False)
         self.grid.clear()

@@ -108,7 +108,7 @@ class PredictView(SampleImagePage):
             image = 255 - image
         model = self.context.model
         self.probabilities = predictions(model, image[None], self.context.mean,
-                                         self.context.std)[0]
+                                         self.context.std, kind=self.context.main_output.kind)[0]
         self.image_view.set_image(image_of(image))
         self.image_caption.setText(self.chooser.name)
         classes = self.context.classes
