@@ -1,12 +1,18 @@
 """Fit a network to a dataset: set the Input block's size and the number of classes.
 
 Used by the command line (--input, --classes on a project file) and by the window's one-click
-fixes when a dataset and the network disagree.
+fixes when a dataset and the network disagree. `class_mismatches` is the one check of a
+network's outputs against a dataset's classes: the engine, the command line, the Training page
+and export all ask it.
 """
 
 from __future__ import annotations
 
-from cnnstudio.core.graph import Graph, GraphError
+from dataclasses import dataclass
+
+from cnnstudio.core import registry
+from cnnstudio.core.analysis import Analysis, analyze
+from cnnstudio.core.graph import Block, Graph, GraphError
 
 
 def input_block_id(graph: Graph) -> str:
@@ -22,13 +28,13 @@ def classifier_block_ids(graph: Graph) -> list[str]:
     for block in graph.blocks:
         if block.type != "Output":
             continue
-        sources = graph.inputs_of(block.id)
-        if len(sources) != 1 or graph.block(sources[0]).type != "Dense":
+        dense_id = _classifier_of(graph, block.id)
+        if dense_id is None:
             raise GraphError(
-                f"{block.label} is not fed directly by a Dense layer, so the number of classes "
+                f"{block.label} is not fed by a Dense layer, so the number of classes "
                 "cannot be set; connect the last Dense layer to it"
             )
-        ids.append(sources[0])
+        ids.append(dense_id)
     if not ids:
         raise GraphError("the network has no Output block, so it has no number of classes")
     return ids
@@ -54,3 +60,106 @@ def adapt(
     """Apply planned_changes to the graph (raises GraphError with a plain message)."""
     for block_id, params in planned_changes(graph, input_shape, classes).items():
         graph.set_params(block_id, params)
+
+
+# -- does the network's class count match the dataset's? ------------------------------------
+
+# Blocks that hand a vector on unchanged in length: the classifier Dense may sit behind them
+# (a Keras-style softmax Activation, a Dropout) and still decide how many classes come out.
+_LENGTH_KEEPING = frozenset({"Activation", "Dropout", "BatchNorm"})
+
+
+def outputs_fit_classes(units: int, classes: int) -> bool:
+    """The one rule for whether an output of `units` values can classify `classes` classes.
+
+    N units fit N classes, and a single unit fits two classes: binary classification with one
+    sigmoid score (the probability of the second class), as Keras builds it.
+    """
+    return units == classes or (units == 1 and classes == 2)
+
+
+@dataclass(frozen=True)
+class ClassMismatch:
+    """An Output block whose number of values does not fit the dataset's classes.
+
+    block_id is the block whose units decide that number (the classifier Dense) or, when no
+    Dense can be found, the block that feeds the Output; repair ({param: value} for block_id)
+    is None then.
+    """
+
+    output_id: str
+    auxiliary: bool
+    block_id: str
+    units: int
+    classes: int
+    message: str
+    repair: dict[str, int] | None
+
+
+def _classifier_of(graph: Graph, output_id: str) -> str | None:
+    """The Dense whose units set how many values the Output gives, or None."""
+    sources = graph.inputs_of(output_id)
+    while len(sources) == 1:
+        block = graph.block(sources[0])
+        if block.type == "Dense":
+            return block.id
+        if block.type not in _LENGTH_KEEPING:
+            return None
+        sources = graph.inputs_of(block.id)
+    return None
+
+
+def _named(block: Block) -> str:
+    """A block as messages name it here: display name, name, and the id when it differs."""
+    display = registry.get(block.type).display_name
+    text = f"the {display} block '{block.name}'"
+    return text if block.name == block.id else f"{text} (id {block.id})"
+
+
+def class_mismatches(graph: Graph, classes: int, dataset: str = "",
+                     analysis: Analysis | None = None) -> list[ClassMismatch]:
+    """Every Output (the main one first, then the auxiliary ones) whose number of values does
+    not fit `classes`, with the block to change and the repair. Outputs without a known shape
+    are left to the analysis, which already reports why."""
+    analysis = analysis if analysis is not None else analyze(graph)
+    outputs = [b for b in graph.blocks if b.type == "Output"]
+    outputs.sort(key=lambda b: bool(b.params.get("auxiliary", False)))
+    where = f"the dataset '{dataset}'" if dataset else "the dataset"
+    found = []
+    for output in outputs:
+        info = analysis.blocks.get(output.id)
+        shape = info.output_shape if info is not None else None
+        if shape is None or len(shape) != 1 or outputs_fit_classes(shape[0], classes):
+            continue
+        units = shape[0]
+        auxiliary = bool(output.params.get("auxiliary", False))
+        dense_id = _classifier_of(graph, output.id)
+        sources = graph.inputs_of(output.id)
+        block = graph.block(dense_id or sources[0])
+        role = f"feeds the auxiliary output '{output.name}' and " if auxiliary else ""
+        if dense_id is not None:
+            fix, repair = f"set its units to {classes}", {"units": classes}
+        else:
+            fix, repair = (f"end the network with a Dense layer of {classes} units before "
+                           f"'{output.name}'"), None
+        scores = "1 class score" if units == 1 else f"{units} class scores"
+        message = (f"{_named(block)} {role}gives {scores} but {where} has {classes} classes: "
+                   f"{fix}")
+        found.append(ClassMismatch(output.id, auxiliary, block.id, units, classes, message,
+                                   repair))
+    return found
+
+
+def class_mismatch_message(mismatches: list[ClassMismatch]) -> str:
+    """One message for all of them (the main output's first)."""
+    return "; ".join(m.message for m in mismatches)
+
+
+def repair_class_mismatches(graph: Graph, mismatches: list[ClassMismatch]) -> None:
+    """Set every mismatched classifier to the dataset's classes (one undoable edit when run
+    inside history.record); raises GraphError when one has no automatic repair."""
+    for mismatch in mismatches:
+        if mismatch.repair is None:
+            raise GraphError(mismatch.message)
+    for mismatch in mismatches:
+        graph.set_params(mismatch.block_id, mismatch.repair)  # type: ignore[arg-type]

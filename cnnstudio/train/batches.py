@@ -11,15 +11,18 @@ from typing import Any, Iterator
 import torch
 from torch import Tensor
 
+from cnnstudio.core.analysis import MIN_NORM_BATCH
 from cnnstudio.train.data import DatasetError
 
 Batch = tuple[Tensor, Tensor]
 
 
-def _steps(count: int, batch_size: int) -> int:
-    """Full batches plus a last partial one, unless it would hold a single sample (BatchNorm
-    on vectors cannot normalise one value)."""
-    return count // batch_size + (1 if count % batch_size >= 2 else 0)
+def train_steps(count: int, batch_size: int) -> int:
+    """Full batches plus the last partial one, unless it holds fewer than MIN_NORM_BATCH
+    images: that remainder is dropped (a different one each epoch, as the order is drawn
+    anew), so no BatchNorm ever trains on a batch of one. A batch size of 1 itself is refused
+    before training by core.analysis.training_diagnostics when the network has BatchNorm."""
+    return count // batch_size + (1 if count % batch_size >= MIN_NORM_BATCH else 0)
 
 
 class ResidentBatches:
@@ -36,7 +39,7 @@ class ResidentBatches:
         # every process gets a shard of the same size (the last train_count % world images of
         # each epoch's order are left out), so all take the same steps with the same batch sizes
         self.shard_count = self.train_count // world
-        self.steps_per_epoch = _steps(self.shard_count, batch_size)
+        self.steps_per_epoch = train_steps(self.shard_count, batch_size)
 
     def train_batches(self, generator: torch.Generator) -> Iterator[Batch]:
         order = torch.randperm(self.train_count, generator=generator, device=self.train_x.device)
@@ -59,7 +62,7 @@ class StreamingBatches:
         self.data, self.device = data, device
         self.batch_size, self.workers = batch_size, workers
         self.train_count, self.val_count = data.num_train, data.num_val
-        self.steps_per_epoch = _steps(self.train_count, batch_size)
+        self.steps_per_epoch = train_steps(self.train_count, batch_size)
 
     def _loader(self, dataset: Any, batch_size: int, generator: torch.Generator | None):
         return torch.utils.data.DataLoader(

@@ -42,8 +42,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cnnstudio.core.adapt import adapt, classifier_block_ids, input_block_id
-from cnnstudio.core.graph import GraphError
+from cnnstudio.core.adapt import (
+    ClassMismatch,
+    adapt,
+    class_mismatches,
+    input_block_id,
+    repair_class_mismatches,
+)
+from cnnstudio.core.graph import Graph, GraphError
 from cnnstudio.core.params import ParamError
 from cnnstudio.core.settings import DATASET, SAMPLE_DATASET, parse_dataset_spec
 from cnnstudio.ui import theme, torch_threads
@@ -181,7 +187,8 @@ class FitReport:
 
     problems: list[str]
     input_shape: tuple[int, int, int] | None = None  # set the Input block to this
-    classes: int | None = None  # set the classifier layers to this many units
+    classes: int | None = None  # set the mismatched classifier layers to this many units
+    mismatches: tuple[ClassMismatch, ...] = ()  # every Output that does not fit the classes
 
 
 def check_fit(document: Document, preview: DatasetPreview) -> FitReport:
@@ -198,20 +205,13 @@ def check_fit(document: Document, preview: DatasetPreview) -> FitReport:
             f"The images are {shape_text(preview.image_shape)} (channels×height×width) but the "
             f"Input block expects {shape_text(expected)}: training would convert every image.")
         input_fix = preview.image_shape
-    outputs = [b for b in graph.blocks if b.type == "Output" and not b.params.get("auxiliary")]
-    info = analysis.blocks.get(outputs[0].id) if outputs else None
-    count = len(preview.classes)
-    if info is not None and info.output_shape and info.output_shape[0] != count:
-        units = info.output_shape[0]
-        problems.append(
-            f"The network has {units} outputs but the dataset has {count} classes: "
-            + ("training cannot start." if units < count else "the extra outputs are never right."))
-        try:
-            classifier_block_ids(graph)
-            classes_fix = count
-        except GraphError as err:
-            problems.append(str(err)[:1].upper() + str(err)[1:] + ".")
-    return FitReport(problems, input_fix, classes_fix)
+    mismatches = tuple(class_mismatches(graph, len(preview.classes), preview.spec, analysis))
+    for mismatch in mismatches:
+        problems.append(f"{plain_message(mismatch.message)}. Training cannot start until "
+                        "they match.")
+    if mismatches and all(m.repair is not None for m in mismatches):
+        classes_fix = len(preview.classes)
+    return FitReport(problems, input_fix, classes_fix, mismatches)
 
 
 # -- the panel -------------------------------------------------------------------------------
@@ -548,6 +548,9 @@ class DatasetPanel(QWidget):
             self.fix_input.setText(f"Set Input to {shape_text(shape)}")
         if classes is not None:
             self.fix_classes.setText(f"Set classes to {classes}")
+            self.fix_classes.setToolTip("Sets " + ", ".join(
+                f"{self.document.graph.block(m.block_id).label} ({m.block_id})"
+                for m in self.fit.mismatches) + f" to {classes} units, in one undoable step.")
         self.fix_both.setText("Fix both in one step")
         self.fix_input.setVisible(shape is not None)
         self.fix_classes.setVisible(classes is not None)
@@ -562,9 +565,14 @@ class DatasetPanel(QWidget):
             return
         parts = ([f"Input {shape_text(shape)}"] if shape else []) + (
             [f"{count} classes"] if count else [])
+
+        def fit(graph: Graph) -> None:
+            adapt(graph, shape, None)
+            if count is not None:  # the Outputs that do not fit, asked again after the input
+                repair_class_mismatches(graph, class_mismatches(graph, count))
+
         try:
-            self.document.edit("Fit to dataset: " + ", ".join(parts),
-                               lambda g: adapt(g, shape, count))
+            self.document.edit("Fit to dataset: " + ", ".join(parts), fit)
         except GraphError as err:
             self._set_error(str(err))
 

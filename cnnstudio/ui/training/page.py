@@ -28,7 +28,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from cnnstudio.core.adapt import class_mismatch_message, class_mismatches
+from cnnstudio.core.analysis import training_diagnostics
 from cnnstudio.core.project import ProjectError, load_project
+from cnnstudio.core.settings import DATASET, TRAINING
 from cnnstudio.ui import theme
 from cnnstudio.ui.document import Document
 from cnnstudio.ui.settings_store import config_dir
@@ -39,6 +42,7 @@ from cnnstudio.ui.training.session import TrainingSession
 from cnnstudio.ui.training.settings_panel import SettingsPanel
 
 CHANGED_TEXT = "The network has changed since this run started (the run trains the old one)."
+DATASET_TAB, SETTINGS_TAB = 0, 1  # the side tabs
 FINISHED_TEXT = {"completed": "Completed", "early_stopped": "Stopped early"}  # + the message
 
 
@@ -249,8 +253,33 @@ class TrainingPage(QWidget):
             self._show_error(f"The network has {len(errors)} problem(s); fix them on the "
                              f"Network page first. The first: {errors[0].message}.")
             return False
+        problem, tab = self.setup_problem()
+        if problem:
+            self._show_error(problem)
+            self.side_tabs.setCurrentIndex(tab)  # where the fix is
+            return False
         return self._start(self.document.project, new_run_dir(self.runs_root()), resume=False,
                            revision=self.document.graph.revision)
+
+    def setup_problem(self) -> tuple[str, int]:
+        """Why the project cannot train with its settings and the loaded dataset ('' if it
+        can), and the side tab with the fix; asked before a run folder is made. The engine
+        asks the same core checks."""
+        project = self.document.project
+        training, _problems = TRAINING.normalize(project.training)
+        diagnostics = training_diagnostics(project.graph, batch_size=training["batch_size"])
+        if diagnostics:
+            return f"{diagnostics[0].message}: {diagnostics[0].fix}.", SETTINGS_TAB
+        preview = self.dataset_panel.preview
+        spec = DATASET.normalize(project.dataset)[0]["spec"]
+        if preview is None or self.dataset_panel.loading or preview.spec != spec:
+            return "", DATASET_TAB  # not known yet: the engine refuses it before writing
+        mismatches = class_mismatches(project.graph, len(preview.classes), preview.spec,
+                                      self.document.analysis)
+        if not mismatches:
+            return "", DATASET_TAB
+        return (f"Training cannot start: {class_mismatch_message(mismatches)}. The Dataset "
+                "tab offers the fix.", DATASET_TAB)
 
     def resume_run(self, run_dir: Path) -> bool:
         """Continue a stopped run from its checkpoint, with the network it was trained on."""
