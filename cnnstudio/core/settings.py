@@ -22,6 +22,8 @@ DATASET_KINDS = ("mnist", "fashion-mnist", "cifar10", "cifar100", "idx", "folder
 SAMPLE_DATASET = "mnist-sample"
 MAX_DATASET_SPEC = 1000
 MAX_SEED = 2**31 - 1
+# auto: bf16 autocast on CUDA, float32 elsewhere (cnnstudio.train.engine.resolve_precision)
+PRECISIONS = ("auto", "float32", "float16", "bf16")
 
 Coercer = Callable[[ParamSpec, Any], Any]
 
@@ -215,6 +217,13 @@ TRAINING = SettingsGroup(
                   help="Seed of every random choice in training, for repeatable runs."),
         ParamSpec("device", "choice", "auto", choices=("auto", "cpu", "cuda", "mps"),
                   help="Where to train; auto picks a GPU when there is one."),
+        ParamSpec("precision", "choice", "auto", choices=PRECISIONS,
+                  help=(
+                      "Arithmetic of training: auto (bf16 mixed precision on a CUDA GPU, "
+                      "float32 elsewhere); float32 (full precision, also on a GPU); float16 "
+                      "(mixed precision with loss scaling, CUDA GPUs only); bf16 (mixed "
+                      "precision on a CUDA GPU or the CPU, usually slower there)."
+                  )),
         ParamSpec("early_stopping_patience", "int", 0, minimum=0, maximum=1000,
                   help="Stop after this many epochs without a better validation loss (0: off)."),
     ),

@@ -30,6 +30,7 @@ EXPECTED_TRAINING = {
     "augment": "",
     "seed": 0,
     "device": "auto",
+    "precision": "auto",
     "early_stopping_patience": 0,
 }
 
@@ -82,6 +83,7 @@ def test_bounds(name, low, high):
         ("schedule", ("constant", "step", "cosine", "one_cycle")),
         ("loss", ("cross_entropy", "mse")),
         ("device", ("auto", "cpu", "cuda", "mps")),
+        ("precision", ("auto", "float32", "float16", "bf16")),
     ],
 )
 def test_choices(name, choices):

@@ -38,6 +38,11 @@ CHOICE_TEXT = {
     "cross_entropy": "cross-entropy", "mse": "mean squared error",
     "auto": "auto (a GPU if there is one)", "cpu": "CPU", "cuda": "CUDA GPU", "mps": "Apple MPS",
 }
+# choices whose words mean something else in another setting ("auto" above is the device's)
+SETTING_CHOICE_TEXT = {
+    "precision": {"auto": "auto (bf16 on a GPU, else float32)", "float32": "float32",
+                  "float16": "float16 (GPU only)", "bf16": "bf16"},
+}
 AUGMENT_TEXT = {
     "flip": ("Flip", "Mirror left-right, half of the images."),
     "translate": ("Translate", "Shift by up to 10 % of the side, either way."),
@@ -103,9 +108,10 @@ class SettingsPanel(QWidget):
                 continue
             field = make_field(spec)
             if isinstance(field, ChoiceField):
+                texts = {**CHOICE_TEXT, **SETTING_CHOICE_TEXT.get(spec.name, {})}
                 for i in range(field.combo.count()):
                     data = field.combo.itemData(i)
-                    field.combo.setItemText(i, CHOICE_TEXT.get(data, field.combo.itemText(i)))
+                    field.combo.setItemText(i, texts.get(data, field.combo.itemText(i)))
             field.edited.connect(lambda value, n=spec.name, f=field: self._store(n, value, f))
             label = QLabel(spec.title)
             label.setToolTip(spec.help)
