@@ -1,13 +1,18 @@
 """Command-line front end: `cnnstudio [FILE]` opens the application; sub-commands work headless.
 
 Exit status: 0 success (summary: the network is valid), 1 the network has errors, 2 a bad
-command, file or value. No traceback reaches the user unless CNNSTUDIO_DEBUG=1 is set.
+command, file or value, 141 the reader of the output went away (`cnnstudio summary … | head -1`:
+the program stops quietly with the status a shell reports for Unix tools that SIGPIPE ends,
+128 + 13, so `set -o pipefail` scripts see the same as with `cat`). No traceback reaches the user
+unless CNNSTUDIO_DEBUG=1 is set. Whatever the program prints that came from a user's files
+(block, project, class and file names) goes through core.printable: control and bidi characters
+show as escapes and never reach the terminal raw.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
 import os
 import re
 import sys
@@ -16,10 +21,24 @@ from typing import Sequence
 
 DEFAULT_TEMPLATE = "keras-mnist"
 SUBCOMMANDS = ("gui", "templates", "new", "summary", "train", "export")
+EXIT_BROKEN_PIPE = 128 + 13  # 128 + SIGPIPE, what a shell reports for `yes | head -1`
 
 
 class CLIError(Exception):
     """A bad command or value: printed as 'cnnstudio: error: …' with exit status 2."""
+
+
+def echo(text: str, *, err: bool = False) -> None:
+    """Print a line that may hold text from a user's files, control characters escaped."""
+    from cnnstudio.core.printable import printable
+
+    print(printable(text), file=sys.stderr if err else sys.stdout)
+
+
+def user_path(text: str) -> str:
+    """A path argument with '~' expanded, also where the shell left it (quoted, or given with
+    '=' as in --out=~/runs), as dataset specs (npz:~/x) always had it."""
+    return os.path.expanduser(text)
 
 
 def parse_input_shape(text: str) -> tuple[int, int, int]:
@@ -49,7 +68,8 @@ def parse_batch_size(text: str) -> int:
 
 
 def _add_network_source(parser: argparse.ArgumentParser, file_required: bool) -> None:
-    parser.add_argument("file", nargs="?", metavar="FILE.cnnproj", help="a project file")
+    parser.add_argument("file", nargs="?", type=user_path, metavar="FILE.cnnproj",
+                        help="a project file")
     parser.add_argument("--template", metavar="NAME", help="start from a template (see 'templates')")
     parser.add_argument("--input", type=parse_input_shape, metavar="C,H,W",
                         help="input channels, height and width, e.g. 3,32,32")
@@ -70,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     gui = sub.add_parser("gui", help="open the application (the default)")
     _add_network_source(gui, file_required=False)
-    gui.add_argument("--screenshot", metavar="OUT.png",
+    gui.add_argument("--screenshot", type=user_path, metavar="OUT.png",
                      help="render the window off-screen to a PNG file and exit")
     gui.add_argument("--page", choices=("canvas", "lab", "start"), default="canvas",
                      help="the page to show: the canvas (default), the convolution lab or the "
@@ -85,8 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument("--template", required=True, metavar="NAME")
     new.add_argument("--input", type=parse_input_shape, metavar="C,H,W")
     new.add_argument("--classes", type=parse_classes, metavar="N")
-    new.add_argument("-o", "--output", required=True, metavar="FILE.cnnproj")
-    new.add_argument("--force", action="store_true", help="overwrite an existing file")
+    new.add_argument("-o", "--output", required=True, type=user_path, metavar="FILE.cnnproj")
+    new.add_argument("--force", action="store_true",
+                     help="overwrite an existing file (never a device, a pipe or a folder)")
 
     summary = sub.add_parser(
         "summary", help="print the layer table: shapes, parameters, MACs, receptive fields"
@@ -113,6 +134,7 @@ def load_network(args: argparse.Namespace, default_template: str | None = None):
         raise CLIError("give either a project file or --template, not both")
     if args.file:
         project = load_project(args.file)
+        show_load_notes(project)
         try:
             adapt(project.graph, args.input, args.classes)
         except GraphError as err:
@@ -124,8 +146,15 @@ def load_network(args: argparse.Namespace, default_template: str | None = None):
     return new_project(name, args.input, args.classes)
 
 
+def show_load_notes(project) -> None:
+    """What loading filled in for the user (a parameter missing from the file), on stderr."""
+    for note in project.load_notes:
+        echo(f"note: {note}", err=True)
+
+
 def cmd_templates(args: argparse.Namespace) -> int:
     from cnnstudio.core.analysis import analyze
+    from cnnstudio.core.printable import printable_json
     from cnnstudio.core.templates import TEMPLATES
 
     rows = []
@@ -140,7 +169,7 @@ def cmd_templates(args: argparse.Namespace) -> int:
             "params": analysis.total_params,
         })
     if args.json:
-        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        print(printable_json(rows, indent=2))
         return 0
     width = max(len(r["id"]) for r in rows)
     for r in rows:
@@ -152,20 +181,25 @@ def cmd_templates(args: argparse.Namespace) -> int:
 
 def cmd_new(args: argparse.Namespace) -> int:
     from cnnstudio.core.analysis import analyze
+    from cnnstudio.core.files import replace_refusal
     from cnnstudio.core.project import save_project
     from cnnstudio.core.templates import new_project
 
+    refusal = replace_refusal(args.output)  # a device, pipe or folder: --force or not
+    if refusal is not None:
+        raise CLIError(f"cannot write {args.output}: {refusal}")
     if os.path.exists(args.output) and not args.force:
         raise CLIError(f"{args.output} already exists; choose another name or add --force")
     project = new_project(args.template, args.input, args.classes)
     save_project(project, args.output)
     analysis = analyze(project.graph)
-    print(f"Wrote {args.output}: {project.name}, {analysis.total_params:,} parameters")
+    echo(f"Wrote {args.output}: {project.name}, {analysis.total_params:,} parameters")
     return 0
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
     from cnnstudio.core.analysis import analyze
+    from cnnstudio.core.printable import printable_json
     from cnnstudio.core.summary import render_table, summary_dict
 
     if not args.file and not args.template:
@@ -175,9 +209,9 @@ def cmd_summary(args: argparse.Namespace) -> int:
     optimizer = project.training.get("optimizer", "adam")
     if args.json:
         data = summary_dict(project.graph, analysis, args.batch_size, optimizer)
-        print(json.dumps(data, indent=2, ensure_ascii=False))
+        print(printable_json(data, indent=2))
     else:
-        print(render_table(project.graph, analysis, args.batch_size, optimizer, title=project.name))
+        echo(render_table(project.graph, analysis, args.batch_size, optimizer, title=project.name))
     return 0 if analysis.ok else 1
 
 
@@ -227,6 +261,24 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        return _output_closed()
+
+
+def _output_closed() -> int:
+    """The reader of the output went away (`cnnstudio summary … | head -1`): stop quietly, as
+    Unix tools do. Standard output then points at the null device, so that the interpreter's
+    own flush at exit finds no closed pipe either."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    return EXIT_BROKEN_PIPE
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if not args_list or (args_list[0] not in SUBCOMMANDS
                          and args_list[0] not in ("-h", "--help", "--version")):
@@ -235,18 +287,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(args_list)
     except SystemExit as exit_:
+        sys.stdout.flush()  # --help into a closed pipe
         return int(exit_.code or 0)
     try:
-        return COMMANDS[args.command](args)
+        status = COMMANDS[args.command](args)
+        sys.stdout.flush()  # a reader that went away shows here, not in the exit's own flush
+        return status
     except KeyboardInterrupt:
         print("cnnstudio: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        raise
+    except MemoryError:
+        print("cnnstudio: error: the computer ran out of memory; close other programs, or use "
+              "a smaller batch size, input or dataset", file=sys.stderr)
+        return 2
     except Exception as err:
         if os.environ.get("CNNSTUDIO_DEBUG"):
             traceback.print_exc()
         if isinstance(err, _user_errors()):
             message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
-            print(f"cnnstudio: error: {message}", file=sys.stderr)
+            echo(f"cnnstudio: error: {message}", err=True)
         else:
             print(f"cnnstudio: internal error: {err!r}; please report it "
                   "(set CNNSTUDIO_DEBUG=1 for details)", file=sys.stderr)

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import time
 from typing import Any
 
-from cnnstudio.cli import CLIError, parse_batch_size, parse_classes, parse_input_shape
+from cnnstudio.cli import (
+    CLIError,
+    echo,
+    parse_batch_size,
+    parse_classes,
+    parse_input_shape,
+    show_load_notes,
+    user_path,
+)
+from cnnstudio.core.settings import PRECISIONS
 
 DEFAULT_DATASET = "mnist-sample"
 
@@ -36,7 +46,8 @@ def add_train_parser(sub: Any) -> None:
         description="Train a project or template. Example: cnnstudio train --template "
                     "keras-mnist --dataset mnist-sample --epochs 5 --out runs/a",
     )
-    p.add_argument("file", nargs="?", metavar="FILE.cnnproj", help="a project file")
+    p.add_argument("file", nargs="?", type=user_path, metavar="FILE.cnnproj",
+                   help="a project file")
     p.add_argument("--template", metavar="NAME", help="a template (fitted to the dataset)")
     p.add_argument("--dataset", metavar="SPEC",
                    help="mnist-sample (bundled), mnist:DIR, fashion-mnist:DIR, cifar10:DIR, "
@@ -54,13 +65,20 @@ def add_train_parser(sub: Any) -> None:
                    help="comma-separated: flip, translate, rotate, scale, channel_permute, "
                         "grayscale")
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"))
+    p.add_argument("--precision", choices=PRECISIONS,
+                   help="auto (bf16 mixed precision on a CUDA GPU, float32 elsewhere), float32, "
+                        "float16 (CUDA only, with loss scaling) or bf16 (CUDA or CPU)")
     p.add_argument("--seed", type=int, metavar="S")
-    p.add_argument("--init-from", metavar="RUN_DIR",
+    p.add_argument("--init-from", type=user_path, metavar="RUN_DIR",
                    help="start from another run's weights (matched by block id, then name)")
-    p.add_argument("--weights", metavar="FILE.pth",
+    p.add_argument("--weights", type=user_path, metavar="FILE.pth",
                    help="torchvision ImageNet weights for the alexnet, vgg11 and vgg16 templates")
     p.add_argument("--resume", action="store_true", help="continue the stopped run in --out")
-    p.add_argument("--out", required=True, metavar="RUN_DIR", help="the run folder to write")
+    p.add_argument("--force", action="store_true",
+                   help="with --resume and --dataset: go on with another dataset than the run "
+                        "was trained on (the run folder records it)")
+    p.add_argument("--out", required=True, type=user_path, metavar="RUN_DIR",
+                   help="the run folder to write")
 
 
 def add_export_parser(sub: Any) -> None:
@@ -69,17 +87,21 @@ def add_export_parser(sub: Any) -> None:
         description="Export a trained model. The exported model takes images with pixel values "
                     "in [0, 1] and returns class probabilities.",
     )
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder written by 'train'")
+    p.add_argument("run_dir", type=user_path, metavar="RUN_DIR",
+                   help="a run folder written by 'train'")
     p.add_argument("--format", required=True,
                    choices=("onnx", "torchscript", "python", "state_dict"))
-    p.add_argument("--out", required=True, metavar="FILE")
+    p.add_argument("--out", required=True, type=user_path, metavar="FILE")
+    p.add_argument("--force", action="store_true",
+                   help="replace FILE if it exists (never a read-only file, a special file or "
+                        "a file inside the run folder)")
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.lr,
         "optimizer": args.optimizer, "schedule": args.schedule, "augment": args.augment,
-        "device": args.device, "seed": args.seed,
+        "device": args.device, "precision": args.precision, "seed": args.seed,
     }
 
 
@@ -89,8 +111,10 @@ def _project_and_data(args: argparse.Namespace):
     from cnnstudio.core.project import load_project
     from cnnstudio.core.templates import new_project
     from cnnstudio.train.data import load_with_settings
-    from cnnstudio.train.run_folder import RunFolder
+    from cnnstudio.train.run_folder import RunFolder, recorded_spec
 
+    if args.force and not args.resume:
+        raise CLIError("--force goes with --resume: it lets a run go on with another --dataset")
     if args.resume:
         if args.file or args.template:
             raise CLIError("--resume continues the run in --out; leave out FILE and --template")
@@ -99,11 +123,13 @@ def _project_and_data(args: argparse.Namespace):
         raise CLIError("give either a project file or --template, not both")
     elif args.file:
         project = load_project(args.file)
+        show_load_notes(project)
     elif args.template:
         project = None
     else:
         raise CLIError("name a project file or a template (--template NAME)")
     spec = args.dataset or (project.dataset.get("spec") if project else None) or DEFAULT_DATASET
+    spec = recorded_spec(spec)  # absolute paths: the run resumes from any working folder
     settings = project.dataset if project else {}
     shape = args.input
     if project is not None and shape is None:
@@ -123,11 +149,22 @@ def _project_and_data(args: argparse.Namespace):
             adapt(project.graph, args.input, args.classes)
         except GraphError as err:
             raise CLIError(str(err)) from None
+        _check_classes(project, data, spec)
     project.dataset["spec"] = spec
     for key, value in _overrides(args).items():
         if value is not None:
             project.training[key] = value
     return project, data
+
+
+def _check_classes(project: Any, data: Any, spec: str) -> None:
+    """Refuse, before any run folder exists, a network whose outputs do not fit the classes."""
+    from cnnstudio.core.adapt import class_mismatch_message, class_mismatches
+
+    mismatches = class_mismatches(project.graph, data.num_classes, spec)
+    if mismatches:
+        raise CLIError(f"{class_mismatch_message(mismatches)} (or use --classes "
+                       f"{data.num_classes})")
 
 
 class _Progress:
@@ -139,6 +176,7 @@ class _Progress:
         self.last = 0.0
 
     def __call__(self, event: Any) -> None:
+        from cnnstudio.core.printable import printable
         from cnnstudio.train import events as ev
 
         if isinstance(event, ev.RunStarted):
@@ -147,7 +185,7 @@ class _Progress:
                   f"{event.epochs} epoch{'s' if event.epochs != 1 else ''} of "
                   f"{event.steps_per_epoch} steps", file=self.stream)
             for note in event.notes:
-                print(f"note: {note}", file=self.stream)
+                print(printable(f"note: {note}"), file=self.stream)
         elif isinstance(event, ev.StepProgress) and self.tty:
             now = time.monotonic()
             if now - self.last < 0.1 and event.epoch_step != event.steps_per_epoch:
@@ -193,23 +231,26 @@ def cmd_train(args: argparse.Namespace) -> int:
         progress = _Progress()
         trainer = Trainer(project, data, args.out, options=options, control=control,
                           resume=args.resume, init_from=args.init_from,
-                          torchvision_weights=args.weights)
+                          torchvision_weights=args.weights, allow_other_dataset=args.force)
         finished: RunFinished | None = None
-        for event in trainer.run():
-            progress(event)
-            if isinstance(event, RunFinished):
-                finished = event
+        # closing: a Ctrl-C between two events ends the run at once, and with it the run
+        # folder's lock
+        with contextlib.closing(trainer.run()) as events:
+            for event in events:
+                progress(event)
+                if isinstance(event, RunFinished):
+                    finished = event
     finally:
         signal.signal(signal.SIGINT, previous)
     assert finished is not None
     if finished.status == "failed":
-        print(f"cnnstudio: training failed: {finished.message}", file=sys.stderr)
+        echo(f"cnnstudio: training failed: {finished.message}", err=True)
         return 1
     accuracy = f"{finished.val_acc:.2%}" if finished.val_acc is not None else "n/a"
-    print(f"{finished.message}: validation accuracy {accuracy}, "
-          f"{finished.images_per_s:,.0f} images/s; run folder {args.out}")
+    echo(f"{finished.message}: validation accuracy {accuracy}, "
+         f"{finished.images_per_s:,.0f} images/s; run folder {args.out}")
     if finished.status == "stopped":
-        print(f"continue with: cnnstudio train --resume --out {args.out}")
+        echo(f"continue with: cnnstudio train --resume --out {args.out}")
     return 0
 
 
@@ -217,13 +258,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     from cnnstudio.nn.export import ExportError, export_run
 
     try:
-        report = export_run(args.run_dir, args.format, args.out)
+        report = export_run(args.run_dir, args.format, args.out, overwrite=args.force)
     except ExportError as err:
-        print(f"cnnstudio: export failed: {err}", file=sys.stderr)
+        echo(f"cnnstudio: export failed: {err}", err=True)
         return 1
     line = f"Wrote {args.out} ({args.format}, {report.size_bytes / 1024:,.0f} KB)"
     if report.max_abs_diff is not None:
         line += (f"; largest difference from PyTorch {report.max_abs_diff:.2e} "
                  "(limit 1e-4)")
-    print(line)
+    echo(line)
+    if report.input_note:
+        echo(report.input_note)
     return 0

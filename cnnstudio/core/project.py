@@ -8,18 +8,16 @@ folder, fsync, rename), so a crash or a full disk leaves the previous file as it
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import errno
 import json
 import math
 import os
 import stat
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
-from cnnstudio.core import registry
+from cnnstudio.core import files, registry
 from cnnstudio.core.graph import Block, Edge, Graph, GraphError
 from cnnstudio.core.settings import DATASET, TRAINING, SettingsGroup
 
@@ -72,6 +70,9 @@ class Project:
     template: str | None = None
     dataset: dict[str, Any] = field(default_factory=DATASET.defaults)
     training: dict[str, Any] = field(default_factory=TRAINING.defaults)
+    # what loading filled in on the user's behalf ("conv_1: 'filters' was missing; using 32"):
+    # the command line prints these notes and the window shows them; never saved
+    load_notes: list[str] = field(default_factory=list, compare=False, repr=False)
 
     @classmethod
     def new(
@@ -160,31 +161,22 @@ def _dump(value: Any, indent: str) -> str:
 
 
 def save_project(project: Project, path: StrPath) -> None:
-    """Write atomically; on any failure the previous file is untouched and no temp file stays."""
+    """Write atomically; on any failure the previous file is untouched and no temp file stays.
+
+    A path that exists and is not a regular file (a device, a pipe, a folder, a link to one)
+    and a read-only file are refused before anything is written (see core/files.py).
+    """
     display = os.fspath(path)
-    temp: str | None = None
     try:
         data = dumps_project(project).encode("utf-8")
+        refusal = files.replace_refusal(path)
+        if refusal is not None:
+            raise _Refused(refusal)
         target = os.path.realpath(path)
-        directory = os.path.dirname(target)
-        mode = _mode_for(target)
-        fd, temp = tempfile.mkstemp(
-            dir=directory, prefix=f".{os.path.basename(target)}.", suffix=".tmp"
-        )
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, mode)
-        os.replace(temp, target)
-        temp = None
-        _sync_directory(directory)
-    except BaseException as err:
-        if temp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
-        if not isinstance(err, Exception):
-            raise
+        with files.staged_write(target, needed_bytes=len(data), mode=_mode_for(target)) as temp:
+            with open(temp, "wb") as handle:
+                handle.write(data)
+    except Exception as err:
         raise ProjectError.single(f"cannot save '{display}'", _reason(err)) from err
 
 
@@ -194,10 +186,8 @@ def _mode_for(target: str) -> int:
         info = os.stat(target)
     except FileNotFoundError:
         return 0o666 & ~_umask()
-    if stat.S_ISDIR(info.st_mode):
-        raise IsADirectoryError(errno.EISDIR, "is a directory", target)
-    if not os.access(target, os.W_OK):
-        raise _Refused("the file is read-only")
+    if files.is_read_only(target):
+        raise _Refused("the file is read-only; make it writable or save under another name")
     return stat.S_IMODE(info.st_mode)
 
 
@@ -211,16 +201,6 @@ def _umask() -> int:
     except (OSError, ValueError, IndexError):
         pass
     return 0o022
-
-
-def _sync_directory(directory: str) -> None:
-    """Make the rename itself durable where the platform allows it (not on Windows)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 _ERRNO_REASONS = {
@@ -240,6 +220,8 @@ class _Refused(Exception):
 
 
 def _reason(err: BaseException) -> str:
+    if isinstance(err, files.FileWriteError):
+        return str(err)
     if isinstance(err, OSError):
         return _ERRNO_REASONS.get(err.errno or -1, err.strerror or str(err))
     return str(err) or type(err).__name__
@@ -330,7 +312,8 @@ def project_from_dict(data: Any) -> Project:
                         f"got {_show(template)}")
         template = None
     graph = Graph()
-    declared = _read_blocks(data, graph, problems)
+    notes: list[str] = []
+    declared = _read_blocks(data, graph, problems, notes)
     if declared is None:  # no usable block list: every connection would be reported in vain
         _list_field(data, "connections", MAX_CONNECTIONS, problems)
     else:
@@ -344,7 +327,8 @@ def project_from_dict(data: Any) -> Project:
         settings[group.name] = _settings(group, given, problems)
     if problems:
         raise ProjectError(f"invalid project: {_count(problems)}", problems)
-    return Project(graph, name, description, template, settings["dataset"], settings["training"])
+    return Project(graph, name, description, template, settings["dataset"], settings["training"],
+                   _capped(notes))
 
 
 def _upgrade(data: Any, problems: list[str]) -> dict[str, Any]:
@@ -386,10 +370,13 @@ def _upgrade(data: Any, problems: list[str]) -> dict[str, Any]:
     return data
 
 
-def _read_blocks(data: dict[str, Any], graph: Graph, problems: list[str]) -> set[str] | None:
+def _read_blocks(data: dict[str, Any], graph: Graph, problems: list[str],
+                 notes: list[str]) -> set[str] | None:
     """Insert every usable block; returns the ids declared, usable or not (for connections).
 
-    None when there is no usable list of blocks at all.
+    None when there is no usable list of blocks at all. A parameter missing from a block gets
+    its default, and `notes` says so: a file that lost a block's `filters` must not train a
+    network of 32 filters without a word.
     """
     declared: set[str] = set()
     blocks = _list_field(data, "blocks", MAX_BLOCKS, problems)
@@ -419,7 +406,7 @@ def _read_blocks(data: dict[str, Any], graph: Graph, problems: list[str]) -> set
         block_type = _block_type(entry, where, problems)
         if block_type is None:
             usable = False
-        params = _block_params(entry, where, block_type, problems)
+        params, missing = _block_params(entry, where, block_type, problems)
         name = entry.get("name", block_id[:64] if isinstance(block_id, str) else "block")
         if not isinstance(name, str) or not name.strip() or len(name) > 64:
             problems.append(f"{where}.name: expected a name of 1 to 64 characters, "
@@ -436,7 +423,31 @@ def _read_blocks(data: dict[str, Any], graph: Graph, problems: list[str]) -> set
             graph.insert(Block(block_id, block_type.type_id, name, params, x, y, collapsed))
         except GraphError as err:
             problems.append(f"{where}.id: {err}")
+            continue
+        if missing:
+            notes.append(_defaults_note(name, missing, params))
     return declared
+
+
+def _defaults_note(name: str, missing: Sequence[str], params: Mapping[str, Any]) -> str:
+    """'conv_1: 'filters' was missing; using 32' (several: 'a' and 'b' were …; using 1 and 2)."""
+    names = _and([repr(n) for n in missing])
+    values = _and([_show(params[n]) for n in missing])
+    verb = "was" if len(missing) == 1 else "were"
+    return f"{name}: {names} {verb} missing; using {values}"
+
+
+def _and(items: Sequence[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def _capped(notes: list[str]) -> list[str]:
+    if len(notes) <= MAX_LISTED_PROBLEMS:
+        return notes
+    more = len(notes) - MAX_LISTED_PROBLEMS
+    return notes[:MAX_LISTED_PROBLEMS] + [
+        f"... and {more} more block{'s' if more != 1 else ''} with parameters filled in with "
+        "their defaults"]
 
 
 def _block_type(entry: dict[str, Any], where: str, problems: list[str]) -> Any:
@@ -466,16 +477,17 @@ def _block_type(entry: dict[str, Any], where: str, problems: list[str]) -> Any:
 
 def _block_params(
     entry: dict[str, Any], where: str, block_type: Any, problems: list[str]
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], list[str]]:
+    """The block's parameters, checked, and the names of those the file left out."""
     params = entry.get("params", {})
     if not isinstance(params, dict):
         problems.append(f"{where}.params: expected an object, got {_show(params)}")
-        return block_type.defaults() if block_type else {}
+        return (block_type.defaults() if block_type else {}), []
     if block_type is None:
-        return {}
+        return {}, []
     values, found = block_type.normalize(params)
     problems.extend(f"{where}.params.{param}: {message}" for param, message in found)
-    return values
+    return values, [spec.name for spec in block_type.params if spec.name not in params]
 
 
 def _position(entry: dict[str, Any], where: str, problems: list[str]) -> tuple[float, float]:
@@ -525,12 +537,26 @@ def _read_connections(
         if src is None or dst is None:
             continue
         problem = graph.connection_problem(src, dst, port)
+        port_problem = _port_problem(graph.block(dst), port)
         if problem:
             problems.append(f"{where}: {problem}")
+        elif port_problem:
+            problems.append(f"{where}.port: {port_problem}")
         elif port is None:
             graph.connect(src, dst)
         else:
             graph.restore_edge(Edge(src, dst, port))
+
+
+def _port_problem(block: Block, port: int | None) -> str | None:
+    """A port a block does not have: a one-input block's input is port 0. Merges (any number
+    of inputs) take any port, as the ports only order their inputs and editing leaves gaps."""
+    limit = registry.get(block.type).max_inputs
+    if port is None or limit is None or limit == 0 or port < limit:
+        return None
+    ports = "0" if limit == 1 else f"0 to {limit - 1}"
+    inputs = "one input" if limit == 1 else f"{limit} inputs"
+    return f"{block.label} takes {inputs}, so the port must be {ports}, got {port}"
 
 
 def _settings(group: SettingsGroup, given: Mapping[str, Any], problems: list[str]) -> dict:

@@ -17,7 +17,6 @@ import math
 import os
 import re
 import statistics
-import tempfile
 import time
 import types
 import warnings
@@ -31,10 +30,14 @@ import torch
 from torch import Tensor, nn
 
 from cnnstudio import __version__
+from cnnstudio.core.adapt import class_mismatches
 from cnnstudio.core.analysis import analyze
+from cnnstudio.core.files import FileWriteError, is_read_only, replace_refusal, staged_write
+from cnnstudio.core.outputs import BINARY, LOGITS, PROBABILITIES, output_kind
 from cnnstudio.core.project import Project, ProjectError, load_project
 from cnnstudio.nn.build import GraphModel, ModelBuildError, build_model
 from cnnstudio.nn.codegen import class_name_for, generate_python
+from cnnstudio.nn.probabilities import class_probabilities
 
 PROJECT_FILE = "project.cnnproj"
 DATA_FILE = "data.json"
@@ -43,6 +46,7 @@ FORMATS = ("onnx", "torchscript", "python", "state_dict")
 OPSET = 17
 INPUT_NAME = "image"
 OUTPUT_NAME = "probabilities"
+INPUT_RANGE = "0..1"  # what every exported model (the state dict aside) takes as pixel values
 CHECK_BATCHES = (1, 7)
 SAMPLE_COUNT = 16
 LISTED_KEYS = 4
@@ -92,6 +96,7 @@ class LoadedRun:
     std: list[float]
     input_shape: tuple[int, int, int]
     dataset: str = ""
+    output_kind: str = LOGITS  # what the network's main output gives (core.outputs)
 
 
 @dataclass
@@ -104,11 +109,14 @@ class ExportReport:
     batch_sizes: tuple[int, ...] = ()
     ort_ms: float | None = None  # median latency at batch 1 (ONNX Runtime, then PyTorch)
     torch_ms: float | None = None
+    input_note: str = ""  # what the exported model takes and gives (pixel range above all)
 
     def summary(self) -> str:
         """A few lines for the command line."""
         size = f"{self.size_bytes / 1e6:.2f} MB"
         lines = [f"wrote {self.path} ({self.format}, {size}) in {self.seconds:.1f} s"]
+        if self.input_note:
+            lines.append(self.input_note)
         if self.max_abs_diff is not None:
             batches = ", ".join(map(str, self.batch_sizes))
             lines.append(f"checked against PyTorch at batch sizes {batches}: "
@@ -120,20 +128,23 @@ class ExportReport:
 
 
 class NormalizedModel(nn.Module):
-    """Images in [0, 1] -> class probabilities: normalise, run the network, softmax."""
+    """Images in [0, 1] -> class probabilities: normalise, run the network, then softmax unless
+    the network ends in one (`kind`, see core.outputs: softmax is applied exactly once)."""
 
-    def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float]) -> None:
+    def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float],
+                 kind: str = LOGITS) -> None:
         super().__init__()
         self.model = model
+        self.kind = kind
         self.register_buffer("mean", torch.tensor([float(v) for v in mean]).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor([float(v) for v in std]).view(1, -1, 1, 1))
 
     @classmethod
     def for_run(cls, run: LoadedRun) -> NormalizedModel:
-        return cls(run.model, run.mean, run.std).eval()
+        return cls(run.model, run.mean, run.std, run.output_kind).eval()
 
     def forward(self, image: Tensor) -> Tensor:
-        return torch.softmax(self.model((image - self.mean) / self.std), dim=1)
+        return class_probabilities(self.model((image - self.mean) / self.std), self.kind)
 
 
 # -- reading a run folder ------------------------------------------------------------------------
@@ -176,15 +187,21 @@ def load_run(run_dir: StrPath) -> LoadedRun:
     _check_weights(model, state, folder)
     model.load_state_dict(state)
     model.eval()
-    (scores,) = analysis.blocks[model.main_output_id].output_shape
-    if scores != len(data["classes"]):
+    mismatches = [m for m in class_mismatches(project.graph, len(data["classes"]),
+                                              str(data.get("spec") or ""), analysis)
+                  if not m.auxiliary]  # the exported model gives the main output only
+    if mismatches:
+        wrong = mismatches[0]
         raise ExportError(
-            f"{folder / DATA_FILE} lists {len(data['classes'])} classes but the network gives "
-            f"{scores} scores: the files come from different runs; train the project again"
+            f"{folder / DATA_FILE} lists {wrong.classes} classes but the network gives "
+            f"{wrong.units} scores: in {PROJECT_FILE}, {wrong.message}, and train the project "
+            "again (training refuses such a network, so these files were edited or come from "
+            "different runs)"
         )
     return LoadedRun(folder, project, model, list(data["classes"]), mean, std,
                      input_shape,  # type: ignore[arg-type]
-                     str(data.get("name") or data.get("spec") or ""))
+                     str(data.get("name") or data.get("spec") or ""),
+                     output_kind(project.graph, model.main_output_id, analysis).kind)
 
 
 def _shape(shape: Sequence[int]) -> str:
@@ -278,42 +295,59 @@ def _check_weights(model: GraphModel, state: Mapping[str, Tensor], folder: Path)
 # -- writing -------------------------------------------------------------------------------------
 
 
-def _destination(out_path: StrPath) -> Path:
-    """The output path, refused early when it cannot be written."""
+def _destination(out_path: StrPath, run: LoadedRun, overwrite: bool) -> Path:
+    """The output path, refused early when it cannot or must not be written.
+
+    Refused whatever `overwrite` says: a special file or a folder (core/files.py), a read-only
+    file (by its mode bits: root may write anything) and any path inside the run folder, whose
+    files must stay as training wrote them. An existing file is replaced only with `overwrite`.
+    """
     target = Path(out_path).expanduser()
     parent = target.parent if str(target.parent) else Path(".")
     if target.is_dir():
         raise ExportError(f"cannot write '{target}': it is a folder; give a file name")
+    refusal = replace_refusal(target)
+    if refusal is not None:
+        raise ExportError(f"cannot write '{target}': {refusal}")
     if not parent.is_dir():
         why = "is a file" if parent.exists() else "does not exist"
         raise ExportError(f"cannot write '{target}': the folder '{parent}' {why}; create it "
                           "or choose another output file")
+    run_folder = run.run_dir.resolve()
+    if target.resolve() == run_folder or run_folder in target.resolve().parents:
+        raise ExportError(f"cannot write '{target}': it is inside the run folder '{run.run_dir}', "
+                          "whose files must stay as training wrote them; export to a file "
+                          "outside the run folder")
+    if is_read_only(target):
+        raise ExportError(f"cannot write '{target}': the file is read-only; choose another file "
+                          "name (or make the file writable first)")
+    if target.exists() and not overwrite:
+        raise ExportError(f"'{target}' already exists; choose another file name, or allow "
+                          "replacing it (--force on the command line)")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise ExportError(f"cannot write '{target}': permission denied in '{parent}'; choose "
                           "a folder you can write to")
     return target
 
 
+def _weights_bytes(run: LoadedRun) -> int:
+    """About the size of a file holding the run's weights (ONNX, TorchScript, state dict)."""
+    return sum(t.numel() * t.element_size() for t in run.model.state_dict().values()) + (1 << 16)
+
+
 @contextlib.contextmanager
-def _staged(target: Path) -> Iterator[Path]:
-    """A temporary file beside the target, moved onto it only if the block succeeds."""
+def _staged(target: Path, needed_bytes: int = 0) -> Iterator[Path]:
+    """A temporary file beside the target, moved onto it only if the block succeeds; removed
+    on every failure path. A disk without room for `needed_bytes` is refused before writing
+    (TorchScript's writer aborts the whole process on a full disk)."""
     try:
-        handle, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
-                                        suffix=".tmp")
-    except OSError as err:
-        raise ExportError(f"cannot write '{target}': {err.strerror or err}; choose a folder "
-                          "you can write to") from None
-    os.close(handle)
-    temp = Path(name)
-    try:
-        yield temp
-        os.chmod(temp, 0o644)
-        os.replace(temp, target)
+        with staged_write(target, needed_bytes=needed_bytes, mode=0o644) as name:
+            yield Path(name)
+    except FileWriteError as err:
+        raise ExportError(f"cannot write '{target}': {err}") from None
     except OSError as err:
         raise ExportError(f"cannot write '{target}': {err.strerror or err}; check the free "
                           "disk space and the permissions of the folder") from None
-    finally:
-        temp.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -398,12 +432,35 @@ def _median_ms(run_once: Callable[[], object], runs: int) -> float | None:
     return statistics.median(times)
 
 
+_GIVES = {LOGITS: "class scores (logits; softmax gives the class probabilities)",
+          PROBABILITIES: "class probabilities (the network ends in a softmax)",
+          BINARY: "the probability of the second class (one sigmoid unit)"}
+
+
+def input_note(run: LoadedRun, fmt: str) -> str:
+    """What an export of this run takes and gives, above all the pixel range: a model fed
+    0..255 pixels instead of 0..1 still runs, and silently loses its accuracy."""
+    shape = ", ".join(map(str, run.input_shape))
+    if fmt == "state_dict":
+        mean, std = (", ".join(f"{v:.4g}" for v in values) for values in (run.mean, run.std))
+        return (f"The weights alone, for the network of {PROJECT_FILE}: it takes normalised "
+                f"images (N, {shape}), (pixel / 255 - mean) / std with the mean ({mean}) and "
+                f"std ({std}) of {DATA_FILE}, and gives {_GIVES[run.output_kind]}.")
+    takes = "model(images) and predict(model, images) take" if fmt == "python" else "It takes"
+    gives = "predict() returns" if fmt == "python" else "It returns"
+    return (f"{takes} float32 images (N, {shape}) with pixel values in [0, 1]: divide 8-bit "
+            "pixels by 255 (0..255 input gives wrong predictions without an error); the "
+            f"normalisation is inside the model. {gives} class probabilities (each row sums "
+            "to 1).")
+
+
 def _metadata(run: LoadedRun) -> dict[str, Any]:
     """What a user of the exported file needs to know; ONNX stores each value as text."""
     return {
         "classes": run.classes,
         "input_shape": list(run.input_shape),
-        "input_range": "0-1",
+        "input_range": INPUT_RANGE,
+        "input_note": input_note(run, "onnx"),
         "mean": run.mean,
         "std": run.std,
         "producer": f"CNN Studio {__version__}",
@@ -414,16 +471,17 @@ def _metadata(run: LoadedRun) -> dict[str, Any]:
 
 @_guarded("the ONNX export")
 def export_onnx(run: LoadedRun, out_path: StrPath, *, samples: Tensor | None = None,
-                tolerance: float = 1e-4, benchmark_runs: int = 50) -> ExportReport:
+                tolerance: float = 1e-4, benchmark_runs: int = 50,
+                overwrite: bool = False) -> ExportReport:
     """ONNX (opset 17, dynamic batch), checked by onnx.checker and against onnxruntime."""
     import onnx
     import onnxruntime as ort
 
     started = time.perf_counter()
-    target = _destination(out_path)
+    target = _destination(out_path, run, overwrite)
     wrapper = NormalizedModel.for_run(run)
     batches = _sample_batches(run, samples)
-    with _staged(target) as temp:
+    with _staged(target, _weights_bytes(run)) as temp:
         try:
             with _quiet_torch(), torch.no_grad():
                 torch.onnx.export(
@@ -437,7 +495,8 @@ def export_onnx(run: LoadedRun, out_path: StrPath, *, samples: Tensor | None = N
                               "TorchScript or Python instead") from None
         proto = onnx.load(str(temp))
         proto.producer_name, proto.producer_version = "CNN Studio", __version__
-        proto.doc_string = f"{run.project.name}: images in [0, 1] -> class probabilities"
+        proto.doc_string = (f"{run.project.name}: images (N, C, H, W) with pixel values in "
+                            "[0, 1] -> class probabilities")
         props = {k: v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
                  for k, v in _metadata(run).items()}
         props["input_shape"] = ",".join(map(str, run.input_shape))
@@ -465,54 +524,57 @@ def export_onnx(run: LoadedRun, out_path: StrPath, *, samples: Tensor | None = N
 
         diff = _compare(target, "ONNX", batches, expected, run_ort, tolerance)
         ort_ms = _median_ms(lambda: run_ort(one), benchmark_runs)
-    return _report(target, "onnx", started, diff, batches, ort_ms, torch_ms)
+    return _report(target, "onnx", started, diff, batches, ort_ms, torch_ms, run=run)
 
 
 @_guarded("the TorchScript export")
 def export_torchscript(run: LoadedRun, out_path: StrPath, samples: Tensor | None = None, *,
-                       tolerance: float = 1e-5) -> ExportReport:
+                       tolerance: float = 1e-5, overwrite: bool = False) -> ExportReport:
     """A traced TorchScript module (torch.jit.load), with the run's metadata as an extra file."""
     started = time.perf_counter()
-    target = _destination(out_path)
+    target = _destination(out_path, run, overwrite)
     wrapper = NormalizedModel.for_run(run)
     batches = _sample_batches(run, samples)
-    with _staged(target) as temp, _quiet_torch():
+    with _staged(target, _weights_bytes(run)) as temp, _quiet_torch():
         try:
             with torch.no_grad():
                 traced = torch.jit.trace(wrapper, (batches[0][:2],), check_trace=False)
             extra = {"cnnstudio.json": json.dumps(_metadata(run), ensure_ascii=False)}
             torch.jit.save(traced, str(temp), _extra_files=extra)
             loaded = torch.jit.load(str(temp), map_location="cpu")
+        except OSError:
+            raise  # a write failure (a full disk): _staged says so
         except Exception as err:
             raise ExportError(f"PyTorch cannot save this network as TorchScript "
                               f"({type(err).__name__}: {_first_line(err)}); export it as ONNX "
                               "or Python instead") from None
         diff = _compare(target, "TorchScript", batches, _references(wrapper, batches),
                         lambda batch: _torch_outputs(loaded, batch), tolerance)
-    return _report(target, "torchscript", started, diff, batches)
+    return _report(target, "torchscript", started, diff, batches, run=run)
 
 
 @_guarded("the state dict export")
-def export_state_dict(run: LoadedRun, out_path: StrPath) -> ExportReport:
+def export_state_dict(run: LoadedRun, out_path: StrPath, *,
+                      overwrite: bool = False) -> ExportReport:
     """The GraphModel state dict alone (keys blocks.<id>...), loadable with weights_only=True."""
     started = time.perf_counter()
-    target = _destination(out_path)
+    target = _destination(out_path, run, overwrite)
     state = {k: v.detach().clone() for k, v in run.model.state_dict().items()}
-    with _staged(target) as temp:
+    with _staged(target, _weights_bytes(run)) as temp:
         torch.save(state, temp)
         loaded = torch.load(temp, weights_only=True, map_location="cpu")
         if loaded.keys() != state.keys() or not all(torch.equal(loaded[k], v)
                                                     for k, v in state.items()):
             raise ExportError(f"'{target}' did not read back as written; check the disk")
-    return _report(target, "state_dict", started)
+    return _report(target, "state_dict", started, run=run)
 
 
 @_guarded("the Python export")
 def export_python(run: LoadedRun, out_path: StrPath, samples: Tensor | None = None, *,
-                  tolerance: float = 1e-4) -> ExportReport:
+                  tolerance: float = 1e-4, overwrite: bool = False) -> ExportReport:
     """A standalone PyTorch file; its network is run here on the weights and checked."""
     started = time.perf_counter()
-    target = _destination(out_path)
+    target = _destination(out_path, run, overwrite)
     try:
         source = generate_python(run.project, classes=run.classes, mean=run.mean, std=run.std,
                                  input_shape=run.input_shape)
@@ -525,20 +587,23 @@ def export_python(run: LoadedRun, out_path: StrPath, samples: Tensor | None = No
     generated = getattr(module, class_name_for(run.project.name))().eval()
     generated.load_state_dict(module.convert_cnnstudio_state_dict(run.model.state_dict()))
     reference = NormalizedModel.for_run(run)
-    candidate = NormalizedModel(generated, run.mean, run.std).eval()
+
+    def predict(batch: Tensor) -> np.ndarray:  # the file's documented entry point
+        return module.predict(generated, batch).numpy()
+
     batches = _sample_batches(run, samples)
-    with _staged(target) as temp:
+    with _staged(target, len(source.encode("utf-8"))) as temp:
         temp.write_text(source, encoding="utf-8")
         diff = _compare(target, "Python", batches, _references(reference, batches),
-                        lambda batch: _torch_outputs(candidate, batch), tolerance)
-    return _report(target, "python", started, diff, batches)
+                        predict, tolerance)
+    return _report(target, "python", started, diff, batches, run=run)
 
 
 def _report(target: Path, fmt: str, started: float, diff: float | None = None,
             batches: Sequence[Tensor] = (), ort_ms: float | None = None,
-            torch_ms: float | None = None) -> ExportReport:
+            torch_ms: float | None = None, *, run: LoadedRun) -> ExportReport:
     return ExportReport(target, fmt, target.stat().st_size, time.perf_counter() - started, diff,
-                        tuple(len(b) for b in batches), ort_ms, torch_ms)
+                        tuple(len(b) for b in batches), ort_ms, torch_ms, input_note(run, fmt))
 
 
 def _first_line(err: BaseException) -> str:
@@ -547,19 +612,21 @@ def _first_line(err: BaseException) -> str:
 
 
 @_guarded("the export")
-def export_run(run_dir: StrPath, fmt: str, out_path: StrPath) -> ExportReport:
-    """Export a run folder in one of FORMATS (the `cnnstudio export` command)."""
+def export_run(run_dir: StrPath, fmt: str, out_path: StrPath, *,
+               overwrite: bool = False) -> ExportReport:
+    """Export a run folder in one of FORMATS (the `cnnstudio export` command); an existing
+    file is replaced only with `overwrite` (see _destination for what is refused always)."""
     name = re.sub(r"[\s-]+", "_", str(fmt).strip().lower())
     if name not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     run = load_run(run_dir)
     if name == "onnx":
-        return export_onnx(run, out_path)
+        return export_onnx(run, out_path, overwrite=overwrite)
     if name == "torchscript":
-        return export_torchscript(run, out_path)
+        return export_torchscript(run, out_path, overwrite=overwrite)
     if name == "python":
-        return export_python(run, out_path)
-    return export_state_dict(run, out_path)
+        return export_python(run, out_path, overwrite=overwrite)
+    return export_state_dict(run, out_path, overwrite=overwrite)
 
 
 __all__ = [

@@ -13,19 +13,30 @@ import math
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, ContextManager, Generator, Iterator, Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from cnnstudio.core.analysis import analyze
+from cnnstudio.core.adapt import class_mismatch_message, class_mismatches
+from cnnstudio.core.analysis import analyze, training_diagnostics
+from cnnstudio.core.locks import FolderLock
+from cnnstudio.core.outputs import output_kinds
 from cnnstudio.core.project import Project
 from cnnstudio.core.settings import TRAINING, parse_augment
 from cnnstudio.nn import GraphModel, ModelBuildError, build_model
+from cnnstudio.nn.probabilities import (
+    class_probabilities,
+    log_class_probabilities,
+    predicted_classes,
+)
 from cnnstudio.train import run_folder as rf
 from cnnstudio.train.augment import AugmentConfig, augment_batch
 from cnnstudio.train.batches import make_batches
+from cnnstudio.train import guards
+from cnnstudio.train.guards import TrainingError
+from cnnstudio.train.optim import make_optimizer, make_schedule, pick_device
 from cnnstudio.train.data import DatasetError
 from cnnstudio.train.events import (
     EpochEnded,
@@ -36,6 +47,7 @@ from cnnstudio.train.events import (
     StepProgress,
     TrainingControl,
 )
+from cnnstudio.train.precision import Precision, PrecisionError, resolve_precision
 from cnnstudio.train.run_folder import RunFolder, RunFolderError
 
 EVAL_BATCH = 512
@@ -43,10 +55,6 @@ EVAL_BATCH = 512
 
 def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
-
-
-class TrainingError(Exception):
-    """A run that cannot start: the message says what is wrong and how to fix it."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,7 @@ class TrainOptions:
     augment: tuple[str, ...] = ()
     seed: int = 0
     device: str = "auto"
+    precision: str = "auto"  # see cnnstudio.train.precision
     early_stopping_patience: int = 0
     log_every: int = 10
     channels_last: bool | None = None  # None: on CUDA only (it slowed this 2-core CPU down)
@@ -87,58 +96,6 @@ class TrainOptions:
         return replace(options, **overrides)
 
 
-def pick_device(name: str) -> torch.device:
-    """'auto' picks CUDA, then MPS, then the CPU; asking for a missing device is an error."""
-    mps = getattr(torch.backends, "mps", None)
-    has_mps = bool(mps and mps.is_available())
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        return torch.device("mps") if has_mps else torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise TrainingError("no CUDA GPU is available here; use --device auto or cpu")
-    if name == "mps" and not has_mps:
-        raise TrainingError("Apple's MPS device is not available here; use --device auto or cpu")
-    if name not in ("cpu", "cuda", "mps"):
-        raise TrainingError(f"unknown device {name!r}; use auto, cpu, cuda or mps")
-    return torch.device(name)
-
-
-def _make_optimizer(params: list[nn.Parameter], o: TrainOptions,
-                    device: torch.device) -> torch.optim.Optimizer:
-    # fused kernels on CUDA; on the CPU the multi-tensor (foreach) step was ~8 % faster per
-    # training step of the Keras-book network than the default single-tensor loop
-    fused = {"fused": True} if device.type == "cuda" else {"foreach": True}
-    if o.optimizer == "sgd":
-        if o.nesterov and o.momentum <= 0:
-            raise TrainingError("Nesterov momentum needs a momentum above 0")
-        return torch.optim.SGD(params, lr=o.learning_rate, momentum=o.momentum,
-                               nesterov=o.nesterov, weight_decay=o.weight_decay, **fused)
-    if o.optimizer == "rmsprop":
-        return torch.optim.RMSprop(params, lr=o.learning_rate, momentum=o.momentum,
-                                   weight_decay=o.weight_decay,
-                                   foreach=device.type != "mps")
-    if o.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=o.learning_rate, weight_decay=o.weight_decay, **fused)
-    return torch.optim.Adam(params, lr=o.learning_rate, weight_decay=o.weight_decay, **fused)
-
-
-def _make_schedule(optimizer: torch.optim.Optimizer, o: TrainOptions,
-                   steps_per_epoch: int) -> torch.optim.lr_scheduler.LRScheduler:
-    """Stepped once per batch; step decay counts in epochs."""
-    total = max(o.epochs * steps_per_epoch, 1)
-    if o.schedule == "one_cycle":
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=o.learning_rate,
-                                                   total_steps=total + 1)
-    if o.schedule == "cosine":
-        factor: Callable[[int], float] = lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
-    elif o.schedule == "step":
-        factor = lambda s: o.gamma ** (s // (o.step_size * steps_per_epoch))
-    else:
-        factor = lambda s: 1.0
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
 class _TrainForward(nn.Module):
     """What one training step runs: every Output (auxiliary losses) or just the main one.
 
@@ -156,18 +113,14 @@ class _TrainForward(nn.Module):
         return {self.model.main_output_id: self.model(x)}
 
 
-def _softmax_fed_outputs(project: Project) -> set[str]:
-    """Outputs fed by a softmax Activation (Keras habit): their values are probabilities."""
-    graph = project.graph
-    found = set()
-    for block in graph.blocks:
-        if block.type == "Output":
-            sources = graph.inputs_of(block.id)
-            if sources:
-                src = graph.block(sources[0])
-                if src.type == "Activation" and src.params.get("function") == "softmax":
-                    found.add(block.id)
-    return found
+def _output_kinds(project: Project) -> dict[str, str]:
+    """What each Output gives (logits, probabilities or one sigmoid probability; see
+    core.outputs), by block id; an output that cannot be trained soundly stops the run here."""
+    kinds = output_kinds(project.graph)
+    for kind in kinds.values():
+        if kind.problem:
+            raise TrainingError(kind.problem)
+    return {output_id: kind.kind for output_id, kind in kinds.items()}
 
 
 class Trainer:
@@ -184,6 +137,7 @@ class Trainer:
         resume: bool = False,
         init_from: str | Path | None = None,
         torchvision_weights: str | Path | None = None,
+        allow_other_dataset: bool = False,
     ) -> None:
         self.project = project
         self.data = data
@@ -191,12 +145,18 @@ class Trainer:
         self.options = options or TrainOptions.from_settings(project.training)
         self.control = control or TrainingControl()
         self.resume = resume
+        self.allow_other_dataset = allow_other_dataset  # resume on another dataset (--force)
+        self.memory_need: guards.MemoryNeed | None = None  # estimated on the CPU only
+        self.eval_batch = EVAL_BATCH
         self.init_from = init_from
         self.torchvision_weights = torchvision_weights
         self.notes: list[str] = list(getattr(data, "notes", []))
+        self.precision: Precision | None = None  # resolved with the device
+        self.scaler: torch.amp.GradScaler | None = None  # float16 loss scaling
         # final.json is written only into a folder this run has taken over: a run refused at
         # set-up must not overwrite the record of the run already in the folder
         self.owns_folder = False
+        self.folder_lock: FolderLock | None = None  # held while run() runs (rank 0)
 
     # -- set-up ------------------------------------------------------------------------------
 
@@ -211,13 +171,14 @@ class Trainer:
             model = build_model(self.project.graph)
         except ModelBuildError as err:
             raise TrainingError(str(err)) from None
-        outputs = analysis.blocks[model.main_output_id].output_shape or (0,)
-        classes = len(self.data.classes)
-        if outputs[0] < classes:
-            raise TrainingError(
-                f"the network has {outputs[0]} outputs but the dataset has {classes} classes: "
-                f"set the last Dense layer to {classes} units (or use --classes {classes})"
-            )
+        dataset = getattr(self.data, "spec", "") or getattr(self.data, "name", "")
+        mismatches = class_mismatches(self.project.graph, len(self.data.classes), dataset,
+                                      analysis)
+        if mismatches:
+            raise TrainingError(class_mismatch_message(mismatches))
+        problems = training_diagnostics(self.project.graph, batch_size=o.batch_size)
+        if problems:
+            raise TrainingError(f"{problems[0].message}; {problems[0].fix}")
         image_shape = tuple(self.data.image_shape)
         input_shape = analysis.blocks[model.input_id].output_shape
         if image_shape != input_shape:
@@ -226,6 +187,10 @@ class Trainer:
                 f"{input_shape}: set the Input block to {','.join(map(str, image_shape))}"
             )
         self.device = pick_device(o.device)
+        if self.device.type == "cpu":  # refuse a run the memory cannot hold (guards.py)
+            self.memory_need, self.eval_batch = guards.plan_memory(
+                lambda b: analysis.memory(b, o.optimizer), self.data, o.batch_size, EVAL_BATCH)
+        self._setup_precision()
         torch.manual_seed(o.seed)
         model = build_model(self.project.graph)  # rebuilt after seeding: repeatable init
         if self.init_from is not None or self.torchvision_weights is not None:
@@ -242,7 +207,7 @@ class Trainer:
                     and b.id != model.main_output_id]
         self.loss_weights = {b.id: float(b.params.get("loss_weight", 1.0))
                              for b in self.project.graph.blocks if b.type == "Output"}
-        self.probability_outputs = _softmax_fed_outputs(self.project)
+        self.output_kinds = _output_kinds(self.project)
         self.has_penalty = any(b.params.get("l1", 0) or b.params.get("l2", 0)
                                for b in self.project.graph.blocks)
         self.step_module: nn.Module = _TrainForward(self.model, bool(self.aux))
@@ -252,9 +217,9 @@ class Trainer:
         if not params:
             raise TrainingError("every block is frozen: nothing to train; switch 'trainable' "
                                 "on for at least one block")
-        self.optimizer = _make_optimizer(params, o, self.device)
+        self.optimizer = make_optimizer(params, o, self.device)
         self.grad_blocks, self.grad_params = _gradient_groups(self.model)
-        self.scheduler = _make_schedule(self.optimizer, o, self.steps_per_epoch)
+        self.scheduler = make_schedule(self.optimizer, o, self.steps_per_epoch)
         try:
             self.augment = AugmentConfig.from_names(o.augment)
         except ValueError as err:
@@ -307,23 +272,47 @@ class Trainer:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
-    def _autocast(self):
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16,
-                              enabled=self.device.type == "cuda")
+    def _setup_precision(self) -> None:
+        try:
+            self.precision = resolve_precision(self.options.precision, self.device)
+        except PrecisionError as err:
+            raise TrainingError(str(err)) from None
+        self.scaler = self.precision.grad_scaler()
+        note = self.precision.note()
+        if note:
+            self.notes.append(note)
+
+    def _autocast(self) -> ContextManager[Any]:
+        """The forward pass's arithmetic (autocast, or strict float32 on CUDA)."""
+        assert self.precision is not None
+        return self.precision.forward()
+
+    def _backward_and_step(self, loss: Tensor) -> None:
+        """Gradients, then one optimiser step. Under float16 the GradScaler scales the loss and
+        unscales the gradients in place before the step, so the gradient norms read from
+        .grad afterwards (training health) are the true ones; a step whose gradients overflowed
+        is skipped and the scale lowered (a report that meets such a step is not finite, and
+        the epoch's norms leave those blocks out)."""
+        assert self.precision is not None
+        self.optimizer.zero_grad(set_to_none=True)
+        with self.precision.backward():
+            if self.scaler is None:
+                loss.backward()
+                self.optimizer.step()
+                return
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
 
     def _output_loss(self, output_id: str, values: Tensor, y: Tensor, train: bool) -> Tensor:
-        values = values.float()
         o = self.options
-        if output_id in self.probability_outputs:
-            probabilities = values
-            log_p = torch.log(values.clamp_min(1e-12))
-        else:
-            probabilities = None
-            log_p = F.log_softmax(values, dim=1)
+        kind = self.output_kinds[output_id]  # softmax is applied once, here or in the network
         if o.loss == "mse":  # E = ½·Σ(expected − actual)², averaged over the batch
-            p = probabilities if probabilities is not None else log_p.exp()
+            p = class_probabilities(values, kind)
             target = F.one_hot(y, p.shape[1]).to(p.dtype)
             return 0.5 * ((target - p) ** 2).sum(dim=1).mean()
+        log_p = log_class_probabilities(values, kind)
         smoothing = o.label_smoothing if train else 0.0
         return F.nll_loss(log_p, y) if not smoothing else F.cross_entropy(
             log_p, y, label_smoothing=smoothing)
@@ -334,6 +323,20 @@ class Trainer:
         started = time.perf_counter()
         history: list[EpochEnded] = []
         try:
+            failure = yield from self._run_until_failure(history, started)
+            if failure is not None:  # out of the except clause: the tensors its frames held
+                yield self._finish("failed", failure, history, started)  # are freed by now
+        finally:  # also when the consumer closes the generator (GeneratorExit)
+            if self.folder is not None and self.folder_lock is not None:
+                self.folder.unlock(self.folder_lock)
+                self.folder_lock = None
+
+    def _run_until_failure(self, history: list[EpochEnded],
+                           started: float) -> Generator[Event, None, str | None]:
+        """The run's events; returns the message of a failure the user can act on (a bad
+        setting, a run-folder or dataset problem, running out of memory), else None."""
+        try:
+            self._lock_folder()
             self._build()
             start_epoch, best = self._start_state()
             yield RunStarted(
@@ -345,14 +348,37 @@ class Trainer:
             )
             yield from self._epochs(start_epoch, best, history, started)
         except (TrainingError, RunFolderError, DatasetError) as err:
-            yield self._finish("failed", str(err), history, started)
-        except torch.cuda.OutOfMemoryError:
+            return str(err)
+        except (Exception, KeyboardInterrupt) as err:
+            message = guards.out_of_memory_message(err, self.options.batch_size,
+                                                   guards.fitting_batch(self.memory_need))
+            if message is None:
+                self._leave_folder_as_found()
+                raise
             self._release_memory()
-            yield self._finish(
-                "failed",
-                f"the GPU ran out of memory at batch size {self.options.batch_size}: use a "
-                f"smaller batch size (for example {max(1, self.options.batch_size // 2)})",
-                history, started)
+            return message
+        return None
+
+    def _lock_folder(self) -> None:
+        """Hold the run folder for the whole run, so that a second run into the same folder is
+        refused at once (with this process's id). Only the process that writes the folder
+        locks it (rank 0 under torch.distributed)."""
+        dist = torch.distributed
+        rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+        if self.folder is not None and rank == 0:
+            self.folder_lock = self.folder.lock()
+
+    def _leave_folder_as_found(self) -> None:
+        """An unexpected error (a bug) ends a fresh run without final.json: before its first
+        checkpoint such a folder would neither resume nor export, so take back what this run
+        wrote (releasing the lock then removes a folder that the run created)."""
+        folder = self.folder
+        if folder is None or self.resume or not self.owns_folder:
+            return
+        if folder.file(rf.CHECKPOINT).exists():
+            return  # resumable from its last epoch
+        for name in (rf.PROJECT, rf.DATA, rf.METRICS, rf.MODEL, rf.MARKER):
+            folder.file(name).unlink(missing_ok=True)
 
     def _release_memory(self) -> None:
         for name in ("model", "step_module", "optimizer", "batches"):
@@ -372,6 +398,7 @@ class Trainer:
                 self.folder.save_project(self.project)
                 self.folder.write_json(rf.DATA, self._data_record())
             return 1, best
+        self._check_resumed_dataset(writer)
         if not self.folder.file(rf.CHECKPOINT).exists() and self.folder.file(rf.FINAL).exists():
             # stopped (or failed) before its first epoch ended: nothing to resume, and the
             # folder refuses a fresh run, so start again from epoch 1 in the same folder
@@ -380,11 +407,17 @@ class Trainer:
                 self.folder.truncate_metrics(0)
             self.notes.append("no epoch had finished: training starts again from epoch 1")
             return 1, best
+        if not self.folder.file(rf.CHECKPOINT).exists():  # killed before its first epoch ended
+            raise TrainingError(f"no epoch of the run in {self.folder.path} had finished, so "
+                                "there is nothing to resume: start it again without --resume "
+                                "(the folder will be reused)")
         state = self.folder.load_tensors(rf.CHECKPOINT)
         try:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
+            if self.scaler is not None and "scaler" in state:  # float16: the loss scale
+                self.scaler.load_state_dict(state["scaler"])
             epoch = int(state["epoch"])
             best = {"val_loss": float(state["best_val_loss"]),
                     "val_acc": float(state["best_val_acc"]),
@@ -397,6 +430,25 @@ class Trainer:
             self.folder.truncate_metrics(epoch)
         self.notes.append(f"resumed after epoch {epoch}")
         return epoch + 1, best
+
+    def _check_resumed_dataset(self, writer: bool) -> None:
+        """Resuming continues on the dataset the run was trained on. Another one only with
+        allow_other_dataset (--force); the run folder then records it (data.json, project)."""
+        try:
+            recorded = str(self.folder.read_json(rf.DATA).get("spec") or "")
+        except (RunFolderError, AttributeError):
+            return  # an older or damaged record: nothing to compare with
+        current = str(getattr(self.data, "spec", "") or "")
+        if not recorded or not current or rf.same_dataset(recorded, current):
+            return
+        if not self.allow_other_dataset:
+            raise TrainingError(guards.other_dataset_refusal(self.folder.path, recorded, current))
+        self.notes.append(f"resumed on {current} with --force; the epochs before were trained "
+                          f"on {recorded}")
+        self.project.dataset["spec"] = current
+        if writer:
+            self.folder.save_project(self.project)
+            self.folder.write_json(rf.DATA, self._data_record())
 
     def _data_record(self) -> dict[str, Any]:
         d = self.data
@@ -423,6 +475,9 @@ class Trainer:
                                history, started)
             return
         self.train_seconds, self.train_images = 0.0, 0
+        # what a diverging loss is measured against: the first step's loss, or when resuming,
+        # the first epoch's
+        self.first_loss: float | None = history[0].train_loss if history else None
         for epoch in range(start_epoch, o.epochs + 1):
             outcome = yield from self._train_epoch(epoch)
             if outcome is not None:
@@ -488,28 +543,26 @@ class Trainer:
                            for k, v in outputs.items())
                 if self.has_penalty:
                     loss = loss + model.penalty()
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
             learning_rate = self.optimizer.param_groups[0]["lr"]  # the rate this step uses
-            self.optimizer.step()
+            self._backward_and_step(loss)
             self.scheduler.step()
             detached = loss.detach()
             window[filled] = detached
             loss_sum += detached * len(y)
-            correct += (outputs[main].argmax(dim=1) == y).sum()
+            correct += (predicted_classes(outputs[main], self.output_kinds[main]) == y).sum()
             seen += len(y)
             filled += 1
             if filled == len(window) or i == steps - 1:
                 grad_sq += self._block_grad_squares()
                 grad_reports += 1
                 values = window[:filled].tolist()  # the one host synchronisation
-                bad = next((j for j, v in enumerate(values) if not math.isfinite(v)), None)
+                if self.first_loss is None and math.isfinite(values[0]):
+                    self.first_loss = values[0]
+                bad = guards.diverged_at(values, self.first_loss)  # not finite, or grown 100×
                 if bad is not None:
                     step = (epoch - 1) * steps + i - filled + bad + 2
-                    return "failed", (
-                        f"the loss became {values[bad]} at step {step} (epoch {epoch}); lower "
-                        f"the learning rate (now {o.learning_rate:g}), for example to "
-                        f"{o.learning_rate / 10:g}"), False
+                    return "failed", guards.divergence_message(
+                        values[bad], self.first_loss, step, epoch, o.learning_rate), False
                 elapsed = time.perf_counter() - epoch_start
                 rate = seen / max(elapsed, 1e-9)
                 remaining = (o.epochs - epoch) * steps + steps - i - 1
@@ -555,12 +608,12 @@ class Trainer:
         main = model.main_output_id
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), dtype=torch.long, device=self.device)
-        for images, y in self.batches.val_batches(EVAL_BATCH):
+        for images, y in self.batches.val_batches(self.eval_batch):
             x = self._prepare(images, False, None)
             with self._autocast():
                 values = model(x)
             loss_sum += self._output_loss(main, values, y, False) * len(y)
-            correct += (values.argmax(dim=1) == y).sum()
+            correct += (predicted_classes(values, self.output_kinds[main]) == y).sum()
         n = max(self.batches.val_count, 1)
         return float(loss_sum) / n, float(correct) / n
 
@@ -591,6 +644,7 @@ class Trainer:
             "best_val_loss": best["val_loss"],
             "best_val_acc": best["val_acc"] or 0.0,
             "bad_epochs": best["bad_epochs"],
+            **({"scaler": self.scaler.state_dict()} if self.scaler is not None else {}),
         })
         self.folder.append_metrics(summary.to_dict())
 
@@ -618,6 +672,7 @@ class Trainer:
                     "seconds": round(finished.seconds, 3),
                     "images_per_s": round(finished.images_per_s, 1),
                     "device": str(getattr(self, "device", "")),
+                    "precision": self.precision.record() if self.precision else None,
                 })
             except RunFolderError as err:
                 finished = replace(finished, status="failed", message=f"{message}; {err}")

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from cnnstudio.core import registry
 from cnnstudio.core.graph import Block, Graph
 from cnnstudio.core.project import ProjectError, load_project
+from cnnstudio.train.guards import holds_python_objects, torch_file_problem
 
 MODEL_FILE = "model.pt"
 PROJECT_FILE = "project.cnnproj"
@@ -222,9 +223,8 @@ def _read_state(path: Path, what: str) -> dict[str, Tensor]:
     except PermissionError:
         raise TransferError(f"{summary}: permission denied") from None
     except Exception as err:  # torch raises many kinds for a truncated or foreign file
-        if isinstance(err, pickle.UnpicklingError) and "Unsupported global" in str(err):
-            reason = ("it holds Python objects besides tensors, and only plain weight files "
-                      "are opened (for safety); save the model's state_dict() instead")
+        if holds_python_objects(err):
+            reason = f"{torch_file_problem(err)}; save the model's state_dict() instead"
         else:
             reason = ("it is not a PyTorch weights file, or it is damaged or truncated; "
                       "save or download it again")
@@ -405,7 +405,10 @@ def _download(url: str, cache: Path, file_name: str, advice: str) -> dict[str, T
             file_name=file_name, weights_only=True,
         )
     except Exception as err:  # no network, proxy, hash mismatch, full disk ...
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if isinstance(err, pickle.UnpicklingError):  # never PyTorch's "weights_only=False" advice
+            reason = torch_file_problem(err)
+        else:
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise TransferError(f"cannot download {file_name} ({reason}): {advice}") from None
     state = _state_dict_in(data)
     if state is None:

@@ -32,8 +32,9 @@ from PySide6.QtWidgets import (
 )
 
 from cnnstudio import __version__
+from cnnstudio.core.files import replace_refusal
 from cnnstudio.core.project import EXTENSION, Project, ProjectError, load_project, save_project
-from cnnstudio.core.summary import format_bytes
+from cnnstudio.core.summary import PARAMETERS_TIP, format_bytes, memory_breakdown
 from cnnstudio.core.templates import new_project
 from cnnstudio.ui import theme
 from cnnstudio.ui.canvas import CanvasView
@@ -150,6 +151,7 @@ class MainWindow(QMainWindow):
                                    interval_ms=autosave_interval_ms, parent=self)
         self.autosaver.failed.connect(lambda text: self.statusBar().showMessage(text, 10_000))
         self.resize(1400, 900)
+        self._show_load_notes(self.document.project)
         if recover:
             self._offer_recovery(adopt=not given)
         self._update_title()
@@ -233,18 +235,16 @@ class MainWindow(QMainWindow):
         analysis = self.document.analysis
         training = self.document.project.training
         batch = int(training.get("batch_size", 64))
-        memory = analysis.memory(batch, str(training.get("optimizer", "adam")))
+        optimizer = str(training.get("optimizer", "adam"))
+        memory = analysis.memory(batch, optimizer)
         self.params_label.setText(
             f"Parameters {analysis.total_params:,} (trainable {analysis.trainable_params:,} / "
             f"non-trainable {analysis.non_trainable:,})")
+        self.params_label.setToolTip(PARAMETERS_TIP)
         self.macs_label.setText(f"MACs {compact(analysis.macs)}")
         self.macs_label.setToolTip(f"{analysis.macs:,} multiply-accumulates per image")
         self.memory_label.setText(f"Training memory {format_bytes(memory.total)} (batch {batch})")
-        self.memory_label.setToolTip(
-            f"One training step at batch size {batch}:\n"
-            f"weights {format_bytes(memory.weights)}, gradients {format_bytes(memory.gradients)},"
-            f"\noptimizer state {format_bytes(memory.optimizer_state)}, "
-            f"activations {format_bytes(memory.activations)}")
+        self.memory_label.setToolTip(memory_breakdown(memory, optimizer))
         errors, warnings = len(analysis.errors), len(analysis.warnings)
         if errors:
             text, colour = f"✖ {errors} error{'s' * (errors != 1)}", theme.current().error.name()
@@ -403,6 +403,7 @@ class MainWindow(QMainWindow):
         doc = self.document
         doc.analysis_changed.connect(self._schedule_refresh)
         doc.graph_event.connect(self._schedule_refresh)
+        doc.settings_changed.connect(self._schedule_refresh)  # batch size, optimiser: memory
         doc.dirty_changed.connect(lambda _dirty: self._update_title())
         doc.path_changed.connect(lambda _path: self._update_title())
         doc.project_replaced.connect(self._on_project_replaced)
@@ -565,7 +566,14 @@ class MainWindow(QMainWindow):
         self.document.set_project(project, path.resolve())
         self.settings.add_recent(path)
         self.statusBar().showMessage(f"Opened {path}", 5000)
+        self._show_load_notes(project)
         return True
+
+    def _show_load_notes(self, project: Project) -> None:
+        """Say which parameters the opened file lacked and which defaults stand in for them."""
+        if project.load_notes:
+            self.banner.show_message("Parameters missing from the file were filled in with "
+                                     "their defaults: " + "; ".join(project.load_notes))
 
     def open_recent(self, path: Path) -> bool:
         if not path.is_file():
@@ -601,11 +609,12 @@ class MainWindow(QMainWindow):
         path = self.ask_export_path(suffix)
         if not path:
             return False
-        error = ""
-        try:
-            self.canvas.export_image(path)
-        except (OSError, ValueError, RuntimeError) as err:
-            error = str(err) or type(err).__name__
+        error = replace_refusal(path) or ""  # writing into a pipe would hang the window
+        if not error:
+            try:
+                self.canvas.export_image(path)
+            except (OSError, ValueError, RuntimeError) as err:
+                error = str(err) or type(err).__name__
         if not error and (not Path(path).is_file() or Path(path).stat().st_size == 0):
             error = "nothing was written; check the folder and its permissions"
         if error:

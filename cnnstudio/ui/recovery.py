@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -24,7 +23,9 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QToolButton, QWidget
 
+from cnnstudio.core.files import staged_write
 from cnnstudio.core.graph import GraphEvent
+from cnnstudio.core.locks import process_alive, process_start
 from cnnstudio.core.project import Project, ProjectError, dumps_project, load_project, save_project
 from cnnstudio.ui import theme
 from cnnstudio.ui.document import Document
@@ -39,45 +40,9 @@ def recovery_dir(base: Path | None = None) -> Path:
     return (base if base is not None else config_dir()) / "recovery"
 
 
-def process_start(pid: int) -> str | None:
-    """When a process started (clock ticks since boot, Linux), to tell a reused pid apart."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
-            fields = handle.read().rsplit(")", 1)[1].split()
-        return fields[19]
-    except (OSError, IndexError):
-        return None
-
-
-def process_alive(pid: int, started: str | None = None) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError:
-        return False
-    if started is not None:
-        now = process_start(pid)
-        return now is None or now == started
-    return True
-
-
 def write_atomic(path: Path, text: str) -> None:
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
+    with staged_write(path, needed_bytes=len(text.encode("utf-8"))) as temp:
+        Path(temp).write_text(text, encoding="utf-8")
 
 
 @dataclass(frozen=True)
@@ -197,10 +162,12 @@ class Autosaver(QObject):
             save_project(self.document.project, self.project_file)
             write_atomic(self.meta_file, json.dumps(meta, indent=2) + "\n")
         except (ProjectError, OSError) as err:
-            if not self._failed_once:
+            if not self._failed_once:  # once per spell of failures, not at every tick
                 self._failed_once = True
-                self.failed.emit(f"Autosave failed: {err}")
+                kept = " The previous recovery copy is kept." if self.project_file.exists() else ""
+                self.failed.emit(f"Autosave failed: {err}.{kept}")
             return False
+        self._failed_once = False
         self._last_text = text
         self.saved.emit(self.project_file)
         return True

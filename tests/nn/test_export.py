@@ -181,7 +181,8 @@ def test_onnx_export_of_every_template_matches_the_graph_model(template_id, tmp_
     assert meta["input_shape"] == ",".join(map(str, run.input_shape))
     assert json.loads(meta["mean"]) == pytest.approx(run.mean)
     assert json.loads(meta["std"]) == pytest.approx(run.std)
-    assert meta["input_range"] == "0-1" and meta["producer"].startswith("CNN Studio ")
+    assert meta["input_range"] == "0..1" and meta["producer"].startswith("CNN Studio ")
+    assert "pixel values in [0, 1]: divide 8-bit pixels by 255" in meta["input_note"]
 
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["image"]
@@ -224,6 +225,19 @@ def test_given_samples_are_checked_with_batches_of_1_and_7(keras_run, tmp_path):
     assert report.batch_sizes == (3, 1, 7)
     assert report.ort_ms is None and report.torch_ms is None
     assert "max abs difference" in report.summary()
+
+
+def test_every_report_states_the_input_range(keras_run, tmp_path):
+    """0..255 pixels fed to an exported model give wrong answers without an error: say so."""
+    onnx_report = export_onnx(keras_run, tmp_path / "m.onnx", benchmark_runs=0)
+    assert "float32 images (N, 1, 28, 28) with pixel values in [0, 1]" in onnx_report.summary()
+    assert "divide 8-bit pixels by 255" in onnx_report.input_note
+    python_report = export_run(keras_run.run_dir, "python", tmp_path / "m.py")
+    assert python_report.input_note.startswith("model(images) and predict(model, images) take")
+    weights = export_state_dict(keras_run, tmp_path / "w.pt")
+    assert "takes normalised images (N, 1, 28, 28), (pixel / 255 - mean) / std" in \
+        weights.input_note
+    assert "class scores (logits; softmax gives the class probabilities)" in weights.input_note
 
 
 def test_samples_of_the_wrong_shape_are_refused(keras_run, tmp_path):
@@ -436,7 +450,7 @@ def test_an_existing_file_survives_a_failed_export(keras_run, tmp_path, monkeypa
     out.write_bytes(b"previous")
     monkeypatch.setattr(export_module, "_torch_outputs", lambda model, batch: np.zeros(1))
     with pytest.raises(ExportError):
-        export_onnx(keras_run, out, tolerance=0.0)
+        export_onnx(keras_run, out, tolerance=0.0, overwrite=True)  # fails at the check
     assert out.read_bytes() == b"previous" and leftovers(tmp_path) == []
 
 

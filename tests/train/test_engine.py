@@ -459,8 +459,8 @@ def test_too_few_outputs_for_the_classes(small_data, tmp_path):
     result = train(tiny_project(tiny_graph(units=5)), small_data, tmp_path / "run",
                    options=options())
     assert result.status == "failed"
-    assert "5 outputs" in result.message and "10 classes" in result.message
-    assert "set the last Dense layer to 10 units" in result.message
+    assert "5 class scores" in result.message and "10 classes" in result.message
+    assert "Dense block 'fc'" in result.message and "set its units to 10" in result.message
     assert not (tmp_path / "run").exists()  # nothing written for a run that cannot start
 
 
@@ -675,7 +675,7 @@ def test_one_cycle_schedule_rises_then_falls(small_data):
 def test_mse_loss_is_half_the_summed_squared_error(full_batch):
     project = tiny_project()
     result = run(project, full_batch, options=options(loss="mse", batch_size=128, log_every=1,
-                                                     channels_last=False))
+                                                     channels_last=False, precision="float32"))
     assert result.finished.status == "completed"
     reported = result.steps[0].step_losses[0]
     with torch.no_grad():
@@ -704,7 +704,7 @@ def test_label_smoothing_changes_the_training_loss_but_not_the_validation_loss(f
     def frozen_run(smoothing):  # SGD at rate 0: the starting weights throughout
         return run(project, full_batch, options=options(
             batch_size=128, log_every=1, optimizer="sgd", momentum=0.0, learning_rate=0.0,
-            label_smoothing=smoothing, channels_last=False))
+            label_smoothing=smoothing, channels_last=False, precision="float32"))
 
     plain, smoothed = frozen_run(0.0), frozen_run(0.2)
     model = initial_model(project, 0).eval()
@@ -729,7 +729,7 @@ def test_label_smoothing_changes_the_training_loss_but_not_the_validation_loss(f
 def test_softmax_before_output_is_not_applied_twice(full_batch, small_data):
     project = tiny_project(tiny_graph(before_output=[("Activation", {"function": "softmax"})]))
     first = run(project, full_batch, options=options(batch_size=128, log_every=1,
-                                                    channels_last=False))
+                                                    channels_last=False, precision="float32"))
     with torch.no_grad():
         p = initial_model(project, 0)(normalised(full_batch, full_batch.train_x))
     assert torch.allclose(p.sum(dim=1), torch.ones(len(p)))  # the model outputs probabilities

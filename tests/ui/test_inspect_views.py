@@ -316,6 +316,33 @@ def test_export_dialog_writes_an_onnx_file_that_onnxruntime_runs(qtbot, trained,
     assert dialog.export_button.isEnabled() and not dialog.busy.isVisible()
 
 
+def test_exporting_onto_an_existing_file_asks_first(qtbot, trained, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
+    out = tmp_path / "mine.pt"
+    out.write_bytes(b"the user's own file")
+    asked: list[str] = []
+    answer = [QMessageBox.StandardButton.No]
+
+    def question(_parent, _title, text, *_args):
+        asked.append(text)
+        return answer[0]
+
+    monkeypatch.setattr(QMessageBox, "question", question)
+    dialog = ExportDialog(trained[2])
+    qtbot.addWidget(dialog)
+    dialog.set_format("state_dict")
+    dialog.out_edit.setText(str(out))
+    qtbot.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
+    assert len(asked) == 1 and str(out) in asked[0] and not dialog.running
+    assert out.read_bytes() == b"the user's own file"
+    answer[0] = QMessageBox.StandardButton.Yes
+    qtbot.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not dialog.running, timeout=60_000)
+    assert len(asked) == 2 and dialog.error == "" and dialog.report is not None
+    assert out.read_bytes() != b"the user's own file"
+
+
 def test_an_export_error_is_a_message_in_the_dialog(qtbot, tmp_path):
     empty = tmp_path / "not-a-run"
     empty.mkdir()

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QVBoxLayout,
@@ -72,6 +73,8 @@ def describe_report(report: ExportReport) -> list[str]:
     if report.ort_ms is not None and report.torch_ms is not None:
         lines.append(f"Time for one image: ONNX Runtime {report.ort_ms:.2f} ms, PyTorch "
                      f"{report.torch_ms:.2f} ms")
+    if report.input_note:  # the pixel range above all: 0..255 input fails silently
+        lines.append(report.input_note)
     return lines
 
 
@@ -87,6 +90,7 @@ class ExportDialog(QDialog):
         self.report: ExportReport | None = None
         self.error = ""
         self._suggested = ""
+        self._confirmed_replace = ""  # a path the user already agreed to replace
         self._task = BackgroundTask(self)
         self._task.done.connect(self._done)
         self._task.failed.connect(self._failed)
@@ -191,6 +195,8 @@ class ExportDialog(QDialog):
                                               self.out_edit.text().strip(), file_filter)
         if path:
             self.out_edit.setText(path)
+            # the save dialog has asked before choosing an existing file
+            self._confirmed_replace = path if Path(path).exists() else ""
 
     # -- exporting -------------------------------------------------------------------------
 
@@ -213,10 +219,22 @@ class ExportDialog(QDialog):
             self._failed(f"{run} has no {MODEL_FILE} yet: the run has not finished an epoch; "
                          "export it after the first epoch")
             return
+        replace = out.is_file() and (str(out) == self._confirmed_replace
+                                     or self._ask_replace(out))
+        if out.is_file() and not replace:
+            return
         self.result_label.clear()
         self._show_busy(True)
-        self._task.start(lambda _progress: export_run(run, fmt, out))
+        self._task.start(lambda _progress: export_run(run, fmt, out, overwrite=replace))
         self._update_buttons()
+
+    def _ask_replace(self, out: Path) -> bool:
+        answer = QMessageBox.question(
+            self, "Replace the file?",
+            f"{out} already exists. Replace it with the exported model?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
 
     def _done(self, report: ExportReport) -> None:
         self._show_busy(False)
