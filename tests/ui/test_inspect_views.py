@@ -313,6 +313,9 @@ def test_export_dialog_writes_an_onnx_file_that_onnxruntime_runs(qtbot, trained,
     assert scores.shape == (2, 10)
     text = dialog.result_label.text()
     assert "largest difference" in text and "(limit 1e-4)" in text and str(out) in text
+    assert "[0, 1]" in text  # the input range, which 0..255 input silently breaks
+    label = dialog.result_label
+    assert label.height() >= label.heightForWidth(label.width())  # no line cut off
     assert dialog.export_button.isEnabled() and not dialog.busy.isVisible()
 
 

@@ -228,6 +228,14 @@ class ExportDialog(QDialog):
         self._task.start(lambda _progress: export_run(run, fmt, out, overwrite=replace))
         self._update_buttons()
 
+    def _fit_result(self) -> None:
+        """Grow the dialog so that every wrapped line of the result shows."""
+        layout = self.layout()
+        layout.activate()
+        needed = layout.totalHeightForWidth(self.width()) if layout.hasHeightForWidth() else 0
+        if needed > self.height():
+            self.resize(self.width(), needed)
+
     def _ask_replace(self, out: Path) -> bool:
         answer = QMessageBox.question(
             self, "Replace the file?",
@@ -242,6 +250,7 @@ class ExportDialog(QDialog):
         self.result_label.setStyleSheet("")
         lines = [html.escape(line) for line in describe_report(report)]
         self.result_label.setText("<b>" + lines[0] + "</b><br>" + "<br>".join(lines[1:]))
+        self._fit_result()
         self._update_buttons()
         self.exported.emit(report)
 
@@ -252,6 +261,7 @@ class ExportDialog(QDialog):
         self.result_label.setStyleSheet(f"color: {colour};")
         self.result_label.setText("<b>Not exported.</b><br>"
                                   + html.escape(message).replace("\n", "<br>"))
+        self._fit_result()
         self._update_buttons()
         self.failed.emit(message)
 
