@@ -19,14 +19,29 @@ from cnnstudio.cli import (
     user_path,
 )
 from cnnstudio.core.settings import PRECISIONS
+from cnnstudio.core.sources import SAMPLE_SOURCE, SOURCES, SpecError, format_spec, forms_text
+from cnnstudio.core.sources import parse_spec as parse_source
 
-DEFAULT_DATASET = "mnist-sample"
+DEFAULT_DATASET = SAMPLE_SOURCE
 
 
 def _positive_int(text: str) -> int:
     if not text.strip().isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
     return int(text)
+
+
+def _dataset_spec(text: str) -> str:
+    """--dataset in its normal form, checked by the one spec parser (core.sources)."""
+    try:
+        return format_spec(parse_source(text))
+    except SpecError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _downloadable() -> str:
+    names = [kind.name for kind in SOURCES if kind.can_download]
+    return ", ".join(names[:-1]) + " or " + names[-1]
 
 
 def _learning_rate(text: str) -> float:
@@ -49,11 +64,9 @@ def add_train_parser(sub: Any) -> None:
     p.add_argument("file", nargs="?", type=user_path, metavar="FILE.cnnproj",
                    help="a project file")
     p.add_argument("--template", metavar="NAME", help="a template (fitted to the dataset)")
-    p.add_argument("--dataset", metavar="SPEC",
-                   help="mnist-sample (bundled), mnist:DIR, fashion-mnist:DIR, cifar10:DIR, "
-                        "cifar100:DIR, idx:IMAGES,LABELS, folder:DIR or npz:FILE")
+    p.add_argument("--dataset", type=_dataset_spec, metavar="SPEC", help=forms_text())
     p.add_argument("--download", action="store_true",
-                   help="download MNIST / Fashion-MNIST / CIFAR into DIR if missing")
+                   help=f"download {_downloadable()} into DIR if missing")
     p.add_argument("--input", type=parse_input_shape, metavar="C,H,W")
     p.add_argument("--classes", type=parse_classes, metavar="N")
     p.add_argument("--epochs", type=_positive_int, metavar="N")
@@ -255,6 +268,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from cnnstudio.core.summary import format_bytes
     from cnnstudio.nn.export import ExportError, export_run
 
     try:
@@ -262,7 +276,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     except ExportError as err:
         echo(f"cnnstudio: export failed: {err}", err=True)
         return 1
-    line = f"Wrote {args.out} ({args.format}, {report.size_bytes / 1024:,.0f} KB)"
+    line = f"Wrote {args.out} ({args.format}, {format_bytes(report.size_bytes)})"
     if report.max_abs_diff is not None:
         line += (f"; largest difference from PyTorch {report.max_abs_diff:.2e} "
                  "(limit 1e-4)")

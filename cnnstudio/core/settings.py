@@ -7,7 +7,7 @@ ParamSpec still describes them for forms, as a text field):
 
 - `augment` is a comma-separated list of augmentation names;
 - the dataset `spec` is a string like "mnist:DIR" of up to 1000 characters (the text kind
-  allows 200).
+  allows 200), read by `core.sources.parse_spec`, the one parser of dataset specs.
 """
 
 from __future__ import annotations
@@ -16,10 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from cnnstudio.core.params import ParamError, ParamSpec
+from cnnstudio.core.sources import SAMPLE_SOURCE, SpecError, forms_text, format_spec, parse_spec
 
 AUGMENTATIONS = ("flip", "translate", "rotate", "scale", "channel_permute", "grayscale")
-DATASET_KINDS = ("mnist", "fashion-mnist", "cifar10", "cifar100", "idx", "folder", "npz")
-SAMPLE_DATASET = "mnist-sample"
 MAX_DATASET_SPEC = 1000
 MAX_SEED = 2**31 - 1
 # auto: bf16 autocast on CUDA, float32 elsewhere (cnnstudio.train.engine.resolve_precision)
@@ -71,38 +70,16 @@ def _coerce_augment(spec: ParamSpec, value: Any) -> str:
     return ", ".join(parse_augment(value))
 
 
-def parse_dataset_spec(value: Any) -> tuple[str, str]:
-    """(kind, argument) of a dataset spec: ('mnist', 'DIR'), ('idx', 'IMAGES,LABELS'), ...
-
-    'mnist-sample' (the small sample that ships with CNN Studio) gives ('mnist-sample', '').
-    The kind is matched without regard to case; the argument is not checked here (the loader
-    says whether the folder or files exist). Raises ParamError.
-    """
-    expected = (
-        f"expected {SAMPLE_DATASET!r} or KIND:PATH with KIND one of {', '.join(DATASET_KINDS)}"
-    )
-    if not isinstance(value, str) or not value.strip():
-        raise ParamError(f"{expected}, got {_show(value)}")
-    if len(value) > MAX_DATASET_SPEC:
+def _coerce_dataset_spec(spec: ParamSpec, value: Any) -> str:
+    """The spec in its normal form (kind in lower case, paths stripped); ParamError if bad."""
+    if isinstance(value, str) and len(value) > MAX_DATASET_SPEC:
         raise ParamError(
             f"a dataset spec has at most {MAX_DATASET_SPEC:,} characters, this one {len(value):,}"
         )
-    text = value.strip()
-    if text.lower() == SAMPLE_DATASET:
-        return SAMPLE_DATASET, ""
-    kind, colon, argument = text.partition(":")
-    kind = kind.strip().lower()
-    if not colon or kind not in DATASET_KINDS:
-        raise ParamError(f"{expected}, got {_show(value)}")
-    if not argument.strip():
-        what = "image and label files (IMAGES,LABELS)" if kind == "idx" else "a path"
-        raise ParamError(f"{kind!r} needs {what} after the colon, got {_show(value)}")
-    return kind, argument
-
-
-def _coerce_dataset_spec(spec: ParamSpec, value: Any) -> str:
-    kind, argument = parse_dataset_spec(value)
-    return kind if kind == SAMPLE_DATASET else f"{kind}:{argument}"
+    try:
+        return format_spec(parse_spec(value))
+    except SpecError as err:
+        raise ParamError(str(err)) from None
 
 
 @dataclass(frozen=True)
@@ -241,12 +218,7 @@ DATASET = SettingsGroup(
     name="dataset",
     title="dataset",
     params=(
-        ParamSpec("spec", "text", SAMPLE_DATASET, label="Dataset",
-                  help=(
-                      "mnist-sample (ships with CNN Studio), mnist:DIR, fashion-mnist:DIR, "
-                      "cifar10:DIR, cifar100:DIR, idx:IMAGES,LABELS, folder:DIR (one sub-folder "
-                      "per class) or npz:FILE."
-                  )),
+        ParamSpec("spec", "text", SAMPLE_SOURCE, label="Dataset", help=forms_text() + "."),
         ParamSpec("validation_fraction", "float", 0.2, minimum=0.01, maximum=0.9,
                   help="Share of the training images held out to measure generalisation."),
         ParamSpec("split_seed", "int", 0, minimum=0, maximum=MAX_SEED,
@@ -255,4 +227,5 @@ DATASET = SettingsGroup(
     coercers={"spec": _coerce_dataset_spec},
 )
 
-GROUPS = (DATASET, TRAINING)
+# the project's settings groups by name (Project.dataset, Project.training)
+GROUPS: dict[str, SettingsGroup] = {group.name: group for group in (DATASET, TRAINING)}

@@ -3,13 +3,14 @@
     loaded = load_dataset("folder:~/pets", (3, 64, 64), validation_fraction=0.2, split_seed=0)
     loaded.train_x  # uint8 N×3×64×64; loaded.mean / loaded.std per channel, training split only
 
-Spec forms: mnist-sample, mnist:DIR, fashion-mnist:DIR, cifar10:DIR, cifar100:DIR,
-idx:IMAGES,LABELS, folder:DIR, npz:FILE. Images are kept as uint8 (a quarter of float32's
-memory); the engine scales and normalises each batch. Every problem with the data becomes a
-DatasetError whose message names the file, the problem and the fix; what the loader did on the
-user's behalf (conversions, resizes, skipped files) is listed in `notes`. No file or array may
-decode to more than datasets_common.MAX_DECODED_BYTES (4 GiB), checked from its header before
-anything is read; a MemoryError below that limit becomes a DatasetError too.
+The spec forms are declared in cnnstudio.core.sources (mnist-sample, mnist:DIR, ...,
+folder:DIR, npz:FILE) and parsed there; `LOADERS` holds one loader per source id. Images are
+kept as uint8 (a quarter of float32's memory); the engine scales and normalises each batch.
+Every problem with the data becomes a DatasetError whose message names the file, the problem
+and the fix; what the loader did on the user's behalf (conversions, resizes, skipped files)
+is listed in `notes`. No file or array may decode to more than
+datasets_common.MAX_DECODED_BYTES (4 GiB), checked from its header before anything is read;
+a MemoryError below that limit becomes a DatasetError too.
 
 The readers live in datasets_idx (IDX and the bundled sample), datasets_npz, datasets_folder
 (with the streaming fallback) and datasets_torchvision; the shared array steps in
@@ -19,13 +20,15 @@ datasets_common.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from cnnstudio.core.sources import SAMPLE_SOURCE, SourceSpec, SpecError, format_spec
+from cnnstudio.core.sources import parse_spec as parse_source
 from cnnstudio.train.datasets_common import (
     DatasetError,
     LoadedDataset,
@@ -42,11 +45,12 @@ from cnnstudio.train.datasets_idx import load_idx, load_mnist_sample
 from cnnstudio.train.datasets_npz import load_npz
 
 __all__ = [
-    "FORMS",
+    "LOADERS",
     "AnyDataset",
     "DatasetError",
     "DatasetSpec",
     "FolderImages",
+    "LoadRequest",
     "LoadedDataset",
     "StreamingDataset",
     "class_counts",
@@ -57,17 +61,6 @@ __all__ = [
     "sample_grid",
 ]
 
-SAMPLE = "mnist-sample"
-FORMS = {
-    SAMPLE: "mnist-sample (the MNIST sample that ships with CNN Studio)",
-    "mnist": "mnist:DIR",
-    "fashion-mnist": "fashion-mnist:DIR",
-    "cifar10": "cifar10:DIR",
-    "cifar100": "cifar100:DIR",
-    "idx": "idx:IMAGES,LABELS (two IDX files)",
-    "folder": "folder:DIR (one subfolder per class)",
-    "npz": "npz:FILE (arrays x and y)",
-}
 FALLBACK_MEMORY = 4 * 2**30
 
 AnyDataset = LoadedDataset | StreamingDataset
@@ -75,49 +68,28 @@ AnyDataset = LoadedDataset | StreamingDataset
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """A parsed spec: the kind and its paths (two for idx, none for the sample, else one)."""
+    """A parsed spec as the loaders take it: the source id and its paths, '~' expanded."""
 
     kind: str
     paths: tuple[Path, ...] = ()
 
     def __str__(self) -> str:
-        return self.kind if not self.paths else f"{self.kind}:{','.join(map(str, self.paths))}"
-
-
-def _accepted() -> str:
-    return "the accepted forms are " + ", ".join(FORMS.values())
+        return format_spec(SourceSpec(self.kind, tuple(str(p) for p in self.paths)))
 
 
 def parse_spec(text: str | DatasetSpec) -> DatasetSpec:
-    """The DatasetSpec of 'kind:argument' (kind in any case; '~' expanded); DatasetError if bad.
+    """The DatasetSpec of 'kind:argument' (read by core.sources.parse_spec; '~' expanded);
+    DatasetError listing the accepted forms if bad.
 
     Paths are only parsed here; whether they exist is the loader's business.
     """
     if isinstance(text, DatasetSpec):
         return text
-    if not isinstance(text, str) or not text.strip():
-        raise DatasetError(f"no dataset given; {_accepted()}")
-    stripped = text.strip()
-    if stripped.lower() == SAMPLE:
-        return DatasetSpec(SAMPLE)
-    kind, colon, argument = stripped.partition(":")
-    kind = kind.strip().lower()
-    if not colon or kind not in FORMS or kind == SAMPLE:
-        shown = stripped if len(stripped) <= 60 else stripped[:57] + "..."
-        raise DatasetError(f"unknown dataset {shown!r}; {_accepted()}")
-    argument = argument.strip()
-    if not argument:
-        needs = {"idx": "IMAGES,LABELS", "npz": "FILE"}.get(kind, "DIR")
-        raise DatasetError(f"{kind!r} needs {needs} after the colon: {FORMS[kind]}")
-    if kind != "idx":
-        return DatasetSpec(kind, (Path(argument).expanduser(),))
-    parts = [part.strip() for part in argument.split(",")]
-    if len(parts) != 2 or not all(parts):
-        raise DatasetError(
-            f"'idx' needs two files separated by one comma, images first: "
-            f"idx:IMAGES,LABELS (got {argument!r})"
-        )
-    return DatasetSpec(kind, tuple(Path(part).expanduser() for part in parts))
+    try:
+        parsed = parse_source(text)
+    except SpecError as err:
+        raise DatasetError(str(err)) from None
+    return DatasetSpec(parsed.kind, tuple(Path(p).expanduser() for p in parsed.paths))
 
 
 def default_memory_limit() -> int:
@@ -166,23 +138,69 @@ def load_dataset(
         ) from None
 
 
+@dataclass(frozen=True)
+class LoadRequest:
+    """What a loader is asked for. text: the spec as messages show it; paths: the spec's."""
+
+    text: str
+    kind: str
+    paths: tuple[Path, ...]
+    shape: Shape | None
+    fraction: float
+    seed: int
+    download: bool
+    memory_limit_bytes: int | None
+    progress: Progress | None
+
+
+def _load_sample(r: LoadRequest) -> AnyDataset:
+    return load_mnist_sample(r.text, r.shape)
+
+
+def _load_idx(r: LoadRequest) -> AnyDataset:
+    return load_idx(r.text, r.paths[0], r.paths[1], r.shape, r.fraction, r.seed)
+
+
+def _load_npz(r: LoadRequest) -> AnyDataset:
+    return load_npz(r.text, r.paths[0], r.shape, r.fraction, r.seed)
+
+
+def _load_folder(r: LoadRequest) -> AnyDataset:
+    limit = default_memory_limit() if r.memory_limit_bytes is None else int(r.memory_limit_bytes)
+    return load_folder(r.text, r.paths[0], r.shape, r.fraction, r.seed, limit, r.progress)
+
+
+def _load_mnist_like(r: LoadRequest) -> AnyDataset:
+    from cnnstudio.train import datasets_torchvision as tv  # torchvision costs seconds
+
+    return tv.load_mnist_like(r.kind, r.text, r.paths[0], r.shape, r.download)
+
+
+def _load_cifar(r: LoadRequest) -> AnyDataset:
+    from cnnstudio.train import datasets_torchvision as tv
+
+    return tv.load_cifar(r.kind, r.text, r.paths[0], r.shape, r.download)
+
+
+# one loader per id of core.sources.SOURCES (tests/train/test_data.py checks it is complete)
+LOADERS: dict[str, Callable[[LoadRequest], AnyDataset]] = {
+    SAMPLE_SOURCE: _load_sample,
+    "mnist": _load_mnist_like,
+    "fashion-mnist": _load_mnist_like,
+    "cifar10": _load_cifar,
+    "cifar100": _load_cifar,
+    "folder": _load_folder,
+    "idx": _load_idx,
+    "npz": _load_npz,
+}
+
+
 def _load(parsed: DatasetSpec, shape: Shape | None, fraction: float, seed: int,
           download: bool, memory_limit_bytes: int | None,
           progress: Progress | None) -> AnyDataset:
-    text, kind, paths = str(parsed), parsed.kind, parsed.paths
-    if kind == SAMPLE:
-        return load_mnist_sample(text, shape)
-    if kind == "idx":
-        return load_idx(text, paths[0], paths[1], shape, fraction, seed)
-    if kind == "npz":
-        return load_npz(text, paths[0], shape, fraction, seed)
-    if kind == "folder":
-        limit = default_memory_limit() if memory_limit_bytes is None else int(memory_limit_bytes)
-        return load_folder(text, paths[0], shape, fraction, seed, limit, progress)
-    from cnnstudio.train import datasets_torchvision as tv
-
-    loader = tv.load_mnist_like if kind in ("mnist", "fashion-mnist") else tv.load_cifar
-    return loader(kind, text, paths[0], shape, bool(download))
+    request = LoadRequest(str(parsed), parsed.kind, parsed.paths, shape, fraction, seed,
+                          bool(download), memory_limit_bytes, progress)
+    return LOADERS[parsed.kind](request)
 
 
 def load_with_settings(spec: str | DatasetSpec, input_shape: tuple[int, int, int] | None,

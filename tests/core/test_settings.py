@@ -11,7 +11,6 @@ from cnnstudio.core.settings import (
     TRAINING,
     SettingsGroup,
     parse_augment,
-    parse_dataset_spec,
 )
 
 EXPECTED_TRAINING = {
@@ -161,14 +160,16 @@ def test_dataset_specs_accepted(spec, normalised):
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("", "expected 'mnist-sample' or KIND:PATH with KIND one of mnist, fashion-mnist, cifar10"),
-        ("   ", "expected 'mnist-sample' or KIND:PATH"),
-        ("imagenet:/data", "got 'imagenet:/data'"),
-        ("mnist", "got 'mnist'"),
-        ("C:\\data", "got 'C:\\\\data'"),
-        ("folder:", "'folder' needs a path after the colon"),
-        ("idx: ", "'idx' needs image and label files"),
-        (17, "got 17"),
+        ("", "no dataset given; the accepted forms are mnist-sample (the MNIST sample"),
+        ("   ", "no dataset given; the accepted forms are"),
+        ("imagenet:/data", "unknown dataset 'imagenet:/data'; the accepted forms are"),
+        ("mnist", "'mnist' needs DIR after the colon, as in mnist:DIR; got 'mnist'"),
+        ("C:\\data", "unknown dataset 'C:\\\\data'"),
+        ("folder:", "'folder' needs DIR after the colon"),
+        ("idx: ", "'idx' needs IMAGES,LABELS after the colon"),
+        ("idx:a.gz", "'idx' needs two paths separated by one comma (IMAGES, LABELS"),
+        ("mnist-sample:x", "'mnist-sample' takes no path"),
+        (17, "got 17; the accepted forms are"),
         (None, "got None"),
         ("npz:" + "x" * 1000, "a dataset spec has at most 1,000 characters, this one 1,004"),
     ],
@@ -180,10 +181,12 @@ def test_dataset_specs_refused(spec, message):
     assert message in problems[0][1]
 
 
-def test_parse_dataset_spec_splits_kind_and_argument():
-    assert parse_dataset_spec("mnist-sample") == ("mnist-sample", "")
-    assert parse_dataset_spec("idx:a,b") == ("idx", "a,b")
-    assert parse_dataset_spec("folder:a:b") == ("folder", "a:b")
+def test_dataset_spec_is_stored_in_the_normal_form_of_core_sources():
+    values, problems = DATASET.normalize({"spec": " IDX: a.gz , b.gz "})
+    assert problems == [] and values["spec"] == "idx:a.gz,b.gz"
+    values, _ = DATASET.normalize({"spec": "folder:a:b"})
+    assert values["spec"] == "folder:a:b"
+    assert "folder:DIR (one subfolder per class)" in DATASET.param("spec").help
 
 
 def test_dataset_numbers():

@@ -17,9 +17,9 @@ import pytest
 import torch
 from PIL import Image
 
-from cnnstudio.core.settings import DATASET_KINDS, SAMPLE_DATASET
+from cnnstudio.core.sources import SOURCE_IDS, SOURCES
 from cnnstudio.train.data import (
-    FORMS,
+    LOADERS,
     DatasetError,
     DatasetSpec,
     FolderImages,
@@ -446,12 +446,35 @@ def test_parse_spec_and_unknown_kinds(tmp_path):
     with pytest.raises(DatasetError) as err:
         load_dataset("imagenet:/data")
     assert "unknown dataset 'imagenet:/data'" in str(err.value)
-    assert all(form in str(err.value) for form in FORMS.values())
+    assert all(kind.form in str(err.value) for kind in SOURCES)
     with pytest.raises(DatasetError, match="idx:IMAGES,LABELS"):
         parse_spec("idx:only-one-file")
     with pytest.raises(DatasetError, match="'folder' needs DIR after the colon"):
         parse_spec("folder:  ")
-    assert set(FORMS) == {*DATASET_KINDS, SAMPLE_DATASET}
+
+
+def test_every_declared_source_has_a_loader_and_nothing_else_does():
+    assert set(LOADERS) == set(SOURCE_IDS)
+    assert all(callable(loader) for loader in LOADERS.values())
+
+
+@pytest.mark.parametrize("kind", SOURCE_IDS)
+def test_the_loader_of_each_source_is_the_one_asked(kind, tmp_path, monkeypatch):
+    """load_dataset dispatches through LOADERS with the parsed, '~'-expanded paths."""
+    seen = []
+    monkeypatch.setitem(LOADERS, kind, lambda request: seen.append(request) or "loaded")
+    source = next(k for k in SOURCES if k.id == kind)
+    paths = [str(tmp_path / f"p{i}") for i in range(len(source.arguments))]
+    spec = kind + (":" + ",".join(paths) if paths else "")
+    assert load_dataset(spec, download=True) == "loaded"
+    (request,) = seen
+    assert (request.kind, request.text, request.download) == (kind, spec, True)
+    assert request.paths == tuple(Path(p) for p in paths)
+
+
+def test_a_spec_path_starting_with_tilde_reaches_the_loader_expanded():
+    assert parse_spec("folder:~/pets").paths == (Path.home() / "pets",)
+    assert parse_spec("idx:~/a, ~/b").paths == (Path.home() / "a", Path.home() / "b")
 
 
 def test_torchvision_and_qt_are_not_imported_at_module_level():

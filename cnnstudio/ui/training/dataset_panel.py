@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,7 +20,6 @@ from PySide6.QtCore import (
     QEvent,
     QObject,
     QRunnable,
-    QSignalBlocker,
     Qt,
     QThreadPool,
     QTimer,
@@ -29,14 +27,9 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
-    QCheckBox,
-    QComboBox,
-    QFileDialog,
     QFormLayout,
     QFrame,
-    QHBoxLayout,
     QLabel,
-    QLineEdit,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -51,24 +44,14 @@ from cnnstudio.core.adapt import (
 )
 from cnnstudio.core.graph import Graph, GraphError
 from cnnstudio.core.params import ParamError
-from cnnstudio.core.settings import DATASET, SAMPLE_DATASET, parse_dataset_spec
+from cnnstudio.core.settings import DATASET
+from cnnstudio.core.sources import SAMPLE_SOURCE, SpecError, parse_spec
 from cnnstudio.ui import theme, torch_threads
 from cnnstudio.ui.document import Document
 from cnnstudio.ui.panels.param_fields import ParamField, make_field
+from cnnstudio.ui.training.dataset_source import PathRow, SourceRows
 from cnnstudio.ui.training.plots import image_grid, outline_indicators
 
-SOURCES = (  # (spec kind, label)
-    (SAMPLE_DATASET, "MNIST sample (ships with CNN Studio)"),
-    ("mnist", "MNIST (folder)"),
-    ("fashion-mnist", "Fashion-MNIST (folder)"),
-    ("cifar10", "CIFAR-10 (folder)"),
-    ("cifar100", "CIFAR-100 (folder)"),
-    ("folder", "Image folder (one sub-folder per class)"),
-    ("idx", "IDX files (images and labels)"),
-    ("npz", "NPZ file (arrays x and y)"),
-)
-DOWNLOADABLE = ("mnist", "fashion-mnist", "cifar10", "cifar100")
-FIXED_SPLIT = (SAMPLE_DATASET, *DOWNLOADABLE)
 MAX_COLUMNS = 10
 
 
@@ -217,35 +200,6 @@ def check_fit(document: Document, preview: DatasetPreview) -> FitReport:
 # -- the panel -------------------------------------------------------------------------------
 
 
-class _PathRow(QWidget):
-    """A line edit with a Browse button; `chosen` on Enter, focus out or a pick."""
-
-    chosen = Signal()
-
-    def __init__(self, placeholder: str, browse: Callable[[], str | None]) -> None:
-        super().__init__()
-        self.line = QLineEdit()
-        self.line.setPlaceholderText(placeholder)
-        self.button = QPushButton("Browse…")
-        self._browse = browse
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.line, 1)
-        layout.addWidget(self.button)
-        self.line.editingFinished.connect(self.chosen)
-        self.button.clicked.connect(self._on_browse)
-
-    def _on_browse(self) -> None:
-        path = self._browse()
-        if path:
-            self.line.setText(path)
-            self.chosen.emit()
-
-    @property
-    def text(self) -> str:
-        return self.line.text().strip()
-
-
 class DatasetPanel(QWidget):
     """Source, split and preview of the project's dataset."""
 
@@ -261,25 +215,10 @@ class DatasetPanel(QWidget):
         self._loading = False
         self._wanted = False  # load only once the panel is seen
 
-        self.source = QComboBox()
-        for kind, label in SOURCES:
-            self.source.addItem(label, kind)
-        self.path_row = _PathRow("folder or file", self._browse_main)
-        self.images_row = _PathRow("IDX images file", lambda: self.ask_file("IDX images file"))
-        self.labels_row = _PathRow("IDX labels file", lambda: self.ask_file("IDX labels file"))
-        self.download = QCheckBox("Download if missing")
-        self.download.setToolTip("Let torchvision fetch the dataset into the folder when it "
-                                 "is not there (needs an internet connection).")
         self.fields: dict[str, ParamField] = {}
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
-        form.addRow("Source", self.source)
-        self.path_label = QLabel("Folder")
-        form.addRow(self.path_label, self.path_row)
-        self.images_label, self.labels_label = QLabel("Images"), QLabel("Labels")
-        form.addRow(self.images_label, self.images_row)
-        form.addRow(self.labels_label, self.labels_row)
-        form.addRow("", self.download)
+        self.sources = SourceRows(self, form)  # source, path rows, download: core.sources
         for name in ("validation_fraction", "split_seed"):
             spec = DATASET.param(name)
             field_ = make_field(spec)
@@ -336,10 +275,9 @@ class DatasetPanel(QWidget):
         self._reload_timer.setSingleShot(True)
         self._reload_timer.setInterval(150)
         self._reload_timer.timeout.connect(self.reload)
-        self.source.activated.connect(self._on_source)
-        for row in (self.path_row, self.images_row, self.labels_row):
-            row.chosen.connect(self._on_path)
-        self.download.toggled.connect(lambda _on: self._schedule_reload())
+        self.sources.kind_activated.connect(self._on_source)
+        self.sources.path_chosen.connect(self._on_path)
+        self.sources.download.toggled.connect(lambda _on: self._schedule_reload())
         self.fix_input.clicked.connect(lambda: self.apply_fix(input_shape=True))
         self.fix_classes.clicked.connect(lambda: self.apply_fix(classes=True))
         self.fix_both.clicked.connect(lambda: self.apply_fix(input_shape=True, classes=True))
@@ -349,55 +287,34 @@ class DatasetPanel(QWidget):
         self._from_project(reload=False)
         self.apply_theme()
 
-    # -- questions (tests replace these) ---------------------------------------------------
-
-    def ask_folder(self, title: str) -> str | None:
-        path = QFileDialog.getExistingDirectory(self, title, self.path_row.text or str(Path.home()))
-        return path or None
-
-    def ask_file(self, title: str, filters: str = "All files (*)") -> str | None:
-        path, _ = QFileDialog.getOpenFileName(self, title, str(Path.home()), filters)
-        return path or None
-
-    def _browse_main(self) -> str | None:
-        kind = self.kind
-        if kind == "npz":
-            return self.ask_file("NumPy archive", "NumPy archives (*.npz);;All files (*)")
-        return self.ask_folder(f"Folder of {self.source.currentText().split(' (')[0]}")
-
     # -- the spec ----------------------------------------------------------------------------
 
     @property
-    def kind(self) -> str:
-        return str(self.source.currentData())
+    def path_row(self) -> PathRow:
+        """The first path row: the folder or file of most sources, IDX's images file."""
+        return self.sources.rows[0]
 
     def spec_from_widgets(self) -> str | None:
-        """The spec the widgets describe; None while a path is missing."""
-        kind = self.kind
-        if kind == SAMPLE_DATASET:
-            return SAMPLE_DATASET
-        if kind == "idx":
-            images, labels = self.images_row.text, self.labels_row.text
-            return f"idx:{images},{labels}" if images and labels else None
-        return f"{kind}:{self.path_row.text}" if self.path_row.text else None
+        """The spec the widgets describe; None while a path is missing. SpecError if bad."""
+        return self.sources.spec()
 
-    def _on_source(self, _index: int) -> None:
-        self._show_rows()
-        spec = self.spec_from_widgets()
-        if spec is None:
-            what = "the two IDX files" if self.kind == "idx" else (
-                "the .npz file" if self.kind == "npz" else "the folder")
-            self._set_error("")
-            current = self.document.project.dataset.get("spec", SAMPLE_DATASET)
-            self.status.setText(f"Choose {what} of this dataset; until then the project keeps "
-                                f"{current}.")
+    def _on_source(self) -> None:
+        self._show_split()
+        self._on_path(announce_missing=True)
+
+    def _on_path(self, announce_missing: bool = False) -> None:
+        try:
+            spec = self.spec_from_widgets()
+        except SpecError as err:
+            self._set_error(str(err))
             return
-        self._store({"spec": spec})
-
-    def _on_path(self) -> None:
-        spec = self.spec_from_widgets()
         if spec is not None:
             self._store({"spec": spec})
+        elif announce_missing:
+            self._set_error("")
+            current = self.document.project.dataset.get("spec", SAMPLE_SOURCE)
+            self.status.setText(f"Choose {self.sources.missing_text()} of this dataset; until "
+                                f"then the project keeps {current}.")
 
     def _store(self, changes: dict[str, Any]) -> None:
         try:
@@ -405,16 +322,9 @@ class DatasetPanel(QWidget):
         except ParamError as err:
             self._set_error(str(err))
 
-    def _show_rows(self) -> None:
-        kind = self.kind
-        paths = kind not in (SAMPLE_DATASET, "idx")
-        for widget in (self.path_label, self.path_row):
-            widget.setVisible(paths)
-        for widget in (self.images_label, self.images_row, self.labels_label, self.labels_row):
-            widget.setVisible(kind == "idx")
-        self.path_label.setText("File" if kind == "npz" else "Folder")
-        self.download.setVisible(kind in DOWNLOADABLE)
-        fixed = kind in FIXED_SPLIT
+    def _show_split(self) -> None:
+        """The split fields, greyed out for a source that brings its own split."""
+        fixed = self.sources.kind.fixed_split
         for field_ in self.fields.values():
             field_.widget.setEnabled(not fixed)
             field_.widget.setToolTip("This dataset comes with its own training and validation "
@@ -423,21 +333,10 @@ class DatasetPanel(QWidget):
     def _from_project(self, reload: bool = True) -> None:
         """Show the project's dataset settings (opened, replaced, undone)."""
         values, _problems = DATASET.normalize(self.document.project.dataset)
-        try:
-            kind, argument = parse_dataset_spec(values["spec"])
-        except ParamError:
-            kind, argument = SAMPLE_DATASET, ""
-        with QSignalBlocker(self.source):
-            self.source.setCurrentIndex(max(self.source.findData(kind), 0))
-        if kind == "idx":
-            images, _, labels = argument.partition(",")
-            self.images_row.line.setText(images.strip())
-            self.labels_row.line.setText(labels.strip())
-        elif kind != SAMPLE_DATASET:
-            self.path_row.line.setText(argument.strip())
+        self.sources.show_spec(parse_spec(values["spec"]))  # normalize kept only a good spec
         for name, field_ in self.fields.items():
             field_.set_value(values[name])
-        self._show_rows()
+        self._show_split()
         if reload:
             self._schedule_reload()
 
@@ -469,7 +368,7 @@ class DatasetPanel(QWidget):
         self._loading = True
         self._set_error("")
         self.status.setText(f"Loading {spec} …")
-        download = self.download.isChecked() and self.kind in DOWNLOADABLE
+        download = self.sources.download.isChecked() and self.sources.kind.can_download
 
         def work(progress: Callable[[int, int], None]) -> tuple[int, DatasetPreview | None, str]:
             try:
@@ -592,7 +491,7 @@ class DatasetPanel(QWidget):
             axis.setTextPen(pg.mkPen(t.text))
         self.balance.getPlotItem().titleLabel.setText("Training images per class", size="9pt",
                                                       color=t.text.name())
-        outline_indicators(self.download)
+        outline_indicators(self.sources.download)
         self._draw_preview()
 
     def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt's name)
