@@ -16,18 +16,17 @@ from cnnstudio.core.graph import Block, Graph, GraphError
 
 
 def input_block_id(graph: Graph) -> str:
-    for block in graph.blocks:
-        if block.type == "Input":
-            return block.id
-    raise GraphError("the network has no Input block")
+    """The id of the Input block (Graph.input_block); raises GraphError without one."""
+    block = graph.input_block()
+    if block is None:
+        raise GraphError("the network has no Input block")
+    return block.id
 
 
 def classifier_block_ids(graph: Graph) -> list[str]:
     """The Dense layers that produce the class scores of every Output block."""
     ids = []
-    for block in graph.blocks:
-        if block.type != "Output":
-            continue
+    for block in graph.output_blocks():
         dense_id = _classifier_of(graph, block.id)
         if dense_id is None:
             raise GraphError(
@@ -122,8 +121,7 @@ def class_mismatches(graph: Graph, classes: int, dataset: str = "",
     not fit `classes`, with the block to change and the repair. Outputs without a known shape
     are left to the analysis, which already reports why."""
     analysis = analysis if analysis is not None else analyze(graph)
-    outputs = [b for b in graph.blocks if b.type == "Output"]
-    outputs.sort(key=lambda b: bool(b.params.get("auxiliary", False)))
+    outputs = sorted(graph.output_blocks(), key=lambda b: b.is_auxiliary_output)
     where = f"the dataset '{dataset}'" if dataset else "the dataset"
     found = []
     for output in outputs:
@@ -132,7 +130,7 @@ def class_mismatches(graph: Graph, classes: int, dataset: str = "",
         if shape is None or len(shape) != 1 or outputs_fit_classes(shape[0], classes):
             continue
         units = shape[0]
-        auxiliary = bool(output.params.get("auxiliary", False))
+        auxiliary = output.is_auxiliary_output
         dense_id = _classifier_of(graph, output.id)
         sources = graph.inputs_of(output.id)
         block = graph.block(dense_id or sources[0])

@@ -183,9 +183,8 @@ class _Analyzer:
         return Analysis(order=order + cyclic, blocks=self.infos, diagnostics=self.diagnostics)
 
     def _check_graph_level(self, cyclic: list[str]) -> None:
-        blocks = self.graph.blocks
-        inputs = [b for b in blocks if b.type == "Input"]
-        outputs = [b for b in blocks if b.type == "Output"]
+        inputs = self.graph.input_blocks()
+        outputs = self.graph.output_blocks()
         if not inputs:
             self.error(None, "no_input", "The network has no Input block",
                        "add an Input block (category Input) at the top of the network")
@@ -196,7 +195,7 @@ class _Analyzer:
         if not outputs:
             self.error(None, "no_output", "The network has no Output block",
                        "add an Output block after the last Dense layer")
-        main = [b for b in outputs if not b.params.get("auxiliary", False)]
+        main = self.graph.main_outputs()
         if outputs and not main:
             self.error(outputs[0], "no_main_output",
                        "Every Output block is auxiliary: prediction needs one main output",
@@ -253,7 +252,7 @@ class _Analyzer:
         self._receptive_field(block, info, sources, result.step)  # type: ignore[arg-type]
 
     def _saved_activations(self) -> None:
-        outputs = [b.id for b in self.graph.blocks if b.type == "Output"]
+        outputs = [b.id for b in self.graph.output_blocks()]
         order = [block_id for block_id in self.infos if block_id in self.memory]
         for block_id, saved in saved_bytes(order, self.memory, outputs).items():
             self.infos[block_id].saved = saved

@@ -2,18 +2,27 @@
 
 The graph is the one source of truth. Views listen to its events; undo commands call its
 methods. It knows nothing of torch or Qt.
+
+It is also the one place for the graph's roles: which block is the Input (`input_block`),
+which Output is the main one that predicts (`main_output`; an auxiliary Output only helps
+training) and what a block depends on (`ancestors`). Events are typed (`EventKind`) and every
+consumer dispatches them through `event_handlers`, which refuses a table that leaves a kind out.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterable, Mapping
+from enum import Enum
+from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 from cnnstudio.core import registry
+from cnnstudio.core.layout import STEP_Y
 from cnnstudio.core.params import ParamError
 
 _ID_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+INPUT_TYPE = "Input"
+OUTPUT_TYPE = "Output"
 
 
 class GraphError(ValueError):
@@ -38,6 +47,16 @@ class Block:
         """How messages name a block: Conv2D 'conv3'."""
         return f"{registry.get(self.type).display_name} '{self.name}'"
 
+    @property
+    def is_auxiliary_output(self) -> bool:
+        """An Output ticked 'auxiliary': its loss helps training, but it does not predict."""
+        return self.type == OUTPUT_TYPE and bool(self.params.get("auxiliary", False))
+
+    @property
+    def is_main_output(self) -> bool:
+        """An Output that is not auxiliary: what the network predicts (and exports)."""
+        return self.type == OUTPUT_TYPE and not self.is_auxiliary_output
+
 
 @dataclass(frozen=True, order=True)
 class Edge:
@@ -48,23 +67,24 @@ class Edge:
     port: int = 0
 
 
-EVENT_KINDS = (
-    "block_added",  # block: a copy of the new block
-    "block_removed",  # block: a copy of the removed block (its wires went first)
-    "params_changed",  # changes: {param: (old, new)}
-    "block_renamed",  # changes: {"name": (old, new)}
-    "block_collapsed",  # changes: {"collapsed": (old, new)}
-    "block_moved",  # changes: {"position": ((x, y), (x, y))}
-    "edge_added",  # edge
-    "edge_removed",  # edge
-)
+class EventKind(Enum):
+    """What a GraphEvent says happened, and which of its fields carry the details."""
+
+    BLOCK_ADDED = "block_added"  # block: a copy of the new block; index: its place
+    BLOCK_REMOVED = "block_removed"  # block: a copy of the removed block (its wires went first)
+    PARAMS_CHANGED = "params_changed"  # changes: {param: (old, new)}
+    BLOCK_RENAMED = "block_renamed"  # changes: {"name": (old, new)}
+    BLOCK_COLLAPSED = "block_collapsed"  # changes: {"collapsed": (old, new)}
+    BLOCK_MOVED = "block_moved"  # changes: {"position": ((x, y), (x, y))}
+    EDGE_ADDED = "edge_added"  # edge
+    EDGE_REMOVED = "edge_removed"  # edge
 
 
 @dataclass(frozen=True)
 class GraphEvent:
     """One change of the graph, with what is needed to redo or undo it."""
 
-    kind: str
+    kind: EventKind
     block_id: str | None = None
     edge: Edge | None = None
     changes: Mapping[str, tuple[Any, Any]] = field(default_factory=dict)
@@ -73,6 +93,27 @@ class GraphEvent:
 
 
 Listener = Callable[[GraphEvent], None]
+Handler = TypeVar("Handler")
+
+
+def event_handlers(
+    owner: str, handlers: Mapping[EventKind, Handler], ignored: Iterable[EventKind] = ()
+) -> dict[EventKind, Handler | None]:
+    """A complete dispatch table: `handlers` and `ignored` together must name every EventKind
+    exactly once, or this raises (at construction, so a forgotten or new kind fails every test
+    that builds the consumer instead of being skipped in silence). Ignored kinds map to None;
+    a value that is not an EventKind has no entry, so looking it up raises KeyError."""
+    ignored = frozenset(ignored)
+    unknown = [k for k in (*handlers, *ignored) if not isinstance(k, EventKind)]
+    both = sorted(k.value for k in ignored.intersection(handlers))
+    missing = sorted(k.value for k in EventKind if k not in handlers and k not in ignored)
+    if unknown or both or missing:
+        raise TypeError(
+            f"{owner}: graph event handlers must name every EventKind once "
+            f"(missing: {', '.join(missing) or 'none'}; both handled and ignored: "
+            f"{', '.join(both) or 'none'}; not an EventKind: {unknown or 'none'})"
+        )
+    return {kind: handlers.get(kind) for kind in EventKind}
 
 
 def _checked_name(name: str) -> str:
@@ -132,6 +173,45 @@ class Graph:
     def find(self, name: str) -> Block | None:
         """The first block with this display name."""
         return next((b for b in self._blocks.values() if b.name == name), None)
+
+    # -- roles: these never raise, so an invalid graph can still be analysed -----------------
+
+    def input_blocks(self) -> list[Block]:
+        """Every Input block, in block order (the analysis reports all but the first)."""
+        return [b for b in self._blocks.values() if b.type == INPUT_TYPE]
+
+    def input_block(self) -> Block | None:
+        """The Input block the network reads: the first in block order; None without one."""
+        return next(iter(self.input_blocks()), None)
+
+    def output_blocks(self) -> list[Block]:
+        """Every Output block, auxiliary ones included, in block order."""
+        return [b for b in self._blocks.values() if b.type == OUTPUT_TYPE]
+
+    def main_outputs(self) -> list[Block]:
+        """The Outputs that are not auxiliary, in block order. A valid graph has exactly one;
+        the analysis reports none or several as errors."""
+        return [b for b in self.output_blocks() if b.is_main_output]
+
+    def main_output(self) -> Block | None:
+        """The Output the network predicts with: the first non-auxiliary Output in block order
+        (the one the analysis keeps when there are several); None when every Output is
+        auxiliary or there is none."""
+        return next(iter(self.main_outputs()), None)
+
+    def ancestors(self, block_id: str) -> set[str]:
+        """The ids of every block `block_id` depends on through its input wires (itself
+        excluded, even on a cycle). Raises GraphError for an unknown id."""
+        self.block(block_id)
+        seen: set[str] = set()
+        stack = self.inputs_of(block_id)
+        while stack:
+            current = stack.pop()
+            if current not in seen:
+                seen.add(current)
+                stack.extend(self.inputs_of(current))
+        seen.discard(block_id)
+        return seen
 
     def topological_order(self) -> tuple[list[str], list[str]]:
         """(blocks in dependency order, blocks on or behind a cycle). Stable: insertion order."""
@@ -226,7 +306,7 @@ class Graph:
             self._blocks = dict(items)
         self._in[block.id] = []
         self._out[block.id] = []
-        self._emit(GraphEvent("block_added", block.id, block=block.copy(), index=index))
+        self._emit(GraphEvent(EventKind.BLOCK_ADDED, block.id, block=block.copy(), index=index))
 
     def remove_block(self, block_id: str) -> tuple[Block, list[Edge]]:
         """Remove a block and its wires; returns both so an undo can put them back."""
@@ -236,7 +316,7 @@ class Graph:
             self.disconnect(edge)
         index = list(self._blocks).index(block_id)
         del self._blocks[block_id], self._in[block_id], self._out[block_id]
-        self._emit(GraphEvent("block_removed", block_id, block=block.copy(), index=index))
+        self._emit(GraphEvent(EventKind.BLOCK_REMOVED, block_id, block=block.copy(), index=index))
         return block, removed
 
     def connection_problem(self, src: str, dst: str, port: int | None = None) -> str | None:
@@ -297,7 +377,7 @@ class Graph:
         self._edges[edge] = None
         self._in[edge.dst].append(edge)
         self._out[edge.src].append(edge)
-        self._emit(GraphEvent("edge_added", edge.dst, edge=edge))
+        self._emit(GraphEvent(EventKind.EDGE_ADDED, edge.dst, edge=edge))
 
     def disconnect(self, edge: Edge) -> None:
         if edge not in self._edges:
@@ -305,7 +385,7 @@ class Graph:
         del self._edges[edge]
         self._in[edge.dst].remove(edge)
         self._out[edge.src].remove(edge)
-        self._emit(GraphEvent("edge_removed", edge.dst, edge=edge))
+        self._emit(GraphEvent(EventKind.EDGE_REMOVED, edge.dst, edge=edge))
 
     def set_params(self, block_id: str, changes: Mapping[str, Any]) -> dict[str, Any]:
         """Change parameters (all or none); returns the previous values for undo."""
@@ -323,7 +403,7 @@ class Graph:
         block.params.update({k: _copy(v) for k, v in new_values.items()})
         self._emit(
             GraphEvent(
-                "params_changed", block_id,
+                EventKind.PARAMS_CHANGED, block_id,
                 changes={k: (_copy(old[k]), _copy(new_values[k])) for k in new_values},
             )
         )
@@ -333,21 +413,21 @@ class Graph:
         block = self.block(block_id)
         name = _checked_name(name)
         old, block.name = block.name, name
-        self._emit(GraphEvent("block_renamed", block_id, changes={"name": (old, name)}))
+        self._emit(GraphEvent(EventKind.BLOCK_RENAMED, block_id, changes={"name": (old, name)}))
         return old
 
     def move(self, block_id: str, x: float, y: float) -> tuple[float, float]:
         block = self.block(block_id)
         old = (block.x, block.y)
         block.x, block.y = float(x), float(y)
-        self._emit(GraphEvent("block_moved", block_id,
+        self._emit(GraphEvent(EventKind.BLOCK_MOVED, block_id,
                               changes={"position": (old, (float(x), float(y)))}))
         return old
 
     def set_collapsed(self, block_id: str, collapsed: bool) -> bool:
         block = self.block(block_id)
         old, block.collapsed = block.collapsed, bool(collapsed)
-        self._emit(GraphEvent("block_collapsed", block_id,
+        self._emit(GraphEvent(EventKind.BLOCK_COLLAPSED, block_id,
                               changes={"collapsed": (old, bool(collapsed))}))
         return old
 
@@ -369,7 +449,7 @@ class Graph:
         after: str | None = None,
         x: float = 0.0,
         y: float = 0.0,
-        step: float = 110.0,
+        step: float = STEP_Y,
     ) -> list[Block]:
         """Add blocks one after another, each fed by the previous (and the first by `after`)."""
         added: list[Block] = []

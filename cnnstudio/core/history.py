@@ -10,9 +10,9 @@ graph's events like after any other change.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, TypeVar
+from typing import Any, Callable, TypeVar
 
-from cnnstudio.core.graph import Graph, GraphEvent
+from cnnstudio.core.graph import EventKind, Graph, GraphEvent, event_handlers
 
 T = TypeVar("T")
 
@@ -56,33 +56,67 @@ def record(graph: Graph, action: Callable[[Graph], T]) -> tuple[Edit, T]:
     return Edit(events), result
 
 
-def _apply(graph: Graph, event: GraphEvent, forward: bool) -> None:
-    kind = event.kind
-    if kind in ("block_added", "block_removed"):
-        adding = (kind == "block_added") == forward
-        if adding:
-            assert event.block is not None
-            graph.insert(event.block.copy(), event.index)
-        else:
-            graph.remove_block(event.block_id)  # type: ignore[arg-type]
-    elif kind in ("edge_added", "edge_removed"):
-        assert event.edge is not None
-        if (kind == "edge_added") == forward:
-            graph.restore_edge(event.edge)
-        else:
-            graph.disconnect(event.edge)
+def _replay_block(graph: Graph, event: GraphEvent, forward: bool) -> None:
+    """Added forward or removed backward: put the block back; otherwise take it out."""
+    if (event.kind is EventKind.BLOCK_ADDED) == forward:
+        assert event.block is not None
+        graph.insert(event.block.copy(), event.index)
     else:
-        index = 1 if forward else 0
-        values = {name: pair[index] for name, pair in event.changes.items()}
-        block_id = event.block_id
-        assert block_id is not None
-        if kind == "params_changed":
-            graph.set_params(block_id, values)
-        elif kind == "block_renamed":
-            graph.rename(block_id, values["name"])
-        elif kind == "block_collapsed":
-            graph.set_collapsed(block_id, values["collapsed"])
-        elif kind == "block_moved":
-            graph.move(block_id, *values["position"])
-        else:
-            raise ValueError(f"cannot replay graph event {kind!r}")
+        assert event.block_id is not None
+        graph.remove_block(event.block_id)
+
+
+def _replay_edge(graph: Graph, event: GraphEvent, forward: bool) -> None:
+    assert event.edge is not None
+    if (event.kind is EventKind.EDGE_ADDED) == forward:
+        graph.restore_edge(event.edge)
+    else:
+        graph.disconnect(event.edge)
+
+
+def _values(event: GraphEvent, forward: bool) -> tuple[str, dict[str, Any]]:
+    """The block and the values to set: the new ones forward, the old ones backward."""
+    assert event.block_id is not None
+    index = 1 if forward else 0
+    return event.block_id, {name: pair[index] for name, pair in event.changes.items()}
+
+
+def _replay_params(graph: Graph, event: GraphEvent, forward: bool) -> None:
+    graph.set_params(*_values(event, forward))
+
+
+def _replay_rename(graph: Graph, event: GraphEvent, forward: bool) -> None:
+    block_id, values = _values(event, forward)
+    graph.rename(block_id, values["name"])
+
+
+def _replay_collapse(graph: Graph, event: GraphEvent, forward: bool) -> None:
+    block_id, values = _values(event, forward)
+    graph.set_collapsed(block_id, values["collapsed"])
+
+
+def _replay_move(graph: Graph, event: GraphEvent, forward: bool) -> None:
+    block_id, values = _values(event, forward)
+    graph.move(block_id, *values["position"])
+
+
+Replay = Callable[[Graph, GraphEvent, bool], None]
+
+# Checked complete when this module loads: an EventKind without a replay fails every import.
+REPLAY: dict[EventKind, Replay | None] = event_handlers("history", {
+    EventKind.BLOCK_ADDED: _replay_block,
+    EventKind.BLOCK_REMOVED: _replay_block,
+    EventKind.EDGE_ADDED: _replay_edge,
+    EventKind.EDGE_REMOVED: _replay_edge,
+    EventKind.PARAMS_CHANGED: _replay_params,
+    EventKind.BLOCK_RENAMED: _replay_rename,
+    EventKind.BLOCK_COLLAPSED: _replay_collapse,
+    EventKind.BLOCK_MOVED: _replay_move,
+})
+
+
+def _apply(graph: Graph, event: GraphEvent, forward: bool) -> None:
+    replay = REPLAY.get(event.kind)
+    if replay is None:
+        raise ValueError(f"cannot replay graph event {event.kind!r}")
+    replay(graph, event, forward)

@@ -1,8 +1,8 @@
 """Automatic layered layout (Sugiyama style) of a network graph. Pure: no Qt.
 
 Positions follow the template convention: x is a block's horizontal centre, y its top edge;
-the main chain runs top to bottom with a 110 px step and parallel branches sit side by side
-220 px apart.
+the main chain runs top to bottom with a STEP_Y (110 px) step and parallel branches sit side by
+side STEP_X (220 px) apart.
 
 1. Layers: the longest path from the inputs, so every wire goes downward.
 2. Wires that skip layers get a placeholder in each layer they cross, so a long wire keeps a
@@ -20,9 +20,13 @@ the main chain runs top to bottom with a 110 px step and parallel branches sit s
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from cnnstudio.core.graph import Graph
+if TYPE_CHECKING:  # graph.py takes STEP_Y from here for Graph.chain
+    from cnnstudio.core.graph import Graph
 
+# The canvas grid every placement uses (layout, templates, new and inserted blocks): rows STEP_Y
+# apart, parallel branches STEP_X apart.
 STEP_X = 220.0
 STEP_Y = 110.0
 SWEEPS = 4
@@ -91,8 +95,7 @@ def _layered_nodes(graph: Graph, rows_of: dict[str, int]) -> dict[str, _Node]:
 
 def _main_sinks(graph: Graph) -> set[str]:
     """The main Output blocks; without one, the deepest blocks without outgoing wires."""
-    main = {b.id for b in graph.blocks
-            if b.type == "Output" and not b.params.get("auxiliary", False)}
+    main = {b.id for b in graph.main_outputs()}
     if main:
         return main
     return {b.id for b in graph.blocks if not graph.output_edges(b.id)}

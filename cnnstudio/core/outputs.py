@@ -105,7 +105,7 @@ def output_kinds(graph: Graph, analysis: Analysis | None = None) -> dict[str, Ou
     """The kind of every Output block (auxiliary ones included), by block id."""
     analysis = analysis or analyze(graph)
     return {block.id: output_kind(graph, block.id, analysis)
-            for block in graph.blocks if block.type == "Output"}
+            for block in graph.output_blocks()}
 
 
 def _only_source(graph: Graph, block_id: str) -> str | None:

@@ -172,16 +172,15 @@ def build_model(graph: Graph) -> GraphModel:
         if l1 > 0 or l2 > 0:
             penalties[block_id] = (l1, l2)
         layers[block_id] = layer
-    outputs = [b for b in graph.blocks if b.type == "Output"]
-    main = next(b for b in outputs if not b.params.get("auxiliary", False))
-    input_id = next(b.id for b in graph.blocks if b.type == "Input")
+    main, source = graph.main_output(), graph.input_block()
+    assert main is not None and source is not None  # the analysis has no error
     sources = {block_id: graph.inputs_of(block_id) for block_id in analysis.order}
     return GraphModel(
         layers,
         sources,
-        input_id=input_id,
+        input_id=source.id,
         main_output_id=main.id,
-        output_ids=[b.id for b in outputs],
+        output_ids=[b.id for b in graph.output_blocks()],
         penalties=penalties,
         output_kind=output_kind(graph, main.id, analysis).kind,
     )
@@ -269,6 +268,7 @@ def _build_lrn(params: Params, info: BlockInfo) -> nn.Module:
     )
 
 
+# one entry per registered block type (tests/test_block_tables.py checks it)
 _BUILDERS = {
     "Input": lambda params, info: IdentityLayer(),
     "Output": lambda params, info: IdentityLayer(),

@@ -203,10 +203,9 @@ class Trainer:
         self.frozen_norms = [m for m in self.model.modules()
                              if isinstance(m, nn.modules.batchnorm._BatchNorm)
                              and m.weight is not None and not m.weight.requires_grad]
-        self.aux = [b for b in self.project.graph.blocks if b.type == "Output"
-                    and b.id != model.main_output_id]
-        self.loss_weights = {b.id: float(b.params.get("loss_weight", 1.0))
-                             for b in self.project.graph.blocks if b.type == "Output"}
+        outputs = self.project.graph.output_blocks()
+        self.aux = [b for b in outputs if b.id != model.main_output_id]
+        self.loss_weights = {b.id: float(b.params.get("loss_weight", 1.0)) for b in outputs}
         self.output_kinds = _output_kinds(self.project)
         self.has_penalty = any(b.params.get("l1", 0) or b.params.get("l2", 0)
                                for b in self.project.graph.blocks)

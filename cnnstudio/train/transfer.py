@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from cnnstudio.core import registry
 from cnnstudio.core.graph import Block, Graph
 from cnnstudio.core.project import ProjectError, load_project
-from cnnstudio.train.guards import holds_python_objects, torch_file_problem
+from cnnstudio.nn.torch_files import holds_python_objects, torch_file_problem
 
 MODEL_FILE = "model.pt"
 PROJECT_FILE = "project.cnnproj"
@@ -35,7 +35,8 @@ TORCHVISION_WEIGHTS: dict[str, tuple[str, str]] = {
 # (Conv2d layers, Linear layers) of each torchvision model: a file with other counts is not the
 # template's weights (vgg11's file offered for vgg16, say) and would load nonsense by position.
 _TORCHVISION_LAYERS = {"alexnet": (5, 3), "vgg11": (8, 3), "vgg16": (13, 3)}
-# Where each layer class keeps its torch module inside a block (cnnstudio.nn.layers).
+# Where each layer class keeps its torch module inside a block (cnnstudio.nn.layers);
+# tests/test_block_tables.py builds both blocks and checks the names.
 _SUBMODULE = {"Conv2D": "conv", "Dense": "linear"}
 # Counted by BatchNorm but not worth refusing a block over when a source lacks it.
 _OPTIONAL = ("num_batches_tracked",)
@@ -460,18 +461,10 @@ def freeze_all_but_last(graph: Graph, n_dense: int = 1) -> list[str]:
 
 def _feeding_main_output(graph: Graph) -> set[str]:
     """Blocks the main (non-auxiliary) output depends on; every block when there is none."""
-    main = next((b for b in graph.blocks
-                 if b.type == "Output" and not b.params.get("auxiliary", False)), None)
+    main = graph.main_output()
     if main is None:
         return {b.id for b in graph.blocks}
-    seen: set[str] = set()
-    stack = [main.id]
-    while stack:
-        current = stack.pop()
-        if current not in seen:
-            seen.add(current)
-            stack.extend(graph.inputs_of(current))
-    return seen
+    return graph.ancestors(main.id) | {main.id}
 
 
 __all__ = [

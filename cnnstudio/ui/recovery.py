@@ -24,7 +24,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QToolButton, QWidget
 
 from cnnstudio.core.files import staged_write
-from cnnstudio.core.graph import GraphEvent
+from cnnstudio.core.graph import EventKind, GraphEvent
 from cnnstudio.core.locks import process_alive, process_start
 from cnnstudio.core.project import Project, ProjectError, dumps_project, load_project, save_project
 from cnnstudio.ui import theme
@@ -33,7 +33,8 @@ from cnnstudio.ui.settings_store import config_dir
 
 AUTOSAVE_INTERVAL_MS = 30_000
 DEBOUNCE_MS = 1_000
-STRUCTURAL = frozenset({"block_added", "block_removed", "edge_added", "edge_removed"})
+STRUCTURAL = frozenset({EventKind.BLOCK_ADDED, EventKind.BLOCK_REMOVED, EventKind.EDGE_ADDED,
+                        EventKind.EDGE_REMOVED})
 
 
 def recovery_dir(base: Path | None = None) -> Path:

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cnnstudio.core.graph import Graph, GraphError
-from cnnstudio.core.history import Edit, record
+from cnnstudio.core.graph import EventKind, Graph, GraphError, GraphEvent
+from cnnstudio.core.history import REPLAY, Edit, record
 from cnnstudio.core.project import project_to_dict, Project
 from cnnstudio.core.templates import build_template
 
@@ -102,3 +102,28 @@ def test_edit_block_ids():
     edit, _ = record(g, ACTIONS["params"])
     assert edit.block_ids() == {g.blocks[1].id}
     assert Edit().empty
+
+
+def test_every_event_kind_is_replayed_and_a_kind_that_is_not_one_is_refused():
+    assert set(REPLAY) == set(EventKind) and all(REPLAY.values())
+    g = build_template("keras-mnist")
+    conv = g.blocks[1].id
+    stray = Edit([GraphEvent("block_moved", conv,  # type: ignore[arg-type]
+                             changes={"position": ((0.0, 0.0), (9.0, 9.0))})])
+    with pytest.raises(ValueError, match="cannot replay graph event 'block_moved'"):
+        stray.redo(g)
+    assert (g.block(conv).x, g.block(conv).y) != (9.0, 9.0)
+
+
+def test_each_kind_undoes_to_the_exact_value_before():
+    g = build_template("keras-mnist")
+    conv = g.blocks[1]
+    x, y, name = conv.x, conv.y, conv.name
+    edit, _ = record(g, lambda gr: (gr.move(conv.id, x + 40, y + 20), gr.rename(conv.id, "c"),
+                                    gr.set_collapsed(conv.id, True)))
+    assert [e.kind for e in edit.events] == [EventKind.BLOCK_MOVED, EventKind.BLOCK_RENAMED,
+                                             EventKind.BLOCK_COLLAPSED]
+    edit.undo(g)
+    assert (conv.x, conv.y, conv.name, conv.collapsed) == (x, y, name, False)
+    edit.redo(g)
+    assert (conv.x, conv.y, conv.name, conv.collapsed) == (x + 40, y + 20, "c", True)

@@ -11,7 +11,7 @@ import torchvision
 from torch import nn
 
 from cnnstudio.core.analysis import analyze
-from cnnstudio.core.graph import Graph, GraphError
+from cnnstudio.core.graph import EventKind, Graph, GraphError
 from cnnstudio.core.project import Project, save_project
 from cnnstudio.core.templates import build_template
 from cnnstudio.nn.build import GraphModel, build_model
@@ -483,4 +483,4 @@ def test_set_trainable_by_ids_or_predicate_changes_only_blocks_with_the_switch()
     events = []
     graph.subscribe(events.append)
     set_trainable(graph, ["fc1"], False)
-    assert [(e.kind, e.block_id) for e in events] == [("params_changed", "fc1")]
+    assert [(e.kind, e.block_id) for e in events] == [(EventKind.PARAMS_CHANGED, "fc1")]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from cnnstudio.core.graph import GraphError
+from cnnstudio.core.graph import EventKind, GraphError
+from cnnstudio.core.params import ParamError
 from cnnstudio.core.project import Project, project_to_dict
+from cnnstudio.core.settings import GROUPS
 from cnnstudio.core.templates import new_project
 from cnnstudio.ui.document import Document
 
@@ -31,7 +33,7 @@ def test_edit_undo_redo_and_dirty_flag(doc):
     assert snapshot(doc) == before and not doc.is_dirty
     doc.undo_stack.redo()
     assert block.id in doc.graph
-    assert seen == ["block_added", "block_removed", "block_added"]
+    assert seen == [EventKind.BLOCK_ADDED, EventKind.BLOCK_REMOVED, EventKind.BLOCK_ADDED]
 
 
 def test_analysis_follows_every_change(doc):
@@ -67,3 +69,19 @@ def test_set_project_resets_history(doc):
     assert replaced and doc.undo_stack.count() == 0 and not doc.is_dirty
     doc.set_project(new_project("lenet5"), dirty=True)
     assert doc.is_dirty
+
+
+def test_settings_of_every_declared_group_are_one_undo_step_each(doc):
+    """The document takes its groups from core.settings.GROUPS: each group's first setting set
+    to another valid value is one undoable command; an unknown group names the known ones."""
+    for name, group in GROUPS.items():
+        settings = getattr(doc.project, name)
+        spec = next(p for p in group.params if p.kind in ("int", "float")
+                    and p.minimum is not None and settings[p.name] != p.coerce(p.minimum))
+        before = settings[spec.name]
+        assert doc.update_settings(name, {spec.name: spec.coerce(spec.minimum)})
+        assert getattr(doc.project, name)[spec.name] != before
+        doc.undo_stack.undo()
+        assert getattr(doc.project, name)[spec.name] == before
+    with pytest.raises(ParamError, match="use dataset or training"):
+        doc.update_settings("display", {})

@@ -14,12 +14,11 @@ from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsScene
 
-from cnnstudio.core import registry
+from cnnstudio.core import edits, registry
 from cnnstudio.core.analysis import Diagnostic
 from cnnstudio.core.blocks.base import format_shape
-from cnnstudio.core.graph import Edge, GraphEvent
-from cnnstudio.ui.canvas import edits
-from cnnstudio.ui.canvas.explain import explain
+from cnnstudio.core.explain import explain
+from cnnstudio.core.graph import Edge, EventKind, GraphEvent, event_handlers
 from cnnstudio.ui.canvas.items import BLOCK_W, BlockItem, WireItem
 from cnnstudio.ui.document import Document
 
@@ -44,6 +43,16 @@ class CanvasScene(QGraphicsScene):
         self._rect_timer.timeout.connect(self.update_scene_rect)
         self.setItemIndexMethod(QGraphicsScene.BspTreeIndex)
         self._health: dict[str, tuple[QColor, str]] = {}
+        self.graph_event_handlers = event_handlers("CanvasScene", {
+            EventKind.BLOCK_ADDED: self._on_block_added,
+            EventKind.BLOCK_REMOVED: self._on_block_removed,
+            EventKind.PARAMS_CHANGED: self._sync,
+            EventKind.BLOCK_RENAMED: self._sync,
+            EventKind.BLOCK_COLLAPSED: self._on_block_collapsed,
+            EventKind.BLOCK_MOVED: self._on_block_moved,
+            EventKind.EDGE_ADDED: self._on_edge_added,
+            EventKind.EDGE_REMOVED: self._on_edge_removed,
+        })
         document.graph_event.connect(self._on_graph_event)
         document.project_replaced.connect(self.rebuild)
         document.analysis_changed.connect(self.refresh_analysis)
@@ -153,7 +162,7 @@ class CanvasScene(QGraphicsScene):
         self._geometry_changed()
 
     def _on_graph_event(self, event: GraphEvent) -> None:
-        handler = getattr(self, f"_on_{event.kind}", None)
+        handler = self.graph_event_handlers[event.kind]  # complete: every kind has its handler
         if handler is not None:
             handler(event)
 
@@ -171,9 +180,6 @@ class CanvasScene(QGraphicsScene):
         item = self._blocks.get(event.block_id)  # type: ignore[arg-type]
         if item is not None:
             item.sync(self.document.graph.block(item.block_id))
-
-    _on_params_changed = _sync
-    _on_block_renamed = _sync
 
     def _on_block_collapsed(self, event: GraphEvent) -> None:
         self._sync(event)

@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 from cnnstudio.core import registry
 from cnnstudio.core.analysis import BlockInfo, Diagnostic
 from cnnstudio.core.blocks.base import BlockType, format_shape
-from cnnstudio.core.graph import Block, Graph, GraphError, GraphEvent
+from cnnstudio.core.graph import Block, EventKind, Graph, GraphError, GraphEvent
 from cnnstudio.core.params import ParamError
 from cnnstudio.core.summary import PARAMETERS_TIP
 from cnnstudio.ui import icons, theme
@@ -271,9 +271,9 @@ class InspectorPanel(QWidget):
     def _on_graph_event(self, event: GraphEvent) -> None:
         if not self._ids or event.block_id not in self._ids:
             return
-        if event.kind == "block_removed":
+        if event.kind is EventKind.BLOCK_REMOVED:
             self.show_blocks([i for i in self._ids if i != event.block_id])
-        elif event.kind in ("params_changed", "block_renamed"):
+        elif event.kind in (EventKind.PARAMS_CHANGED, EventKind.BLOCK_RENAMED):
             self._refresh_values()
 
     # -- applying edits --------------------------------------------------------------------
