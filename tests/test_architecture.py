@@ -1,64 +1,115 @@
-"""The layers of the package and which may import which (docs/architecture.md)."""
+"""The layers of the package and which may import which (docs/architecture.md).
+
+The rules themselves live in tests/architecture_rules.py; these tests run them on the real tree
+and show, on planted breaches in a copy of the package, that they catch what they must.
+"""
 
 from __future__ import annotations
 
-import ast
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from tests.architecture_rules import (CLI, CORE, NN, TRAIN, check_layers, find_imports,
+                                      unit_of)
+
 PACKAGE = Path(__file__).resolve().parents[1] / "cnnstudio"
-HEAVY = ("torch", "torchvision", "PySide6", "pyqtgraph", "onnx", "onnxruntime")
-# layer -> layers of cnnstudio it must not import
-FORBIDDEN = {
-    "core": ("cnnstudio.nn", "cnnstudio.train", "cnnstudio.ui", "cnnstudio.cli"),
-    "nn": ("cnnstudio.train", "cnnstudio.ui"),
-    "train": ("cnnstudio.ui",),
-    "lab": ("cnnstudio.nn", "cnnstudio.train", "cnnstudio.ui", "cnnstudio.cli"),
-}
+HEAVY = ("torch", "torchvision", "PySide6", "pyqtgraph", "onnx", "onnxruntime", "numpy")
 
 
-def imported_modules(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    names = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-    return names
+def test_every_module_of_the_real_package_keeps_to_its_layer():
+    assert [str(v) for v in check_layers(PACKAGE)] == []
 
 
-def test_core_imports_no_torch_and_no_qt_anywhere_in_its_source():
-    offenders = []
-    for path in (PACKAGE / "core").rglob("*.py"):
-        for name in imported_modules(path):
-            if name.split(".")[0] in HEAVY:
-                offenders.append(f"{path.relative_to(PACKAGE)} imports {name}")
-    assert offenders == []
+@pytest.fixture
+def copy_of_package(tmp_path) -> Path:
+    copy = tmp_path / "cnnstudio"
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    return copy
 
 
-def test_the_lab_computations_import_neither_torch_nor_qt():
-    offenders = [f"{path.relative_to(PACKAGE)} imports {name}"
-                 for path in (PACKAGE / "lab").rglob("*.py")
-                 for name in imported_modules(path) if name.split(".")[0] in HEAVY]
-    assert offenders == []
+def plant(path: Path, text: str) -> int:
+    """Append `text` to a module; the line number its first line gets."""
+    source = path.read_text(encoding="utf-8")
+    if not source.endswith("\n"):
+        source += "\n"
+    path.write_text(source + text, encoding="utf-8")
+    return source.count("\n") + 1
 
 
-def test_layers_only_import_downwards():
-    offenders = []
-    for layer, forbidden in FORBIDDEN.items():
-        for path in (PACKAGE / layer).rglob("*.py"):
-            for name in imported_modules(path):
-                if name.startswith(forbidden):
-                    offenders.append(f"{path.relative_to(PACKAGE)} imports {name}")
-    assert offenders == []
+BREACHES = [
+    # (file, planted text, line of the import within the text, module, rule)
+    ("train/run_folder.py", "import PySide6\n", 0, "PySide6", TRAIN),
+    ("nn/layers.py", "def _planted():\n    from PySide6 import QtCore\n", 1, "PySide6", NN),
+    ("core/adapt.py", "from ..lab import ops\n", 0, "cnnstudio.lab", CORE),
+    ("core/geometry.py", "import numpy\n", 0, "numpy", CORE),
+]
 
 
-def test_importing_the_package_and_core_loads_neither_torch_nor_qt():
+@pytest.mark.parametrize("relative, text, offset, module, rule", BREACHES,
+                         ids=[b[0] + ":" + b[3] for b in BREACHES])
+def test_a_planted_breach_is_reported_with_file_line_and_rule(copy_of_package, relative, text,
+                                                              offset, module, rule):
+    line = plant(copy_of_package / relative, text) + offset
+    messages = [str(v) for v in check_layers(copy_of_package)]
+    assert len(messages) == 1, messages
+    assert messages[0].startswith(f"cnnstudio/{relative}:{line}: imports {module}")
+    assert rule.name in messages[0]
+
+
+def test_all_planted_breaches_are_reported_together(copy_of_package):
+    for relative, text, *_ in BREACHES:
+        plant(copy_of_package / relative, text)
+    reported = {(v.path.as_posix(), v.module) for v in check_layers(copy_of_package)}
+    assert reported == {(f"cnnstudio/{relative}", module) for relative, _, _, module, _ in BREACHES}
+
+
+def test_a_lazy_only_import_at_module_level_is_reported(copy_of_package):
+    line = plant(copy_of_package / "cli.py", "from cnnstudio.train import engine\n")
+    (violation,) = check_layers(copy_of_package)
+    assert violation.rule == CLI.name and violation.line == line
+    assert "allowed only inside a function" in str(violation)
+    plant(copy_of_package / "nn/export.py", "import onnxruntime\n")
+    assert {v.module for v in check_layers(copy_of_package)} == {"cnnstudio.train", "onnxruntime"}
+
+
+def test_a_package_no_rule_covers_is_reported(copy_of_package):
+    (copy_of_package / "extras").mkdir()
+    (copy_of_package / "extras" / "__init__.py").write_text("", encoding="utf-8")
+    (violation,) = check_layers(copy_of_package)
+    assert violation.path.as_posix() == "cnnstudio/extras/__init__.py"
+    assert "no layering rule covers this file" in str(violation)
+
+
+def test_relative_imports_resolve_to_absolute_names(tmp_path):
+    package = tmp_path / "cnnstudio"
+    (package / "core").mkdir(parents=True)
+    module = package / "core" / "adapt.py"
+    module.write_text("from . import graph\nfrom .graph import Graph\nfrom .. import lab\n"
+                      "from ..nn.build import build_model\n", encoding="utf-8")
+    init = package / "core" / "__init__.py"
+    init.write_text("from .graph import Graph\nfrom . import analysis\n", encoding="utf-8")
+    found = [i.module for i in find_imports(module, Path("core/adapt.py"), "cnnstudio")]
+    assert found == ["cnnstudio.core", "cnnstudio.core.graph", "cnnstudio.lab",
+                     "cnnstudio.nn.build"]
+    found = [i.module for i in find_imports(init, Path("core/__init__.py"), "cnnstudio")]
+    assert found == ["cnnstudio.core.graph", "cnnstudio.core"]
+
+
+def test_the_standard_library_is_always_allowed_and_third_party_is_named_by_its_top_level():
+    assert unit_of("collections.abc", "cnnstudio", PACKAGE) is None
+    assert unit_of("torch.nn.functional", "cnnstudio", PACKAGE) == "torch"
+    assert unit_of("cnnstudio.core.graph", "cnnstudio", PACKAGE) == "cnnstudio.core"
+    assert unit_of("cnnstudio.__version__", "cnnstudio", PACKAGE) == "cnnstudio"
+
+
+def test_importing_the_package_core_and_command_line_loads_no_heavy_library():
     code = (
         "import sys, cnnstudio, cnnstudio.core, cnnstudio.core.analysis, cnnstudio.core.summary,"
-        " cnnstudio.core.templates, cnnstudio.core.project, cnnstudio.cli\n"
+        " cnnstudio.core.templates, cnnstudio.core.project, cnnstudio.cli, cnnstudio.cli_train\n"
         f"heavy = [m for m in {HEAVY!r} if m in sys.modules]\n"
         "print(','.join(heavy))"
     )

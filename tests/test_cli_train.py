@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
 
 from cnnstudio.cli import main
+from cnnstudio.core.summary import format_bytes
 
 
 def run(capsys, *args):
@@ -25,6 +27,7 @@ def trained_run(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_train_writes_a_complete_run_folder(trained_run):
     names = {p.name for p in trained_run.iterdir()}
     assert {"project.cnnproj", "model.pt", "checkpoint.pt", "metrics.jsonl", "final.json",
@@ -36,6 +39,7 @@ def test_train_writes_a_complete_run_folder(trained_run):
                             "images_per_s"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("template, goal", [("keras-mnist", 0.98), ("lenet5", 0.97)])
 def test_five_epochs_reach_the_accuracy_goal(capsys, tmp_path, template, goal):
     code, out, _ = run(capsys, "train", "--template", template, "--dataset", "mnist-sample",
@@ -45,6 +49,7 @@ def test_five_epochs_reach_the_accuracy_goal(capsys, tmp_path, template, goal):
     assert final["val_acc"] >= goal, final
 
 
+@pytest.mark.slow
 def test_export_onnx_runs_in_onnxruntime(capsys, trained_run, tmp_path):
     import onnxruntime as ort
 
@@ -63,19 +68,26 @@ def test_export_onnx_runs_in_onnxruntime(capsys, trained_run, tmp_path):
     assert (probabilities.argmax(axis=1) == data.val_y[:200]).mean() > 0.9
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt, name", [("torchscript", "model.ts"), ("python", "model.py"),
                                        ("state_dict", "weights.pt")])
 def test_other_export_formats(capsys, trained_run, tmp_path, fmt, name):
-    code, _, err = run(capsys, "export", trained_run, "--format", fmt, "--out", tmp_path / name)
+    code, out, err = run(capsys, "export", trained_run, "--format", fmt, "--out", tmp_path / name)
     assert code == 0, err
-    assert (tmp_path / name).stat().st_size > 0
+    size = (tmp_path / name).stat().st_size
+    assert size > 0
+    # the size in binary units, labelled as such (the same figure as the export dialog)
+    assert f"Wrote {tmp_path / name} ({fmt}, {format_bytes(size)})" in out
+    assert re.search(r"\d (KiB|MiB)\)", out), out
 
 
+@pytest.mark.slow
 def test_resume_of_a_finished_run_does_nothing_more(capsys, trained_run):
     code, out, _ = run(capsys, "train", "--resume", "--out", trained_run)
     assert code == 0 and "already done" in out
 
 
+@pytest.mark.slow
 def test_a_second_fresh_run_into_the_same_folder_is_refused(capsys, trained_run):
     code, _, err = run(capsys, "train", "--template", "keras-mnist", "--out", trained_run)
     assert code == 1 and "--resume" in err

@@ -10,6 +10,7 @@ import signal
 import subprocess
 from pathlib import Path
 
+import pytest
 import torch
 
 from cnnstudio.train import run_folder as rf
@@ -29,6 +30,7 @@ def metrics(run: Path) -> list[dict]:
 # -- killed in the first epoch -----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_resuming_a_run_killed_in_its_first_epoch_says_to_start_again(capsys, small_files,
                                                                       tmp_path):
     run = tmp_path / "run"

@@ -78,6 +78,7 @@ def test_a_second_run_is_refused_at_once_with_the_first_ones_pid(tmp_path, small
         holder.wait()
 
 
+@pytest.mark.slow
 def test_two_trainings_from_the_command_line(tmp_path):
     """The first CLI run trains (for ever), the second is refused with its pid and changes
     nothing; Ctrl-C stops the first, which releases the folder."""

@@ -168,6 +168,7 @@ def test_the_cli_leaves_an_existing_folder_untouched(capsys, tmp_path, project_1
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
 
 
+@pytest.mark.slow
 def test_the_cli_trains_it_with_classes_given(capsys, tmp_path, project_1000):
     out = tmp_path / "run"
     code = main(["train", str(project_1000), "--dataset", "mnist-sample", "--epochs", "1",

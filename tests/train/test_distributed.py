@@ -145,6 +145,7 @@ def single_process(data, batch: int):
     return result
 
 
+@pytest.mark.slow
 def test_every_process_trains_its_shard_under_ddp(distributed_run):
     for rank, report in enumerate(distributed_run.reports):
         assert report["status"] == "completed", report["message"]
@@ -154,6 +155,7 @@ def test_every_process_trains_its_shard_under_ddp(distributed_run):
         assert report["steps"] == SETTINGS["epochs"] * report["steps_per_epoch"]
 
 
+@pytest.mark.slow
 def test_both_ranks_hold_the_same_weights(distributed_run):
     first, second = distributed_run.weights
     assert first.keys() == second.keys()
@@ -161,6 +163,7 @@ def test_both_ranks_hold_the_same_weights(distributed_run):
         assert torch.equal(first[name], second[name]), name
 
 
+@pytest.mark.slow
 def test_two_processes_with_batch_b_train_like_one_with_batch_2b(distributed_run,
                                                                  mnist_sample):
     data = mnist_slice(mnist_sample, TRAIN, VAL)
@@ -176,6 +179,7 @@ def test_two_processes_with_batch_b_train_like_one_with_batch_2b(distributed_run
     assert any(not torch.allclose(distributed[k], other[k], atol=1e-3) for k in other)
 
 
+@pytest.mark.slow
 def test_only_rank_0_writes_the_run_folder(distributed_run):
     folder, other = distributed_run.run_dirs
     for name in (rf.PROJECT, rf.DATA, rf.MODEL, rf.CHECKPOINT, rf.METRICS, rf.FINAL):

@@ -4,6 +4,7 @@ opens every inspection view, exports ONNX through the dialog and writes its figu
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -11,6 +12,9 @@ import sys
 import numpy as np
 import pytest
 from PySide6.QtGui import QImage
+
+# one whole session in a subprocess: a real epoch, every view, an ONNX export
+pytestmark = pytest.mark.slow
 
 SHOTS = ("01-network.png", "02-training.png", "03-curves.png", "04-feature-maps.png",
          "05-filters.png", "06-confusion.png", "07-predict.png", "08-export-onnx.png",
@@ -50,11 +54,16 @@ def test_every_step_has_a_full_window_screenshot(tour):
 
 
 def test_the_figures_are_measured_and_plausible(tour):
-    out, _ = tour
+    out, done = tour
     figures = json.loads((out / "tour.json").read_text(encoding="utf-8"))
     assert figures["epochs"] == 1
     assert figures["val_acc"] > 0.9  # keras-mnist after one epoch on mnist-sample: ~0.95
-    assert figures["images_per_s"] > 50
+    # the speed depends on the machine (bench/train_throughput.py measures it): here only
+    # that it was measured and reported as it was written
+    rate = figures["images_per_s"]
+    assert isinstance(rate, float) and math.isfinite(rate) and rate > 0
+    assert f"images_per_s: {rate}" in done.stdout.splitlines()
+    assert math.isfinite(figures["seconds"]) and figures["seconds"] > 0
     assert 0 <= figures["onnx_max_abs_diff"] < 1e-4
     for key in ("gui_stall_ms", "gui_stall_while_torch_loads_ms"):
         stall = figures[key]

@@ -1,0 +1,208 @@
+"""Which modules each part of the package may import: the table of docs/architecture.md as code.
+
+`check_layers(package_root)` parses every `.py` file under the package with `ast`, walking every
+node, so an import inside a function (lazy), a class body or an `if` block counts, and a
+relative import (`from ..lab import ops`) is resolved to its absolute name first. An import is
+allowed when it names the standard library (`sys.stdlib_module_names`) or a unit on the file's
+allow-list: a package of cnnstudio (`cnnstudio.core`) or the top-level name of a third-party
+distribution (`torch`). Each file is covered by exactly one rule; a file no rule covers is
+itself a violation, so a new package has to be placed in the layering before it passes.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+# The package root (`cnnstudio/__init__.py`: the version) and `cnnstudio.resources` (where the
+# bundled files live) are standard library only; nn, train, ui and the command line may use them.
+FOUNDATION = frozenset({"cnnstudio", "cnnstudio.resources"})
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What the files of one part may import: `at_import` anywhere in the module, `lazily`
+    in addition inside a function (loaded only when the function runs)."""
+
+    name: str
+    at_import: frozenset[str]
+    lazily: frozenset[str] = frozenset()
+
+    def allows(self, unit: str, inside_function: bool) -> bool:
+        return unit in self.at_import or (inside_function and unit in self.lazily)
+
+    def describe(self, inside_function: bool) -> str:
+        allowed = self.at_import | self.lazily if inside_function else self.at_import
+        return "standard library, " + ", ".join(sorted(allowed)) if allowed else "standard library"
+
+
+CORE = Rule("core may import the standard library only", frozenset({"cnnstudio.core"}))
+LAB = Rule("lab may import core and numpy", frozenset({"cnnstudio.core", "cnnstudio.lab",
+                                                     "numpy"}))
+NN = Rule(
+    # numpy: export compares the PyTorch outputs with onnxruntime's, which are numpy arrays;
+    # onnx and onnxruntime check an exported file, loaded only when an ONNX export runs.
+    "nn may import core and torch (numpy for export; onnx, onnxruntime lazily)",
+    FOUNDATION | {"cnnstudio.core", "cnnstudio.nn", "torch", "numpy"},
+    frozenset({"onnx", "onnxruntime"}),
+)
+TRAIN = Rule(
+    # PIL reads image-folder datasets and renders inspection images; torchvision's datasets
+    # load only when a torchvision dataset is chosen.
+    "train may import core, nn, torch, torchvision, numpy and PIL",
+    FOUNDATION | {"cnnstudio.core", "cnnstudio.nn", "cnnstudio.train", "torch", "torchvision",
+                  "numpy", "PIL"},
+)
+UI = Rule(
+    "ui may import every layer below it and the application's dependencies",
+    FOUNDATION | {"cnnstudio.core", "cnnstudio.lab", "cnnstudio.nn", "cnnstudio.train",
+                  "cnnstudio.ui", "PySide6", "pyqtgraph", "torch", "torchvision", "numpy",
+                  "onnx", "onnxruntime", "PIL"},
+)
+FOUNDATION_RULE = Rule("the package root and resources may import the standard library only",
+                       frozenset())
+# The command line starts instantly: at import time only core; each command imports the
+# layers it needs when it runs.
+CLI = Rule(
+    "cli may import core at import time; nn, train and ui inside the commands",
+    FOUNDATION | {"cnnstudio.core", "cnnstudio.cli"},
+    frozenset({"cnnstudio.cli_train", "cnnstudio.nn", "cnnstudio.train", "cnnstudio.ui"}),
+)
+MAIN = Rule("__main__ may import the command line only", frozenset({"cnnstudio.cli"}))
+# The tour drives the real window: it is a ui program started from the command line.
+TOUR = Rule("the tour may import ui at import time and Qt inside its steps",
+            frozenset({"cnnstudio.ui"}), frozenset({"PySide6"}))
+
+PACKAGE_RULES = {"core": CORE, "lab": LAB, "nn": NN, "train": TRAIN, "ui": UI}
+MODULE_RULES = {"__init__.py": FOUNDATION_RULE, "resources.py": FOUNDATION_RULE,
+                "__main__.py": MAIN, "cli.py": CLI, "cli_train.py": CLI, "tour.py": TOUR}
+
+
+@dataclass(frozen=True)
+class Violation:
+    path: Path  # relative to the folder holding the package
+    line: int
+    module: str
+    rule: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.path.as_posix()}:{self.line}: {self.detail}"
+
+
+@dataclass(frozen=True)
+class FoundImport:
+    line: int
+    module: str  # absolute, dotted
+    inside_function: bool
+
+
+def rule_for(relative: Path) -> Rule | None:
+    """The rule of a file, by its path inside the package (`core/adapt.py`, `cli.py`)."""
+    if len(relative.parts) == 1:
+        return MODULE_RULES.get(relative.name)
+    return PACKAGE_RULES.get(relative.parts[0])
+
+
+def _package_of(relative: Path, package: str) -> list[str]:
+    """The dotted package a file belongs to, as parts: what `from . import` is relative to."""
+    parts = [package, *relative.with_suffix("").parts]
+    return parts[:-1]
+
+
+def _resolve(node: ast.ImportFrom, here: list[str]) -> str | None:
+    """The absolute module of a `from ... import`, or None when the dots climb out of the
+    package."""
+    if node.level == 0:
+        return node.module
+    if node.level > len(here):
+        return None
+    base = here[: len(here) - node.level + 1]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
+def find_imports(path: Path, relative: Path, package: str) -> list[FoundImport]:
+    """Every import in a file, wherever it sits, with relative names made absolute. For
+    `from pkg import name` the module is `pkg.name` when `name` is a module of this package."""
+    here = tuple(_package_of(relative, package))
+    return list(_imports_in(path.read_text(encoding="utf-8"), here, package))
+
+
+def _nodes(node: ast.AST, inside_function: bool = False) -> Iterator[tuple[ast.AST, bool]]:
+    """Every node below `node`, with whether it sits inside a function (or lambda) body."""
+    for child in ast.iter_child_nodes(node):
+        yield child, inside_function
+        nested = isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+        yield from _nodes(child, inside_function or nested)
+
+
+@functools.lru_cache(maxsize=None)
+def _imports_in(source: str, here: tuple[str, ...], package: str) -> tuple[FoundImport, ...]:
+    """Cached on the text: the tests check many copies of the package that differ in one file."""
+    found = []
+    for node, lazy in _nodes(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.extend(FoundImport(node.lineno, alias.name, lazy) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            module = _resolve(node, list(here))
+            if module is None:
+                found.append(FoundImport(node.lineno, "." * node.level + (node.module or ""),
+                                         lazy))
+            elif module == package:  # `from cnnstudio import ui` names a subpackage
+                found.extend(FoundImport(node.lineno, f"{package}.{alias.name}", lazy)
+                             for alias in node.names)
+            else:
+                found.append(FoundImport(node.lineno, module, lazy))
+    return tuple(found)
+
+
+def unit_of(module: str, package: str, package_root: Path) -> str | None:
+    """What an allow-list names for a module: None for the standard library, `cnnstudio.core`
+    for any module of that package, `torch` for `torch.nn.functional`."""
+    parts = module.split(".")
+    if parts[0] == package:
+        if len(parts) == 1:
+            return package
+        inside = package_root / parts[1]
+        if inside.is_dir() or inside.with_suffix(".py").is_file():
+            return f"{package}.{parts[1]}"
+        return package  # an attribute of the package root, such as __version__
+    if parts[0] in sys.stdlib_module_names:
+        return None
+    return parts[0]
+
+
+def check_layers(package_root: Path) -> list[Violation]:
+    """Every import under `package_root` that its file's rule does not allow, in file order."""
+    package = package_root.name
+    violations = []
+    for path in sorted(package_root.rglob("*.py")):
+        relative = path.relative_to(package_root)
+        shown = Path(package) / relative
+        rule = rule_for(relative)
+        if rule is None:
+            violations.append(Violation(shown, 1, "", "no rule",
+                                        "no layering rule covers this file: add its package "
+                                        "to tests/architecture_rules.py and docs/architecture.md"))
+            continue
+        for found in find_imports(path, relative, package):
+            if found.module.startswith("."):
+                violations.append(Violation(shown, found.line, found.module, rule.name,
+                                            f"relative import {found.module} climbs out of "
+                                            f"{package}"))
+                continue
+            unit = unit_of(found.module, package, package_root)
+            if unit is None or rule.allows(unit, found.inside_function):
+                continue
+            where = " inside a function" if found.inside_function else ""
+            lazy_only = not found.inside_function and unit in rule.lazily
+            hint = f"; {unit} is allowed only inside a function" if lazy_only else ""
+            violations.append(Violation(
+                shown, found.line, found.module, rule.name,
+                f"imports {found.module}{where}, which breaks the rule \"{rule.name}\"; "
+                f"allowed here: {rule.describe(found.inside_function)}{hint}"))
+    return violations
