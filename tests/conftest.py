@@ -5,6 +5,8 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+pytest_plugins = ["tests.windows"]  # `config` (autouse) and `make_window`
+
 
 @pytest.fixture(autouse=True)
 def _torch_threads_restored():

@@ -5,7 +5,7 @@ validation is instant and testable without a display.
 """
 
 from cnnstudio.core.analysis import Analysis, BlockInfo, Diagnostic, analyze
-from cnnstudio.core.graph import Block, Edge, Graph, GraphError, GraphEvent
+from cnnstudio.core.graph import Block, Edge, EventKind, Graph, GraphError, GraphEvent
 
 __all__ = [
     "Analysis",
@@ -13,6 +13,7 @@ __all__ = [
     "BlockInfo",
     "Diagnostic",
     "Edge",
+    "EventKind",
     "Graph",
     "GraphError",
     "GraphEvent",

@@ -45,6 +45,12 @@ def process_alive(pid: int, started: str | None = None) -> bool:
     return True
 
 
+def create_lock_file(path: Path) -> int:
+    """Create `path` for writing, failing with FileExistsError when it exists (O_EXCL): of two
+    takers only one can create it. The descriptor is the caller's to close."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+
+
 class LockHeld(Exception):
     """The folder is locked by a running process; `pid` says which."""
 
@@ -73,7 +79,7 @@ class FolderLock:
             self.created_folder = True
         for _ in range(3):  # a stale lock taken over, then a new try
             try:
-                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                fd = create_lock_file(self.path)
             except FileExistsError:
                 owner = self.owner()
                 if owner is not None and process_alive(*owner):

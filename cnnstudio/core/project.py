@@ -289,8 +289,8 @@ def _read_json(path: StrPath, summary: str) -> Any:
 
 def _too_large(size: int) -> str:
     return (
-        f"the file is too large ({size / 2**20:,.1f} MB; a project file is at most "
-        f"{MAX_FILE_BYTES // 2**20} MB)"
+        f"the file is too large ({size / 2**20:,.1f} MiB; a project file is at most "
+        f"{MAX_FILE_BYTES // 2**20} MiB)"
     )
 
 

@@ -26,6 +26,14 @@ def register(block_type: BlockType) -> BlockType:
     return block_type
 
 
+def unregister(type_id: str) -> BlockType:
+    """Take a block type out again (tests register throwaway types); unknown ids raise."""
+    try:
+        return _REGISTRY.pop(type_id)
+    except KeyError:
+        raise UnknownBlockType(type_id) from None
+
+
 def get(type_id: str) -> BlockType:
     try:
         return _REGISTRY[type_id]

@@ -15,12 +15,13 @@ from __future__ import annotations
 from typing import Any
 
 from cnnstudio.core import registry
-from cnnstudio.core.analysis import OPTIMIZER_STATE_SLOTS, Analysis, TrainingMemory
+from cnnstudio.core.analysis import OPTIMIZER_STATE_SLOTS, Analysis, BlockInfo, TrainingMemory
 from cnnstudio.core.blocks.base import format_shape
 from cnnstudio.core.graph import Graph
 
 COLUMNS = ("No", "Layer", "Output shape", "Activation size", "Parameters", "MACs",
            "Receptive field")
+NUMERIC_COLUMNS = frozenset({0, 3, 4, 5})  # right-aligned in the text table and the window
 
 
 def layer_rows(graph: Graph, analysis: Analysis) -> list[dict[str, Any]]:
@@ -108,42 +109,41 @@ def memory_breakdown(memory: TrainingMemory, optimizer: str) -> str:
 
 
 def format_bytes(count: int) -> str:
+    """'12.7 MiB': binary units (1024), labelled as such (KiB, MiB, GiB), as PyTorch's memory
+    figures are. Decimal sizes (disk space, core.files) are labelled MB."""
     value = float(count)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
-    return f"{value:.1f} GB"
+    return f"{value:.1f} GiB"
 
 
-def _cells(graph: Graph, analysis: Analysis) -> list[tuple[str, ...]]:
-    cells = []
-    for number, block_id in enumerate(analysis.order, start=1):
-        info = analysis.blocks[block_id]
-        display = registry.get(info.type).display_name
-        rf = info.receptive_field
-        cells.append((
-            str(number),
-            f"{info.name} ({display})" if info.name != display else display,
-            format_shape(info.output_shape),
-            f"{info.activation_size:,}" if info.output_shape is not None else "?",
-            f"{info.total_params:,}",
-            f"{info.macs:,}",
-            f"{rf[0]}×{rf[1]}" if rf else "-",
-        ))
-    return cells
+def row_cells(number: int, info: BlockInfo) -> tuple[str, ...]:
+    """One block's cells under COLUMNS, as the text table and the window's Summary show them."""
+    display = registry.get(info.type).display_name
+    rf = info.receptive_field
+    return (
+        str(number),
+        f"{info.name} ({display})" if info.name != display else display,
+        format_shape(info.output_shape),
+        f"{info.activation_size:,}" if info.output_shape is not None else "?",
+        f"{info.total_params:,}",
+        f"{info.macs:,}",
+        f"{rf[0]}×{rf[1]}" if rf else "-",
+    )
 
 
 def render_table(graph: Graph, analysis: Analysis, batch_size: int = 64,
                  optimizer: str = "adam", title: str = "") -> str:
     """The course-style table with totals and diagnostics, as plain text."""
-    rows = [COLUMNS, *_cells(graph, analysis)]
+    rows = [COLUMNS, *(row_cells(number, analysis.blocks[block_id])
+                       for number, block_id in enumerate(analysis.order, start=1))]
     widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
-    right = {0, 3, 4, 5}
 
     def line(row: tuple[str, ...]) -> str:
         return "  ".join(
-            cell.rjust(widths[i]) if i in right else cell.ljust(widths[i])
+            cell.rjust(widths[i]) if i in NUMERIC_COLUMNS else cell.ljust(widths[i])
             for i, cell in enumerate(row)
         ).rstrip()
 

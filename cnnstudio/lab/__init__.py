@@ -1,1 +1,2 @@
-"""The convolution lab's computations: pure NumPy, no Qt and no torch (tested on their own)."""
+"""The convolution lab's computations and its one edit of the network (`network.py`): pure
+NumPy and the core, no Qt and no torch (tested on their own)."""

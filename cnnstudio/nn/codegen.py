@@ -13,6 +13,7 @@ loading, predict(), offline training) is fixed text in codegen_text.py with valu
 
 from __future__ import annotations
 
+import json
 import keyword
 import re
 import textwrap
@@ -32,6 +33,7 @@ from cnnstudio.core.outputs import BINARY, PROBABILITIES, output_kind
 from cnnstudio.core.project import Project
 from cnnstudio.nn.build import ModelBuildError
 from cnnstudio.nn.codegen_text import HELPERS, PROBABILITY_CODE, TRAINING_CODE
+from cnnstudio.nn.torch_files import NOT_A_TORCH_FILE, NOT_PLAIN_CHECKPOINT, UNSUPPORTED_GLOBAL
 
 MAX_LINE = 99
 INDENT = "        "  # the body of a method
@@ -142,14 +144,9 @@ def _plan(project: Project) -> _Plan:
     analysis = analyze(graph)
     if not analysis.ok:
         raise ModelBuildError(analysis.errors)
-    main = next(b for b in graph.blocks if b.type == "Output" and not b.params.get("auxiliary"))
-    seen: set[str] = set()  # the main output and everything it depends on, as GraphModel
-    stack = [main.id]
-    while stack:
-        current = stack.pop()
-        if current not in seen:
-            seen.add(current)
-            stack.extend(graph.inputs_of(current))
+    main = graph.main_output()
+    assert main is not None  # the analysis has no error
+    seen = graph.ancestors(main.id) | {main.id}  # what the main output needs, as GraphModel
     order = [block_id for block_id in analysis.order if block_id in seen]
     params, layers, names, used = {}, {}, {}, set()
     for block_id in order:
@@ -251,6 +248,7 @@ def _batchnorm(params: Mapping[str, Any], info: BlockInfo) -> _Layer:
     return _Layer(f"nn.BatchNorm{'2d' if len(shape) == 3 else '1d'}", args, weights="bn")
 
 
+# one entry per registered block type (tests/test_block_tables.py checks it)
 _EMITTERS = {
     "Input": lambda params, info: _Layer(),
     "Output": lambda params, info: _Layer(),
@@ -489,11 +487,30 @@ def _training(plan: _Plan) -> str:
     has_penalty = any(plan.layers[b].weights in ("conv", "linear")
                       and (plan.params[b]["l1"] > 0 or plan.params[b]["l2"] > 0)
                       for b in plan.order)
+    file_messages = "\n".join((_string_constant("NOT_PLAIN_CHECKPOINT", NOT_PLAIN_CHECKPOINT),
+                               _string_constant("NOT_A_TORCH_FILE", NOT_A_TORCH_FILE)))
     return TRAINING_CODE.format(
         penalty=" + model.penalty()" if has_penalty else "", model=plan.class_name,
         epochs=int(training.get("epochs", 5)), batch_size=int(training.get("batch_size", 64)),
-        lr=repr(lr),
+        lr=repr(lr), file_messages=file_messages,
+        unsupported_global=json.dumps(UNSUPPORTED_GLOBAL),
     )
+
+
+def _string_constant(name: str, text: str) -> str:
+    """NAME = "..." on one line, or NAME = ("..." "...") split at spaces so that each line fits;
+    the pieces join to `text`. json.dumps writes a valid double-quoted Python literal."""
+    one_line = f"{name} = {json.dumps(text)}"
+    if len(one_line) <= MAX_LINE:
+        return one_line
+    pieces, piece = [], ""
+    for word in text.split(" "):
+        if piece and len(f"    {json.dumps(piece + word)}") > MAX_LINE:
+            pieces.append(piece)
+            piece = ""
+        piece += word + " "
+    pieces.append(piece[:-1])
+    return "\n".join([f"{name} = (", *(f"    {json.dumps(p)}" for p in pieces), ")"])
 
 
 __all__ = ["attribute_name", "class_name_for", "generate_python"]

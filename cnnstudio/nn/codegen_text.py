@@ -2,7 +2,8 @@
 
 HELPERS: layer classes torch lacks, emitted only when a network uses them. PROBABILITY_CODE: how
 the network's outputs become class probabilities, one text per output kind (core.outputs), so
-that softmax is applied exactly once. TRAINING_CODE: weight loading, predict(), offline data
+that softmax is applied exactly once. TRAINING_CODE: weight loading (refusing, with
+nn/torch_files.py's messages, a file that is not plain tensors), predict(), offline data
 reading (an .npz archive or an image folder, never a download) and the training loop.
 """
 
@@ -138,9 +139,21 @@ def convert_cnnstudio_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[st
     return converted
 
 
+{file_messages}
+
+
 def load_cnnstudio_weights(model: nn.Module, path: str) -> nn.Module:
-    """Load the weights of a CNN Studio training run (its model.pt) into the model."""
-    state_dict = torch.load(path, map_location="cpu", weights_only=True)
+    """Load the weights of a CNN Studio training run (its model.pt) into the model. Only a file
+    of tensors is read: one holding Python objects is refused (loading it would run its code).
+    ValueError says why a file cannot be read."""
+    try:
+        state_dict = torch.load(path, map_location="cpu", weights_only=True)
+    except OSError:
+        raise  # a missing or unreadable file: its own message says so
+    except Exception as err:  # torch raises many kinds for a file it will not read
+        found = {unsupported_global} in str(err).lower()  # a class or function in the file
+        reason = NOT_PLAIN_CHECKPOINT if found else NOT_A_TORCH_FILE
+        raise ValueError(f"cannot read {{path}}: {{reason}}") from None
     model.load_state_dict(convert_cnnstudio_state_dict(state_dict))
     return model
 
@@ -356,7 +369,10 @@ def main(argv: list[str] | None = None) -> None:
                      "archive or a folder of class subfolders")
     model = {model}()
     if args.weights:
-        load_cnnstudio_weights(model, args.weights)
+        try:
+            load_cnnstudio_weights(model, args.weights)
+        except (OSError, ValueError) as err:
+            parser.error(str(err))
     train(model, data, args.epochs, args.batch_size, args.lr)
     if args.save:
         torch.save(model.state_dict(), args.save)

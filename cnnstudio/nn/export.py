@@ -38,6 +38,7 @@ from cnnstudio.core.project import Project, ProjectError, load_project
 from cnnstudio.nn.build import GraphModel, ModelBuildError, build_model
 from cnnstudio.nn.codegen import class_name_for, generate_python
 from cnnstudio.nn.probabilities import class_probabilities
+from cnnstudio.nn.torch_files import holds_python_objects, torch_file_problem
 
 PROJECT_FILE = "project.cnnproj"
 DATA_FILE = "data.json"
@@ -258,7 +259,10 @@ def _read_weights(path: Path) -> dict[str, Tensor]:
                "again (or export another run)")
     try:
         state = torch.load(path, weights_only=True, map_location="cpu")
-    except Exception:  # torch raises many kinds for a damaged or foreign file
+    except Exception as err:  # torch raises many kinds for a damaged or foreign file
+        if holds_python_objects(err):  # never PyTorch's advice to load it unsafely
+            raise ExportError(f"cannot read {path}: {torch_file_problem(err)}; train the "
+                              "project again (or export another run)") from None
         raise ExportError(damaged) from None
     if not (isinstance(state, Mapping)
             and all(isinstance(k, str) and isinstance(v, Tensor) for k, v in state.items())):

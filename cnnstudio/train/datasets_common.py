@@ -77,6 +77,11 @@ FILE_KINDS = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block devi
               (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"))
 
 
+def special_file_kind(mode: int) -> str:
+    """What a file that is neither regular nor a folder is, for messages: 'a named pipe (FIFO)'."""
+    return next((name for test, name in FILE_KINDS if test(mode)), "a special file")
+
+
 def regular_file_size(path: Path, what: str) -> int:
     """The size of the regular file at path, or a DatasetError saying what is there instead.
 
@@ -94,7 +99,7 @@ def regular_file_size(path: Path, what: str) -> int:
     if stat.S_ISDIR(info.st_mode):
         raise DatasetError(f"{path} is a folder, but the dataset spec needs the {what} here")
     if not stat.S_ISREG(info.st_mode):
-        kind = next((name for test, name in FILE_KINDS if test(info.st_mode)), "a special file")
+        kind = special_file_kind(info.st_mode)
         raise DatasetError(
             f"{path} is {kind}, not a regular file; the dataset spec needs the {what} here, a "
             "file saved on disk: check the path"

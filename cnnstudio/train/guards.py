@@ -8,8 +8,6 @@
 - A diverging loss. A loss that is not finite, or that grew to more than GROWTH_LIMIT times its
   first value, stops the run with advice to lower the learning rate: a learning rate of 10 took
   the loss to 1e27 and the run still "completed".
-- Files. A torch file that is not a plain checkpoint is refused with a reason that never
-  suggests loading it unsafely.
 
 Mostly plain functions of numbers, so each is tested alone; the engine calls them.
 """
@@ -17,7 +15,6 @@ Mostly plain functions of numbers, so each is tested alone; the engine calls the
 from __future__ import annotations
 
 import math
-import pickle
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +22,7 @@ from typing import Any
 import torch
 
 from cnnstudio.core.analysis import TrainingMemory
+from cnnstudio.core.summary import format_bytes
 
 MEMINFO = "/proc/meminfo"
 CPU_ALLOCATOR_FAILURE = "DefaultCPUAllocator: can't allocate memory"
@@ -87,10 +85,6 @@ def suggested_batch(batch_size: int, fits: int | None = None) -> int:
     return power
 
 
-def size_text(count: int) -> str:
-    return f"{count / 2**30:,.1f} GB" if count >= 2**30 else f"{count / 2**20:,.0f} MB"
-
-
 def memory_refusal(need: MemoryNeed, batch_size: int, available: int) -> str | None:
     """Why a run at `batch_size` cannot fit in `available` bytes, or None when it can."""
     needed = need.at(batch_size)
@@ -98,11 +92,11 @@ def memory_refusal(need: MemoryNeed, batch_size: int, available: int) -> str | N
         return None
     fits = need.largest_batch(available)
     if fits < 1:
-        return (f"training this network needs about {size_text(need.at(1))} of memory even "
-                f"one image at a time, and {size_text(available)} is available: make the "
+        return (f"training this network needs about {format_bytes(need.at(1))} of memory even "
+                f"one image at a time, and {format_bytes(available)} is available: make the "
                 "input images or the network smaller, or close other programs")
-    return (f"training at batch size {batch_size} needs about {size_text(needed)} of memory, "
-            f"and {size_text(available)} is available: use a smaller batch size (for example "
+    return (f"training at batch size {batch_size} needs about {format_bytes(needed)} of memory, "
+            f"and {format_bytes(available)} is available: use a smaller batch size (for example "
             f"{suggested_batch(batch_size, fits)}), or close other programs")
 
 
@@ -174,20 +168,3 @@ def other_dataset_refusal(run_dir: Any, recorded: str, current: str) -> str:
             f"data would mix two datasets in one run; leave out --dataset to resume on "
             f"{recorded}, or add --force to go on with {current} (the run folder records the "
             "change)")
-
-
-# -- files -----------------------------------------------------------------------------------
-
-
-def holds_python_objects(err: BaseException) -> bool:
-    """torch.load(weights_only=True) met a class or function in the file (not junk)."""
-    return isinstance(err, pickle.UnpicklingError) and "Unsupported global" in str(err)
-
-
-def torch_file_problem(err: BaseException) -> str:
-    """Why torch.load(weights_only=True) refused a file, without PyTorch's advice to load it
-    with weights_only=False (that runs whatever code the file holds)."""
-    if holds_python_objects(err):
-        return ("it is not a plain checkpoint (it holds Python objects besides tensors), so it "
-                "will not be loaded: only files of tensors are opened, for safety")
-    return "it is damaged or truncated, or it is not a PyTorch file"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import stat
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,12 @@ from cnnstudio.core.outputs import LOGITS
 from cnnstudio.core.project import Project
 from cnnstudio.nn.build import GraphModel
 from cnnstudio.nn.probabilities import class_probabilities
-from cnnstudio.train.datasets_common import DatasetError, Shape, check_input_shape
+from cnnstudio.train.datasets_common import (
+    DatasetError,
+    Shape,
+    check_input_shape,
+    special_file_kind,
+)
 from cnnstudio.train.datasets_folder import decode
 
 __all__ = [
@@ -214,10 +220,18 @@ def load_image_file(path: str | Path, input_shape: Sequence[int]) -> np.ndarray:
         raise ImageFileError(f"the network takes {shape[0]}-channel images; only grey (1), "
                              "colour (3) and RGBA (4) networks can read an image file")
     file = Path(path)
-    if not file.exists():
-        raise ImageFileError(f"cannot open '{file}': the file does not exist")
-    if file.is_dir():
+    try:
+        mode = file.stat().st_mode  # before anything opens it: a pipe would wait for a writer
+    except (FileNotFoundError, NotADirectoryError):
+        raise ImageFileError(f"cannot open '{file}': the file does not exist") from None
+    except OSError as err:
+        raise ImageFileError(f"cannot open '{file}': {err.strerror or err}") from None
+    if stat.S_ISDIR(mode):
         raise ImageFileError(f"cannot open '{file}': it is a folder; choose an image file")
+    if not stat.S_ISREG(mode):
+        raise ImageFileError(
+            f"cannot open '{file}': it is {special_file_kind(mode)}, not a regular file; "
+            "choose an image file saved on disk (PNG, JPEG or BMP)")
     try:
         array, _ = decode(file, shape)
     except MemoryError:

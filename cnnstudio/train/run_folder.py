@@ -28,8 +28,8 @@ import torch
 
 from cnnstudio.core.files import FULL_ERRNOS, FileWriteError, disk_full_error, staged_write
 from cnnstudio.core.locks import FolderLock, LockHeld
+from cnnstudio.nn.torch_files import torch_file_problem
 from cnnstudio.train.data import DatasetError, DatasetSpec, parse_spec
-from cnnstudio.train.guards import torch_file_problem
 from cnnstudio.core.project import Project, ProjectError, load_project, save_project
 
 PROJECT = "project.cnnproj"
@@ -48,8 +48,17 @@ RUN_ONLY = (CHECKPOINT, FINAL, METRICS)
 LISTED_ENTRIES = 4
 
 
-_UNWRITABLE = {errno.EROFS: "the disk is read-only", errno.EACCES: "permission denied",
-               errno.EPERM: "permission denied"}
+_DENIED = "permission denied; make it writable or choose another folder (--out)"
+_UNWRITABLE = {errno.EROFS: "the file system is read-only; choose a folder on a writable disk",
+               errno.EACCES: _DENIED, errno.EPERM: _DENIED}
+
+
+def _unwritable_reason(err: OSError, folder: Path) -> str:
+    """Why a write in `folder` failed and what to do, for the run folder's messages."""
+    if err.errno in FULL_ERRNOS:
+        return str(disk_full_error(folder, 0))
+    return _UNWRITABLE.get(err.errno or -1,
+                           f"{err.strerror or err}; choose a folder you can write to (--out)")
 
 
 class RunFolderError(Exception):
@@ -129,9 +138,10 @@ class RunFolder:
                 f"{self.path} is in use by another training run ({who}); wait for it to finish "
                 "or stop it, or choose another folder"
             ) from None
-        except OSError as err:
-            raise RunFolderError(f"cannot use the run folder {self.path}: {err.strerror or err}; "
-                                 "choose a folder you can write to") from None
+        except OSError as err:  # the folder could not be created, or the lock file in it
+            action = "write in" if self.path.is_dir() else "create"
+            raise RunFolderError(f"cannot {action} the run folder {self.path}: "
+                                 f"{_unwritable_reason(err, self.path)}") from None
 
     def unlock(self, lock: FolderLock) -> None:
         """Release the lock; a folder the lock created goes again if the run left nothing but
@@ -168,7 +178,7 @@ class RunFolder:
                 self.path.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise RunFolderError(f"cannot create the run folder {self.path}: "
-                                 f"{err.strerror}") from None
+                                 f"{_unwritable_reason(err, self.path)}") from None
         if create:
             self.check_writable()
         self._check_marker_version()
@@ -201,12 +211,8 @@ class RunFolder:
         try:
             _write_probe(self.path)
         except OSError as err:
-            if err.errno in FULL_ERRNOS:
-                advice = str(disk_full_error(self.path, 0))
-            else:
-                advice = (f"{_UNWRITABLE.get(err.errno or -1, err.strerror or str(err))}; make "
-                          "it writable or choose another folder (--out)")
-            raise RunFolderError(f"cannot write to the run folder {self.path}: {advice}") from None
+            raise RunFolderError(f"cannot write in the run folder {self.path}: "
+                                 f"{_unwritable_reason(err, self.path)}") from None
 
     def _check_marker_version(self) -> None:
         try:

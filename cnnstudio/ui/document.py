@@ -18,7 +18,7 @@ from cnnstudio.core.graph import Graph, GraphEvent
 from cnnstudio.core.history import Edit, record
 from cnnstudio.core.params import ParamError
 from cnnstudio.core.project import Project
-from cnnstudio.core.settings import DATASET, TRAINING, SettingsGroup
+from cnnstudio.core.settings import GROUPS
 
 T = TypeVar("T")
 
@@ -52,15 +52,12 @@ class GraphCommand(QUndoCommand):
         return True
 
 
-SETTINGS_GROUPS: dict[str, SettingsGroup] = {"dataset": DATASET, "training": TRAINING}
-
-
 class SettingsCommand(QUndoCommand):
     """A change of the project's dataset or training settings; edits of one setting merge."""
 
     def __init__(self, document: Document, group: str, before: dict[str, Any],
                  after: dict[str, Any]) -> None:
-        names = ", ".join(SETTINGS_GROUPS[group].param(n).title.lower() for n in after)
+        names = ", ".join(GROUPS[group].param(n).title.lower() for n in after)
         super().__init__(f"Change {names}")
         self.document, self.group = document, group
         self.before, self.after = before, after
@@ -154,9 +151,9 @@ class Document(QObject):
         Every value is checked with the group's declaration first; a bad name or value raises
         ParamError naming the setting, and nothing changes.
         """
-        declared = SETTINGS_GROUPS.get(group)
+        declared = GROUPS.get(group)
         if declared is None:
-            raise ParamError(f"unknown settings group {group!r}; use dataset or training")
+            raise ParamError(f"unknown settings group {group!r}; use {' or '.join(GROUPS)}")
         current = self._settings(group)
         after: dict[str, Any] = {}
         for name, value in changes.items():

@@ -1,9 +1,10 @@
 """Icons drawn at runtime with QPainter: no image files to ship or keep in sync.
 
 A block icon is a rounded square in its category's accent colour (theme.CATEGORY_HUES) with a
-short white glyph; the same hue marks the block on the canvas, so the palette, the inspector and
-the summary table all point at the canvas colour code. Icons are cached: they depend only on
-the block type or category, never on the theme.
+short white glyph, declared with the block type (BlockType.glyph); the same hue marks the block
+on the canvas, so the palette, the inspector and the summary table all point at the canvas
+colour code. Icons are cached: they depend only on the block type or category, never on the
+theme.
 """
 
 from __future__ import annotations
@@ -29,21 +30,7 @@ SIZES = (16, 20, 24, 32, 48, 64)
 APP_SIZES = (16, 24, 32, 48, 64, 128, 256)
 FALLBACK_HUE = "#546e7a"
 
-# block type -> glyph; types not listed use the first letter of their display name
-BLOCK_GLYPHS = {
-    "Input": "x",
-    "Conv2D": "∗",
-    "Activation": "ƒ",
-    "Pooling": "↓",
-    "Dropout": "D",
-    "BatchNorm": "N",
-    "LocalResponseNorm": "L",
-    "Flatten": "F",
-    "Dense": "FC",
-    "Concatenate": "≡",
-    "Add": "+",
-    "Output": "ŷ",
-}
+# palette category -> glyph of its header (a block's own glyph is BlockType.glyph)
 CATEGORY_GLYPHS = {
     "Input": "x",
     "Convolution": "∗",
@@ -98,14 +85,10 @@ def _glyph_icon(key: tuple[str, str], hue: str, glyph: str) -> QIcon:
     return icon
 
 
-def block_glyph(block_type: BlockType) -> str:
-    return BLOCK_GLYPHS.get(block_type.type_id, block_type.display_name[:1].upper())
-
-
 def block_icon(block_type: BlockType) -> QIcon:
     """The icon of a block type: its category colour with its own glyph."""
     hue = CATEGORY_HUES.get(block_type.category, FALLBACK_HUE)
-    return _glyph_icon(("block", block_type.type_id), hue, block_glyph(block_type))
+    return _glyph_icon(("block", block_type.type_id), hue, block_type.glyph)
 
 
 def category_icon(category: str) -> QIcon:

@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 
 from cnnstudio import __version__
 from cnnstudio.core.files import replace_refusal
+from cnnstudio.core.layout import STEP_Y
 from cnnstudio.core.project import EXTENSION, Project, ProjectError, load_project, save_project
 from cnnstudio.core.summary import PARAMETERS_TIP, format_bytes, memory_breakdown
 from cnnstudio.core.templates import new_project
@@ -57,7 +58,6 @@ from cnnstudio.ui.training.page import TrainingPage
 DEFAULT_TEMPLATE = "keras-mnist"
 DEFAULT_DATASET = "mnist-sample"
 APP_NAME = "CNN Studio"
-STEP_Y = 110.0  # the templates' vertical spacing: a new block goes one step below
 BLOCK_W = 170.0
 PROJECT_FILTER = f"CNN Studio projects (*{EXTENSION});;All files (*)"
 Button = QMessageBox.StandardButton

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from cnnstudio.core.analysis import analyze
 from cnnstudio.core.graph import Graph
-from cnnstudio.core.summary import render_table, summary_dict
+from cnnstudio.core.summary import format_bytes, memory_summary, render_table, summary_dict
 from tests.residual import RESNET18_LEARNABLE, RESNET18_RUNNING_STATISTICS, resnet_graph
 
 MNIST = {"channels": 1, "height": 28, "width": 28}
@@ -199,6 +201,14 @@ def test_training_memory_parts():
     assert m.total == m.weights + m.gradients + m.optimizer_state + m.activations
     assert a.memory(128).activations == 2 * m.activations  # no BatchNorm: all per sample
     assert a.memory(64, "sgd").optimizer_state == 4 * 93_322
+
+
+def test_memory_sizes_are_labelled_in_binary_units():
+    """format_bytes divides by 1024, so it says KiB, MiB and GiB (a 'MB' would be 10⁶ bytes)."""
+    assert [format_bytes(n) for n in (512, 1536, 13_266_944, 5 * 2**30)] == [
+        "512 B", "1.5 KiB", "12.7 MiB", "5.0 GiB"]
+    text = memory_summary(analyze(keras_mnist()).memory(64, "adam"), "adam")
+    assert "MiB" in text and not re.search(r"\d [KMG]B\b", text), text
 
 
 def test_weights_memory_counts_batchnorm_running_statistics():

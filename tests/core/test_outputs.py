@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from cnnstudio.core import registry
 from cnnstudio.core.graph import Graph
 from cnnstudio.core.outputs import BINARY, LOGITS, PROBABILITIES, output_kind, output_kinds
 from cnnstudio.core.templates import build_template
@@ -104,3 +105,22 @@ def test_every_output_is_described_auxiliary_heads_included():
                       after=graph.inputs_of(graph.inputs_of(output)[0])[0])
     kinds = output_kinds(graph)
     assert kinds[output].kind == PROBABILITIES and kinds[aux[-1].id].kind == LOGITS
+
+
+@pytest.mark.parametrize("units, activation, after, kind, sentence", [
+    (10, "none", [("Activation", {"function": "softmax"})], PROBABILITIES,
+     "after an Activation softmax (Dense → Activation softmax → Output, as Keras writes it) they "
+     "are probabilities already, and no second softmax is applied"),
+    (1, "sigmoid", [], BINARY, "a single sigmoid unit (Dense with 1 unit and sigmoid activation) "
+     "is a two-class (binary) classifier"),
+    (10, "relu", [], LOGITS, "otherwise they are class scores (logits), and softmax turns them "
+     "into probabilities in the loss and at prediction"),
+])
+def test_the_output_help_says_what_each_ending_gives(units, activation, after, kind, sentence):
+    """The Output block's help (inspector, palette tooltip) follows core.outputs: it no longer
+    claims that softmax is always applied."""
+    graph, output = head(units, activation, after)
+    assert output_kind(graph, output).kind == kind
+    help_text = " ".join(registry.get("Output").help.split())
+    assert sentence in help_text
+    assert "Softmax is applied by the loss in training and at prediction" not in help_text

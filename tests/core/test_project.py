@@ -141,7 +141,8 @@ def test_new_fills_defaults_and_checks_settings():
         Project.new(Graph(), training={"batch_size": 0}, dataset={"spec": "x"})
     assert caught.value.problems[1] == "training.batch_size: expected an integer from 1 to " \
         "65,536, got 0"
-    assert caught.value.problems[0].startswith("dataset.spec: expected 'mnist-sample'")
+    assert caught.value.problems[0].startswith("dataset.spec: unknown dataset 'x'; the "
+                                               "accepted forms are mnist-sample")
 
 
 def test_an_empty_network_round_trips(tmp_path: Path):
@@ -267,8 +268,10 @@ BAD_DOCUMENTS = [
     (set_at("training", "speed", "fast"), "training.speed: unknown training setting"),
     (set_at("training", []), "training: expected an object, got []"),
     (set_at("dataset", "spec", "imagenet:/x"),
-     "dataset.spec: expected 'mnist-sample' or KIND:PATH with KIND one of mnist, fashion-mnist, "
-     "cifar10, cifar100, idx, folder, npz, got 'imagenet:/x'"),
+     "dataset.spec: unknown dataset 'imagenet:/x'; the accepted forms are mnist-sample (the "
+     "MNIST sample that ships with CNN Studio), mnist:DIR, fashion-mnist:DIR, cifar10:DIR, "
+     "cifar100:DIR, folder:DIR (one subfolder per class), idx:IMAGES,LABELS (two IDX files), "
+     "npz:FILE (arrays x and y)"),
     (set_at("name", 5), "name: expected a text of at most 200 characters, got 5"),
     (set_at("template", ["x"]),
      "template: expected a text of at most 200 characters or null, got [\"x\"]"),
@@ -430,7 +433,7 @@ def test_too_large_is_refused_before_reading(tmp_path: Path, monkeypatch: pytest
         handle.truncate(64 * 1024 * 1024 + 1)  # sparse: costs no disk
     monkeypatch.setattr("builtins.open", lambda *a, **k: pytest.fail("the file was opened"))
     assert file_problem(path) == (
-        "the file is too large (64.0 MB; a project file is at most 64 MB)"
+        "the file is too large (64.0 MiB; a project file is at most 64 MiB)"
     )
 
 

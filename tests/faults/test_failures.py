@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from cnnstudio.core import locks
 from cnnstudio.core.analysis import analyze
 from cnnstudio.core.project import load_project, project_to_dict
 from cnnstudio.train import guards
@@ -135,6 +136,7 @@ def test_a_run_the_memory_cannot_hold_is_refused_with_a_batch_size_that_fits(
     found = re.search(r"training at batch size 64 needs about .* of memory, and .* is "
                       r"available: use a smaller batch size \(for example (\d+)\)", err)
     assert found, err
+    assert re.search(r"needs about [\d,.]+ (B|KiB|MiB|GiB) of memory", err), err
     suggested = int(found.group(1))
     assert 1 <= suggested <= 10 and need.at(suggested) <= available
     assert "epoch 1" not in out and not (tmp_path / "run" / rf.METRICS).exists()
@@ -237,10 +239,34 @@ def test_a_read_only_run_folder_is_found_before_training(capsys, small_files, tm
     out_dir = tmp_path / "run"
     code_, out, err = cli(capsys, *train_args(small_files, out_dir, "--epochs", "1"))
     assert code_ == 1
-    reason = "the disk is read-only" if code == errno.EROFS else "permission denied"
-    assert f"cannot write to the run folder {out_dir}: {reason}; make it writable" in err
+    assert f"cannot write in the run folder {out_dir}: {UNWRITABLE[code]}" in err
     assert "epoch 1" not in out and "Training on" not in out
     assert not (out_dir / rf.METRICS).exists() and not (out_dir / rf.CHECKPOINT).exists()
+
+
+UNWRITABLE = {
+    errno.EROFS: "the file system is read-only; choose a folder on a writable disk",
+    errno.EACCES: "permission denied; make it writable or choose another folder (--out)",
+}
+
+
+@pytest.mark.parametrize("code", [errno.EROFS, errno.EACCES])
+def test_an_existing_run_folder_whose_lock_cannot_be_written(capsys, small_files, tmp_path,
+                                                             monkeypatch, code):
+    """The run-folder lock is the first file a run creates: on a read-only disk the folder
+    exists and cannot be written, which is what the message says (not 'cannot create')."""
+    def refuse(path):
+        raise OSError(code, os.strerror(code), str(path))
+
+    monkeypatch.setattr(locks, "create_lock_file", refuse)
+    out_dir = tmp_path / "run"
+    out_dir.mkdir()
+    code_, out, err = cli(capsys, *train_args(small_files, out_dir, "--epochs", "1"))
+    assert code_ == 1 and "internal error" not in err
+    assert (f"training failed: cannot write in the run folder {out_dir}: "
+            f"{UNWRITABLE[code]}") in err, err
+    assert "cannot create" not in err and os.strerror(code) not in err
+    assert "epoch 1" not in out and list(out_dir.iterdir()) == []
 
 
 def test_a_really_read_only_file_system(capsys, small_files, tmp_path):
@@ -251,7 +277,9 @@ def test_a_really_read_only_file_system(capsys, small_files, tmp_path):
             pytest.skip("cannot remount the tmpfs read-only here")
         code, out, err = cli(capsys, *train_args(small_files, disk / "run", "--epochs", "1"))
         assert code == 1
-        assert "read-only" in err.lower() and "internal error" not in err
+        assert "internal error" not in err
+        assert (f"cannot write in the run folder {disk / 'run'}: "
+                f"{UNWRITABLE[errno.EROFS]}") in err, err
         assert "epoch 1" not in out
 
 

@@ -8,9 +8,7 @@ import errno
 import os
 import socket
 import stat
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -20,36 +18,10 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 from cnnstudio.core.graph import Graph
 from cnnstudio.core.project import Project, load_project, project_to_dict
 from cnnstudio.train import run_folder as rf
-from cnnstudio.ui.main_window import MainWindow
 from cnnstudio.ui.recovery import write_atomic
 from cnnstudio.ui.training.session import TrainingSession
 
 Button = QMessageBox.StandardButton
-
-
-@pytest.fixture(autouse=True)
-def config(tmp_path, monkeypatch) -> Path:
-    directory = tmp_path / "config"
-    monkeypatch.setenv("CNNSTUDIO_CONFIG_DIR", str(directory))
-    return directory
-
-
-@pytest.fixture
-def make_window(qtbot) -> Callable[..., MainWindow]:
-    windows: list[MainWindow] = []
-
-    def make(**kwargs: Any) -> MainWindow:
-        window = MainWindow(**kwargs)
-        windows.append(window)
-        window.show()
-        qtbot.waitExposed(window)
-        return window
-
-    yield make
-    for window in windows:
-        window.ask_save_changes = lambda: Button.Discard
-        window.close()
-        window.deleteLater()
 
 
 def special_file(folder: Path, kind: str) -> Path:

@@ -25,7 +25,8 @@ from cnnstudio.core.templates import TEMPLATES, build_template
 from cnnstudio.nn import ModelBuildError, build_model
 from cnnstudio.nn.codegen import attribute_name, class_name_for, generate_python
 from cnnstudio.nn.export import LoadedRun, load_run
-from tests.nn.test_export import make_run, zoo_graph
+from cnnstudio.nn.torch_files import NOT_PLAIN_CHECKPOINT
+from tests.nn.test_export import make_run, save_weights_with_code, zoo_graph
 
 CASES = [*TEMPLATES, "zoo"]
 
@@ -250,6 +251,26 @@ def test_main_trains_offline_on_an_npz_and_saves(runs, sources, tmp_path, capsys
     assert "mean" not in trained  # the normalisation constants are not weights
 
 
+def test_generated_loading_refuses_weights_holding_python_objects(runs, sources, tmp_path,
+                                                                  capsys):
+    """The generated file has no CNN Studio to import: it carries the same message as text."""
+    path = tmp_path / "keras.py"
+    path.write_text(sources["keras-mnist"])
+    module = load_generated(path)
+    weights, marker = tmp_path / "model.pt", tmp_path / "the-file-ran-code"
+    shutil.copy(runs["keras-mnist"].run_dir / "model.pt", weights)
+    save_weights_with_code(weights, marker)
+    with pytest.raises(ValueError) as caught:
+        module.load_cnnstudio_weights(module.KerasMnistCnn(), str(weights))
+    assert str(caught.value) == f"cannot read {weights}: {NOT_PLAIN_CHECKPOINT}"
+    write_digits_npz(tmp_path / "digits.npz", 12)
+    with pytest.raises(SystemExit) as stopped:
+        module.main(["--data", str(tmp_path / "digits.npz"), "--weights", str(weights)])
+    assert stopped.value.code == 2
+    assert f"error: cannot read {weights}: {NOT_PLAIN_CHECKPOINT}" in capsys.readouterr().err
+    assert not marker.exists()
+
+
 RUN_MAIN = """
 import builtins, socket, sys
 real_import = builtins.__import__
@@ -278,6 +299,7 @@ def run_generated(folder: Path, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300, check=False)
 
 
+@pytest.mark.slow
 def test_main_trains_on_data_saved_next_to_it_and_never_downloads(sources, tmp_path):
     (tmp_path / "net.py").write_text(sources["keras-mnist"])
     done = run_generated(tmp_path, "--epochs", "1", "--batch-size", "8")

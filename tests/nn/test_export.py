@@ -368,6 +368,39 @@ def test_a_damaged_model_file(tmp_path):
     assert list(tmp_path.iterdir()) == [run_dir]
 
 
+class RunsCodeWhenLoaded:
+    """Unpickling it calls os.mkdir(marker): what a hostile model.pt can do when it is loaded
+    with weights_only=False."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.mkdir, (str(self.marker),))
+
+
+def save_weights_with_code(path: Path, marker: Path) -> None:
+    """Rewrite the state dict at `path` with a Python object beside its tensors."""
+    state = torch.load(path, weights_only=True)
+    torch.save({**state, "extra": RunsCodeWhenLoaded(marker)}, path)
+
+
+def test_weights_holding_a_python_object_are_refused_and_never_run(tmp_path):
+    run_dir = make_run(tmp_path / "run", "keras-mnist")
+    marker = tmp_path / "the-file-ran-code"
+    save_weights_with_code(run_dir / "model.pt", marker)
+    with pytest.raises(ExportError) as caught:
+        export_run(run_dir, "state_dict", tmp_path / "w.pt")
+    assert str(caught.value) == (
+        f"cannot read {run_dir / 'model.pt'}: it is not a plain checkpoint (it holds Python "
+        "objects besides tensors), so it will not be loaded: only files of tensors are opened, "
+        "for safety; train the project again (or export another run)")
+    assert "weights_only" not in str(caught.value)
+    assert not marker.exists() and not (tmp_path / "w.pt").exists()
+    torch.load(run_dir / "model.pt", weights_only=False)  # what the refusal protects against
+    assert marker.is_dir()
+
+
 def test_diverged_weights_are_refused(tmp_path):
     run_dir = make_run(tmp_path / "run", "keras-mnist")
     state = torch.load(run_dir / "model.pt", weights_only=True)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -218,6 +222,49 @@ def test_load_image_file_errors_say_what_is_wrong(tmp_path):
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "ok.png")
     with pytest.raises(ImageFileError, match="2-channel"):
         load_image_file(tmp_path / "ok.png", (2, 8, 8))
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes need a POSIX system")
+def test_load_image_file_refuses_a_named_pipe_at_once(tmp_path):
+    """Opening a FIFO waits for a writer: it is refused from its file type, never opened. The
+    load runs in a thread so that a regression fails here instead of hanging the suite."""
+    fifo = tmp_path / "photo.png"
+    os.mkfifo(fifo)
+    outcome: list[BaseException | np.ndarray] = []
+
+    def load() -> None:
+        try:
+            outcome.append(load_image_file(fifo, (1, 28, 28)))
+        except BaseException as err:  # noqa: BLE001 (handed to the test thread)
+            outcome.append(err)
+
+    worker = threading.Thread(target=load, daemon=True)
+    worker.start()
+    worker.join(timeout=5)
+    stuck = worker.is_alive()
+    if stuck:  # release the reader the old code left waiting: a writer opens and closes
+        with contextlib.suppress(OSError):
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        worker.join(timeout=5)
+    assert not stuck, "load_image_file opened the named pipe and waited for a writer"
+    (error,) = outcome
+    assert isinstance(error, ImageFileError)
+    assert str(error) == (f"cannot open '{fifo}': it is a named pipe (FIFO), not a regular "
+                          "file; choose an image file saved on disk (PNG, JPEG or BMP)")
+
+
+def test_read_run_refuses_weights_holding_python_objects_without_running_them(tmp_path):
+    """Predict and the feature maps read a run as export does: the same clear refusal."""
+    from cnnstudio.nn.torch_files import NOT_PLAIN_CHECKPOINT
+    from tests.nn.test_export import make_run, save_weights_with_code
+
+    run_dir = make_run(tmp_path / "run", "keras-mnist")
+    marker = tmp_path / "the-file-ran-code"
+    save_weights_with_code(run_dir / "model.pt", marker)
+    with pytest.raises(InspectionError) as caught:
+        read_run(run_dir, load_data=False)
+    assert f"cannot read {run_dir / 'model.pt'}: {NOT_PLAIN_CHECKPOINT}" in str(caught.value)
+    assert "weights_only" not in str(caught.value) and not marker.exists()
 
 
 def test_read_run_gives_the_trained_model_and_its_data(tmp_path, mnist_sample):

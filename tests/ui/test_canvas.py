@@ -14,13 +14,15 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QHelpEvent, QWheelEvent
 from PySide6.QtWidgets import QApplication, QToolTip
 
-from cnnstudio.core.graph import Graph
+from cnnstudio.core.explain import explain
+from cnnstudio.core.graph import EventKind, Graph
 from cnnstudio.core.layout import layered_layout
 from cnnstudio.core.project import Project, project_to_dict
 from cnnstudio.core.templates import TEMPLATES, new_project
 from cnnstudio.ui import theme
 from cnnstudio.ui.canvas import BLOCK_MIME, CanvasView
 from cnnstudio.ui.document import Document
+from cnnstudio.ui.panels.summary import summary_rows
 
 
 def snapshot(doc: Document) -> dict:
@@ -243,18 +245,13 @@ def test_a_parameter_edit_updates_every_shape_downstream(course):
 
 
 def test_the_shape_tooltip_explains_the_numbers(qtbot, course):
+    """The card's tooltip is the core's explanation (its arithmetic: tests/core/test_explain.py),
+    shown on a real hover."""
     doc, view = course
+    for block in doc.graph.blocks:
+        assert view.item_for(block.id).shape_tooltip() == explain(
+            block, doc.analysis.blocks.get(block.id))
     conv1 = view.item_for(by_name(doc, "CONV1"))
-    text = conv1.shape_tooltip()
-    assert "⌊(28 + 4 − 4 − 1)/1⌋ + 1 = 28" in text
-    assert "((kh·kw·C_in/groups) + 1)·filters = ((5·5·1) + 1)·16 = 416" in text
-    assert "receptive field 5×5, stride 1×1 (jump)" in text
-    fc3 = view.item_for(by_name(doc, "FC3")).shape_tooltip()
-    assert "(inputs + 1)·units = (1568 + 1)·100 = 156,900" in fc3
-    conv2 = view.item_for(by_name(doc, "CONV2")).shape_tooltip()
-    assert "((5·5·16) + 1)·32 = 12,832" in conv2 and "receptive field 14×14" in conv2
-    pool2 = view.item_for(by_name(doc, "POOL2")).shape_tooltip()
-    assert "⌊(14 + 0 − 1 − 1)/2⌋ + 1 = 7" in pool2 and "stride 4×4 (jump)" in pool2
     # a real hover: move onto the shape line, then ask for the tooltip as Qt does
     spot = view.mapFromScene(conv1.mapToScene(QPointF(-50, 50)))
     qtbot.mouseMove(view.viewport(), spot - QPoint(0, 30))
@@ -263,6 +260,29 @@ def test_the_shape_tooltip_explains_the_numbers(qtbot, course):
     QApplication.sendEvent(view.viewport(), help_event)
     assert "⌊(28 + 4 − 4 − 1)/1⌋ + 1 = 28" in QToolTip.text()
     QToolTip.hideText()
+
+
+def test_a_batchnorm_card_shows_the_summary_total_with_its_running_statistics(qtbot):
+    """BatchNorm over 64 channels: 128 trainable (γ, β) + 128 running mean and variance = 256,
+    on the card as in the Summary row and the inspector (PyTorch's own count is 128)."""
+    graph = Graph()
+    image = graph.add_block("Input", {"height": 8, "width": 8, "channels": 3})
+    conv, norm, *_ = graph.chain([("Conv2D", {"filters": 64, "kernel": [3, 3]}), ("BatchNorm", {}),
+                                  ("Flatten", {}), ("Dense", {"units": 10}), ("Output", {})],
+                                 after=image.id)
+    doc = Document(Project.new(graph))
+    view = make_view(qtbot, doc)
+    info = doc.analysis.blocks[norm.id]
+    assert (info.params, info.buffers, info.total_params) == (128, 128, 256)
+    card = view.item_for(norm.id)
+    summary_row = next(row for row in summary_rows(doc) if row.block_id == norm.id)
+    assert card.params_text() == "256 params" and summary_row.cells[4] == "256"
+    tip = card.shape_tooltip()
+    assert "2·C = 2·64 = 128 trainable (γ, β) + 128 running statistics" in tip
+    assert "= 256" in tip
+    doc.edit("freeze", lambda g: g.set_params(norm.id, {"trainable": False}))
+    assert card.params_text() == "256 params" and "128 frozen (γ, β)" in card.shape_tooltip()
+    assert view.item_for(conv.id).params_text() == f"{(3 * 3 * 3 + 1) * 64:,} params"
 
 
 # -- moving, selecting, keyboard commands ----------------------------------------------------
@@ -545,3 +565,10 @@ def test_copying_blocks_then_quitting_exits_cleanly():
                             timeout=120)
     assert result.stdout.strip() == "copied"
     assert result.returncode == 0, result.stderr[-1500:]
+
+
+def test_the_scene_has_a_handler_for_every_kind_of_graph_event(course):
+    """The scene claims every EventKind; a kind without a handler would fail its construction."""
+    _doc, view = course
+    handlers = view.canvas.graph_event_handlers
+    assert {kind for kind, handler in handlers.items() if handler is not None} == set(EventKind)

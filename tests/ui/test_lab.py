@@ -13,7 +13,6 @@ from PySide6.QtWidgets import (
     QAbstractSpinBox,
     QApplication,
     QLineEdit,
-    QMessageBox,
     QTableWidget,
 )
 
@@ -25,13 +24,6 @@ from cnnstudio.ui import theme
 from cnnstudio.ui.document import Document
 from cnnstudio.ui.lab import LabPage
 from cnnstudio.ui.main_window import MainWindow, default_project
-
-
-@pytest.fixture(autouse=True)
-def config(tmp_path, monkeypatch) -> Path:
-    directory = tmp_path / "config"
-    monkeypatch.setenv("CNNSTUDIO_CONFIG_DIR", str(directory))
-    return directory
 
 
 @pytest.fixture
@@ -47,17 +39,8 @@ def lab(qtbot) -> LabPage:
 
 
 @pytest.fixture
-def window(qtbot):
-    main = MainWindow(recover=False)
-    main.show()
-    main.activateWindow()
-    qtbot.waitExposed(main)
-    qtbot.waitUntil(lambda: QApplication.activeWindow() is main, timeout=2000)
-    yield main
-    main.ask_save_changes = lambda: QMessageBox.StandardButton.Discard
-    main.remember_layout = False
-    main.close()
-    main.deleteLater()
+def window(make_window) -> MainWindow:
+    return make_window(recover=False)
 
 
 def type_into(qtbot, widget, text: str) -> None:

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,33 +24,6 @@ from cnnstudio.ui.settings_store import SettingsStore, config_dir
 from cnnstudio.ui.start_page import EMPTY, StartPage
 
 Button = QMessageBox.StandardButton
-
-
-@pytest.fixture(autouse=True)
-def config(tmp_path, monkeypatch) -> Path:
-    directory = tmp_path / "config"
-    monkeypatch.setenv("CNNSTUDIO_CONFIG_DIR", str(directory))
-    return directory
-
-
-@pytest.fixture
-def make_window(qtbot) -> Callable[..., MainWindow]:
-    windows: list[MainWindow] = []
-
-    def make(document: Document | None = None, **kwargs) -> MainWindow:
-        window = MainWindow(document, **kwargs)
-        windows.append(window)
-        window.show()
-        window.activateWindow()
-        qtbot.waitExposed(window)
-        qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=2000)
-        return window
-
-    yield make
-    for window in windows:
-        window.ask_save_changes = lambda: Button.Discard
-        window.close()
-        window.deleteLater()
 
 
 @pytest.fixture

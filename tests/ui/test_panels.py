@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from PySide6.QtCore import QPoint, Qt
-from PySide6.QtWidgets import QDoubleSpinBox, QMessageBox, QSpinBox
+from PySide6.QtWidgets import QDoubleSpinBox, QSpinBox
 
 from cnnstudio.core import registry
 from cnnstudio.core.blocks.base import CATEGORIES
 from cnnstudio.core.project import Project
-from cnnstudio.core.summary import format_bytes, memory_parts
+from cnnstudio.core.summary import COLUMNS, format_bytes, memory_parts, render_table
 from cnnstudio.core.templates import new_project
 from cnnstudio.ui import icons
 from cnnstudio.ui.document import Document
@@ -23,7 +24,7 @@ from cnnstudio.ui.panels import (
     SummaryPanel,
 )
 from cnnstudio.ui.panels.inspector import NO_SELECTION
-from cnnstudio.ui.panels.summary import BLOCK_ID_ROLE, TOTAL_LABEL
+from cnnstudio.ui.panels.summary import BLOCK_ID_ROLE, TOTAL_LABEL, summary_rows
 from tests.residual import resnet_graph
 
 
@@ -273,19 +274,22 @@ def test_summary_shows_the_course_numbers_and_clicking_a_row_emits_its_id(qtbot,
     assert summary.model is model and model.rows[model.row_of("fc3")].cells[4] == "78,450"
 
 
-@pytest.fixture
-def resnet_window(qtbot, tmp_path, monkeypatch):
-    """The main window on a small ResNet (BatchNorm everywhere), settings in a temporary folder."""
-    monkeypatch.setenv("CNNSTUDIO_CONFIG_DIR", str(tmp_path / "config"))
-    from cnnstudio.ui.main_window import MainWindow
+@pytest.mark.parametrize("template_id", ["course-example", "googlenet"])
+def test_the_summary_table_has_the_cells_of_cnnstudio_summary(qapp, template_id):
+    """Each block row reads exactly as its line of the command line's text table."""
+    doc = Document(new_project(template_id))
+    text = render_table(doc.graph, doc.analysis).splitlines()
+    header = next(i for i, line in enumerate(text) if line.split()[:1] == [COLUMNS[0]])
+    rows = summary_rows(doc)[:-1]  # the totals row is the window's own
+    lines = text[header + 2:header + 2 + len(rows)]
+    assert [tuple(re.split(r"\s{2,}", line.strip())) for line in lines] == [r.cells for r in rows]
 
+
+@pytest.fixture
+def resnet_window(make_window):
+    """The main window on a small ResNet (BatchNorm everywhere)."""
     graph = resnet_graph((3, 32, 32), classes=10, blocks=(1, 1), widths=(16, 32))
-    window = MainWindow(Document(Project.new(graph, name="resnet")), recover=False)
-    window.ask_save_changes = lambda: QMessageBox.StandardButton.Discard  # closing: no dialog
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitExposed(window)
-    return window
+    return make_window(Document(Project.new(graph, name="resnet")), recover=False)
 
 
 def test_summary_status_bar_and_inspector_show_the_same_totals(qtbot, resnet_window):

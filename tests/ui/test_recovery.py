@@ -11,13 +11,11 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
 from PySide6.QtWidgets import QMessageBox
 
 from cnnstudio.core.project import load_project, project_to_dict, save_project
 from cnnstudio.core.templates import new_project
 from cnnstudio.ui.document import Document
-from cnnstudio.ui.main_window import MainWindow
 from cnnstudio.ui.recovery import pending_recoveries, process_start, recovery_dir
 
 Button = QMessageBox.StandardButton
@@ -44,31 +42,6 @@ app.exec()
 """
 
 
-@pytest.fixture(autouse=True)
-def config(tmp_path, monkeypatch) -> Path:
-    directory = tmp_path / "config"
-    monkeypatch.setenv("CNNSTUDIO_CONFIG_DIR", str(directory))
-    return directory
-
-
-@pytest.fixture
-def windows(qtbot):
-    made: list[MainWindow] = []
-
-    def make(document: Document | None = None, **kwargs) -> MainWindow:
-        window = MainWindow(document, **kwargs)
-        made.append(window)
-        window.show()
-        qtbot.waitExposed(window)
-        return window
-
-    yield make
-    for window in made:
-        window.ask_save_changes = lambda: Button.Discard
-        window.close()
-        window.deleteLater()
-
-
 def dead_pid() -> int:
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()
@@ -85,9 +58,9 @@ def plant_orphan(config: Path, project_dict_source, original: Path | None = None
     return folder / "orphan.cnnproj"
 
 
-def test_a_structural_edit_is_autosaved_within_a_second_or_so(windows, qtbot, tmp_path,
+def test_a_structural_edit_is_autosaved_within_a_second_or_so(make_window, qtbot, tmp_path,
                                                                 monkeypatch):
-    window = windows(recover=False)
+    window = make_window(recover=False)
     saver = window.autosaver
     assert not saver.project_file.exists()
     window.document.edit("Add", lambda g: g.add_block("Dropout"))
@@ -102,8 +75,8 @@ def test_a_structural_edit_is_autosaved_within_a_second_or_so(windows, qtbot, tm
     assert not saver.project_file.exists() and not saver.meta_file.exists()
 
 
-def test_the_periodic_timer_saves_other_edits_and_a_normal_close_deletes(windows, qtbot):
-    window = windows(recover=False, autosave_interval_ms=150)
+def test_the_periodic_timer_saves_other_edits_and_a_normal_close_deletes(make_window, qtbot):
+    window = make_window(recover=False, autosave_interval_ms=150)
     saver = window.autosaver
     conv = next(b.id for b in window.document.graph.blocks if b.type == "Conv2D")
     window.document.edit("filters", lambda g: g.set_params(conv, {"filters": 48}))
@@ -118,7 +91,7 @@ def test_the_periodic_timer_saves_other_edits_and_a_normal_close_deletes(windows
     assert not saver.project_file.exists() and not saver.meta_file.exists()
 
 
-def test_a_killed_session_is_recovered_at_the_next_start(windows, config, tmp_path):
+def test_a_killed_session_is_recovered_at_the_next_start(make_window, config, tmp_path):
     original = tmp_path / "work.cnnproj"
     save_project(new_project("lenet5"), original)
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", CNNSTUDIO_CONFIG_DIR=str(config))
@@ -139,7 +112,7 @@ def test_a_killed_session_is_recovered_at_the_next_start(windows, config, tmp_pa
     assert child.returncode == -signal.SIGKILL
     assert len(pending_recoveries()) == 1
 
-    window = windows()
+    window = make_window()
     assert project_to_dict(window.document.project) == edited
     assert any(b.type == "Dropout" for b in window.document.graph.blocks)
     assert window.document.path == original.resolve() and window.document.is_dirty
@@ -150,12 +123,12 @@ def test_a_killed_session_is_recovered_at_the_next_start(windows, config, tmp_pa
     assert project_to_dict(load_project(original))["blocks"] != edited["blocks"]
 
 
-def test_with_a_file_given_the_banner_offers_the_recovered_work(windows, config, tmp_path):
+def test_with_a_file_given_the_banner_offers_the_recovered_work(make_window, config, tmp_path):
     recovered = new_project("course-example")
     plant_orphan(config, recovered)
     path = tmp_path / "other.cnnproj"
     save_project(new_project("lenet5"), path)
-    window = windows(Document(load_project(path), path))
+    window = make_window(Document(load_project(path), path))
     assert window.document.project.template == "lenet5"
     assert window.banner.isVisible()
     open_it = next(b for b in window.banner.buttons() if b.text() == "Open It")
@@ -165,10 +138,10 @@ def test_with_a_file_given_the_banner_offers_the_recovered_work(windows, config,
     assert pending_recoveries() == []
 
 
-def test_a_damaged_recovery_file_is_discarded_with_a_message(windows, config):
+def test_a_damaged_recovery_file_is_discarded_with_a_message(make_window, config):
     orphan = plant_orphan(config, new_project("lenet5"))
     orphan.write_text("{ not json", encoding="utf-8")
-    window = windows()
+    window = make_window()
     assert window.document.project.template == "keras-mnist"
     assert "could not be recovered" in window.banner.label.text()
     assert not orphan.exists()

@@ -43,6 +43,7 @@ ACTIVATION = BlockType(
     infer=_infer_activation,
     saved=_saved_activation,
     name_prefix="act",
+    glyph="ƒ",
     key_params=("function",),
 )
 

@@ -116,6 +116,8 @@ class BlockType:
     PyTorch autograd does on the CPU; the training-memory estimate adds them up.
     aliases_input(params) -> True when the output is the first input itself or a view of it
     (Flatten, Output), so that a tensor kept through either is counted once.
+    glyph: the short text on the block's icon (palette, inspector, summary); empty: the first
+    letter of the display name.
     Shapes are PyTorch-ordered without the batch axis: (C, H, W) for images, (N,) for vectors.
     """
 
@@ -137,11 +139,14 @@ class BlockType:
     name_prefix: str = "block"
     key_params: tuple[str, ...] = ()
     has_weights: bool = False
+    glyph: str = ""
     _by_name: dict[str, ParamSpec] = field(default=None, compare=False, repr=False)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         if self.category not in CATEGORIES:
             raise ValueError(f"{self.type_id}: unknown category {self.category!r}")
+        if not self.glyph:
+            object.__setattr__(self, "glyph", self.display_name[:1].upper())
         object.__setattr__(self, "_by_name", {p.name: p for p in self.params})
         if len(self._by_name) != len(self.params):
             raise ValueError(f"{self.type_id}: duplicate parameter names")

@@ -154,6 +154,7 @@ CONV2D = BlockType(
     rf_step=_rf_conv,
     saved=_saved_conv,
     name_prefix="conv",
+    glyph="∗",
     key_params=("filters", "kernel", "stride", "padding", "activation"),
     has_weights=True,
 )

@@ -42,6 +42,7 @@ FLATTEN = BlockType(
     rf_step=_rf_flatten,
     aliases_input=always,
     name_prefix="flatten",
+    glyph="F",
 )
 
 
@@ -93,6 +94,7 @@ DENSE = BlockType(
     macs=_macs_dense,
     saved=_saved_dense,
     name_prefix="fc",
+    glyph="FC",
     key_params=("units", "activation"),
     has_weights=True,
 )

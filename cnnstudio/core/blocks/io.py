@@ -30,6 +30,7 @@ INPUT = BlockType(
     min_inputs=0,
     max_inputs=0,
     name_prefix="input",
+    glyph="x",
     key_params=("channels", "height", "width"),
 )
 
@@ -53,9 +54,14 @@ OUTPUT = BlockType(
     category="Output",
     help=(
         "Marks a classification head. The number of classes is the size of its input (the last "
-        "Dense layer). Softmax is applied by the loss in training and at prediction. A network may "
-        "have auxiliary outputs: the training loss is Σ loss_weight·loss, e.g. "
-        "0.7·Loss_end + 0.3·Loss_aux as Inception v1 trains."
+        "Dense layer). What its values are depends on what feeds it: after an Activation softmax "
+        "(Dense → Activation softmax → Output, as Keras writes it) they are probabilities "
+        "already, and no second softmax is applied; a single sigmoid unit (Dense with 1 unit and "
+        "sigmoid activation) is a two-class (binary) classifier, its value the probability of "
+        "the second class; otherwise they are class scores (logits), and softmax turns them into "
+        "probabilities in the loss and at prediction. A network may have auxiliary outputs: the "
+        "training loss is Σ loss_weight·loss, e.g. 0.7·Loss_end + 0.3·Loss_aux as Inception v1 "
+        "trains."
     ),
     params=(
         ParamSpec("loss_weight", "float", 1.0, minimum=0.0, maximum=100.0,
@@ -67,6 +73,7 @@ OUTPUT = BlockType(
     aliases_input=always,
     has_output_port=False,
     name_prefix="output",
+    glyph="ŷ",
     key_params=("loss_weight",),
 )
 

@@ -43,6 +43,7 @@ CONCATENATE = BlockType(
     min_inputs=2,
     max_inputs=None,
     name_prefix="concat",
+    glyph="≡",
 )
 
 
@@ -80,6 +81,7 @@ ADD = BlockType(
     min_inputs=2,
     max_inputs=None,
     name_prefix="add",
+    glyph="+",
 )
 
 BLOCKS = (CONCATENATE, ADD)

@@ -103,6 +103,7 @@ POOLING = BlockType(
     rf_step=_rf_pool,
     saved=_saved_pool,
     name_prefix="pool",
+    glyph="↓",
     key_params=("mode", "pool_size", "stride"),
 )
 

@@ -53,6 +53,7 @@ DROPOUT = BlockType(
     saved=_saved_dropout,
     aliases_input=_dropout_passes_input,
     name_prefix="dropout",
+    glyph="D",
     key_params=("rate",),
 )
 
@@ -93,6 +94,7 @@ BATCHNORM = BlockType(
     count=_count_batchnorm,
     saved=_saved_batchnorm,
     name_prefix="bn",
+    glyph="N",
     key_params=(),
     has_weights=True,
 )
@@ -127,6 +129,7 @@ LRN = BlockType(
     infer=_infer_lrn,
     saved=_saved_lrn,
     name_prefix="lrn",
+    glyph="L",
     key_params=("size",),
 )
 

@@ -1,8 +1,8 @@
 """The Template record and a small builder that lays templates out on the canvas.
 
-Layout: the main chain runs top to bottom at x = 0 with a 110 px step; parallel branches sit
-side by side 220 px apart, centred on x = 0, and merge in a Concatenate below the longest
-branch; side heads (auxiliary classifiers) run in their own column.
+Layout: the main chain runs top to bottom at x = 0 with a `layout.STEP_Y` step; parallel
+branches sit side by side `layout.STEP_X` apart, centred on x = 0, and merge in a Concatenate
+below the longest branch; side heads (auxiliary classifiers) run in their own column.
 """
 
 from __future__ import annotations
@@ -15,9 +15,7 @@ from typing import Any
 from cnnstudio.core.analysis import analyze
 from cnnstudio.core.blocks.base import Shape
 from cnnstudio.core.graph import Graph
-
-STEP_Y = 110.0
-STEP_X = 220.0
+from cnnstudio.core.layout import STEP_X, STEP_Y
 
 InputShape = tuple[int, int, int]
 Spec = tuple[str, Mapping[str, Any], str]  # (block type, params, display name)

@@ -13,9 +13,9 @@ from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QMouseEvent, QPen
 from PySide6.QtWidgets import QApplication, QGraphicsPathItem
 
+from cnnstudio.core.edits import snap
 from cnnstudio.core.graph import GraphError
 from cnnstudio.ui import theme
-from cnnstudio.ui.canvas.edits import snap
 from cnnstudio.ui.canvas.items import BlockItem, wire_path
 
 if TYPE_CHECKING:

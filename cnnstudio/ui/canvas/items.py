@@ -29,10 +29,10 @@ from PySide6.QtWidgets import (
 from cnnstudio.core import registry
 from cnnstudio.core.analysis import BlockInfo, Diagnostic
 from cnnstudio.core.blocks.base import format_shape
+from cnnstudio.core.edits import BLOCK_H, BLOCK_W
+from cnnstudio.core.explain import SEPARATOR, counts_text, key_params_text
 from cnnstudio.core.graph import Block, Edge
 from cnnstudio.ui import theme
-from cnnstudio.ui.canvas.edits import BLOCK_H, BLOCK_W
-from cnnstudio.ui.canvas.explain import SEPARATOR, counts_text, key_params_text
 
 if TYPE_CHECKING:
     from cnnstudio.ui.canvas.scene import CanvasScene
@@ -181,7 +181,7 @@ class BlockItem(QGraphicsItem):
     def apply_analysis(self, info: BlockInfo | None, diagnostics: Iterable[Diagnostic]) -> bool:
         """Take the shape, count and diagnostics. Only a change marks the item for repaint;
         the texts are formatted when next painted or asked for (most items are off-screen)."""
-        raw = (None, -1) if info is None else (info.output_shape, info.params)
+        raw = (None, -1) if info is None else (info.output_shape, info.total_params)
         found = tuple((d.severity, d.message, d.fix) for d in diagnostics) if diagnostics else ()
         if raw == self._raw and found == self._diagnostics:
             return False

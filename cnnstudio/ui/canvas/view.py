@@ -30,12 +30,12 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QGraphicsView, QLineEdit, QMenu, QWidget
 
-from cnnstudio.core import registry
+from cnnstudio.core import edits, registry
 from cnnstudio.core.analysis import Diagnostic
 from cnnstudio.core.graph import GraphError
 from cnnstudio.core.layout import layered_layout
 from cnnstudio.ui import theme
-from cnnstudio.ui.canvas import clipboard, edits
+from cnnstudio.ui.canvas import clipboard
 from cnnstudio.ui.canvas.interactions import Interaction, begin
 from cnnstudio.ui.canvas.items import BlockItem, WireItem
 from cnnstudio.ui.canvas.overlays import Minimap, NameEditor, export_png, export_svg

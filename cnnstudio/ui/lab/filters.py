@@ -26,17 +26,10 @@ from PySide6.QtWidgets import (
 )
 
 from cnnstudio.lab import ops
+from cnnstudio.ui.images import IMAGE_FILTER, qimage
 from cnnstudio.ui.lab.images import LabImageError, available_samples, load_image, sample_path
 from cnnstudio.ui.lab.kernel_editor import KernelEditor
-from cnnstudio.ui.lab.widgets import (
-    IMAGE_SUFFIXES,
-    MapView,
-    Tile,
-    diverging_rgb,
-    mute,
-    qimage,
-    robust_scale,
-)
+from cnnstudio.ui.lab.widgets import MapView, Tile, diverging_rgb, mute, robust_scale
 
 ACTIVATION_CHOICES = (("none", "none"), ("relu", "ReLU"), ("leaky_relu", "Leaky ReLU"),
                       ("elu", "ELU"))
@@ -44,7 +37,6 @@ POOL_LABELS = {"max": "max", "average": "average", "sum": "sum", "l2": "L2 (√�
 PADDING_LABELS = {"valid": "valid (no padding)", "same": "same (keep size)",
                   "full": "full (pad k − 1)", "explicit": "explicit p"}
 CHANNELS = ("R", "G", "B")
-IMAGE_FILTER = ("Images (" + " ".join(f"*{s}" for s in IMAGE_SUFFIXES) + ");;All files (*)")
 
 
 def _spin(low: int, high: int, value: int, tip: str) -> QSpinBox:

@@ -12,10 +12,10 @@ from PySide6.QtCore import QEvent, QTimer, Signal
 from PySide6.QtWidgets import QTabWidget, QVBoxLayout, QWidget
 
 from cnnstudio.core.graph import GraphError
+from cnnstudio.lab.network import add_first_layer
 from cnnstudio.ui.document import Document
 from cnnstudio.ui.lab.activations import ActivationsView
 from cnnstudio.ui.lab.filters import FiltersView
-from cnnstudio.ui.lab.network import add_first_layer
 from cnnstudio.ui.lab.stepper import StepperView
 
 TABS = ("filters", "steps", "activations")

@@ -36,8 +36,8 @@ from PySide6.QtWidgets import (
 )
 
 from cnnstudio.lab.ops import fmt
+from cnnstudio.ui.images import image_paths, text_on
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 _STOPS = ("#2166ac", "#67a9cf", "#f7f7f7", "#ef8a62", "#b2182b")  # blue − · white 0 · red +
 
 
@@ -84,31 +84,6 @@ def diverging_rgb(values: np.ndarray, scale: float) -> np.ndarray:
 def colour_of(value: float, scale: float) -> QColor:
     r, g, b = diverging_rgb(np.array([value]), scale)[0]
     return QColor(int(r), int(g), int(b))
-
-
-def text_on(background: QColor) -> QColor:
-    """Black or white, whichever reads better on the background."""
-    luma = 0.299 * background.redF() + 0.587 * background.greenF() + 0.114 * background.blueF()
-    return QColor("#111111") if luma > 0.55 else QColor("#ffffff")
-
-
-def qimage(array: np.ndarray) -> QImage:
-    """A QImage owning a copy of a uint8 H×W (grey) or H×W×3 (RGB) array."""
-    data = np.ascontiguousarray(array, dtype=np.uint8)
-    height, width = data.shape[:2]
-    if data.ndim == 2:
-        image = QImage(data.data, width, height, width, QImage.Format.Format_Grayscale8)
-    else:
-        image = QImage(data.data, width, height, 3 * width, QImage.Format.Format_RGB888)
-    return image.copy()
-
-
-def image_paths(event: QDragEnterEvent | QDropEvent) -> list[Path]:
-    mime = event.mimeData()
-    if not mime.hasUrls():
-        return []
-    return [Path(url.toLocalFile()) for url in mime.urls()
-            if url.isLocalFile() and url.toLocalFile().lower().endswith(IMAGE_SUFFIXES)]
 
 
 @dataclass

@@ -83,7 +83,8 @@ PRESETS: dict[str, tuple[PaletteEntry, ...]] = {
         PaletteEntry("Tanh", "Activation", {"function": "tanh"}, "Hyperbolic tangent."),
         PaletteEntry("Sigmoid", "Activation", {"function": "sigmoid"}, "Logistic sigmoid."),
         PaletteEntry("Softmax", "Activation", {"function": "softmax"},
-                     "Softmax across channels or features."),
+                     "Softmax across channels or features. Just before an Output its values "
+                     "are probabilities: no second softmax is applied."),
     ),
     "Pooling": (
         PaletteEntry("Max pooling", "Pooling", {"mode": "max"}, "Maximum of each 2×2 window."),

@@ -1,8 +1,10 @@
 """The summary table (the rows of `cnnstudio summary`) and the problems list.
 
 Both read the Document's analysis and refresh on analysis_changed (which also follows a new or
-opened project) by resetting their model's rows; neither changes the graph. Clicking a row that belongs to a block emits
-`block_activated(block_id)` so the window can select and show that block.
+opened project) by resetting their model's rows; neither changes the graph. The table's cells
+are the core's (`core.summary.row_cells`), so they read as `cnnstudio summary` does. Clicking a
+row that belongs to a block emits `block_activated(block_id)` so the window can select and show
+that block.
 """
 
 from __future__ import annotations
@@ -36,19 +38,18 @@ from PySide6.QtWidgets import (
 
 from cnnstudio.core import registry
 from cnnstudio.core.analysis import Diagnostic
-from cnnstudio.core.blocks.base import format_shape
 from cnnstudio.core.summary import (
     COLUMNS,
+    NUMERIC_COLUMNS,
     PARAMETERS_TIP,
-    layer_rows,
     memory_breakdown,
     memory_summary,
+    row_cells,
 )
 from cnnstudio.ui import icons, theme
 from cnnstudio.ui.document import Document
 
 BLOCK_ID_ROLE = Qt.UserRole + 1
-NUMERIC_COLUMNS = frozenset({0, 3, 4, 5})
 LAYER_COLUMN = 1
 TOTAL_LABEL = "Total"
 _Index = QModelIndex | QPersistentModelIndex
@@ -126,25 +127,15 @@ class SummaryModel(QAbstractTableModel):
 
 def summary_rows(document: Document) -> list[_Row]:
     """The table rows: the same numbers as `cnnstudio summary`, formatted the same way."""
-    graph, analysis = document.graph, document.analysis
+    analysis = document.analysis
     errors: dict[str, str] = {}
     for diagnostic in analysis.errors:
         if diagnostic.block_id is not None:
             errors.setdefault(diagnostic.block_id, diagnostic.message)
     rows = []
-    for number, row in enumerate(layer_rows(graph, analysis), start=1):
-        display = registry.get(row["type"]).display_name
-        shape = row["output_shape"]
-        rf = row["receptive_field"]
-        rows.append(_Row(row["id"], (
-            str(number),
-            f"{row['name']} ({display})" if row["name"] != display else display,
-            format_shape(tuple(shape)) if shape is not None else "?",
-            f"{row['activation_size']:,}" if shape is not None else "?",
-            f"{row['params']:,}",
-            f"{row['macs']:,}",
-            f"{rf[0]}×{rf[1]}" if rf else "-",
-        ), row["type"], errors.get(row["id"], "")))
+    for number, block_id in enumerate(analysis.order, start=1):
+        info = analysis.blocks[block_id]
+        rows.append(_Row(block_id, row_cells(number, info), info.type, errors.get(block_id, "")))
     if rows:
         rows.append(_Row(None, ("", TOTAL_LABEL, "", "", f"{analysis.total_params:,}",
                                 f"{analysis.macs:,}", "")))

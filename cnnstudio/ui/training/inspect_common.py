@@ -26,13 +26,8 @@ from PySide6.QtWidgets import (
 )
 
 from cnnstudio.ui import theme, torch_threads
-from cnnstudio.ui.training.inspect_widgets import (
-    IMAGE_FILTER,
-    PLACEHOLDER,
-    WAITING,
-    Placeholder,
-    image_paths,
-)
+from cnnstudio.ui.images import IMAGE_FILTER, image_paths
+from cnnstudio.ui.training.inspect_widgets import PLACEHOLDER, WAITING, Placeholder
 
 
 class InspectPage(QWidget):

@@ -26,12 +26,10 @@ from PySide6.QtGui import (
     QPen,
 )
 from PySide6.QtWidgets import (
-    QFrame,
     QHBoxLayout,
     QLabel,
     QProgressBar,
     QPushButton,
-    QScrollArea,
     QSizePolicy,
     QSplitter,
     QToolTip,
@@ -47,8 +45,10 @@ from cnnstudio.train.inspect import (
     validation_labels,
 )
 from cnnstudio.ui import theme
+from cnnstudio.ui.images import image_of, text_on
 from cnnstudio.ui.training.inspect_common import BackgroundTask, InspectPage
-from cnnstudio.ui.training.inspect_widgets import TileGrid, image_of, text_on
+from cnnstudio.ui.training.inspect_widgets import TileGrid
+from cnnstudio.ui.widgets import scrolled
 
 CELL_LIMIT = 60  # images shown for one cell
 MISTAKES = 30
@@ -221,15 +221,6 @@ class ConfusionHeatmap(QWidget):
         return super().event(event)
 
 
-def _scroll(widget: QWidget) -> QScrollArea:
-    area = QScrollArea()
-    area.setWidget(widget)
-    area.setWidgetResizable(True)
-    area.setFrameShape(QFrame.Shape.NoFrame)
-    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-    return area
-
-
 class ConfusionView(InspectPage):
     """Validation accuracy, the confusion matrix, a cell's images and the worst mistakes.
 
@@ -280,9 +271,9 @@ class ConfusionView(InspectPage):
         column = QVBoxLayout(side)
         column.setContentsMargins(6, 0, 0, 0)
         column.addWidget(self.cell_label)
-        column.addWidget(_scroll(self.cell_grid), 1)
+        column.addWidget(scrolled(self.cell_grid), 1)
         column.addWidget(self.mistakes_label)
-        column.addWidget(_scroll(self.mistakes_grid), 1)
+        column.addWidget(scrolled(self.mistakes_grid), 1)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(self.heatmap)
         self.splitter.addWidget(side)

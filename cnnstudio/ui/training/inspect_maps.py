@@ -14,10 +14,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QFrame,
     QHBoxLayout,
     QLabel,
-    QScrollArea,
     QSpinBox,
     QStackedWidget,
     QVBoxLayout,
@@ -27,6 +25,7 @@ from PySide6.QtWidgets import (
 from cnnstudio.core.analysis import analyze
 from cnnstudio.core.graph import Graph
 from cnnstudio.train.inspect import activations, conv_filters, output_probabilities
+from cnnstudio.ui.images import image_of, qimage
 from cnnstudio.ui.training.inspect_common import InspectPage, SampleChooser, SampleImagePage
 from cnnstudio.ui.training.inspect_widgets import (
     DIVERGING,
@@ -36,10 +35,9 @@ from cnnstudio.ui.training.inspect_widgets import (
     TileGrid,
     VectorPlot,
     format_value,
-    image_of,
-    qimage,
     to_index,
 )
+from cnnstudio.ui.widgets import scrolled
 
 MAX_TILE = 96  # maps larger than this are shown smaller (smoothly)
 KERNEL_TILE = 64
@@ -68,15 +66,6 @@ def inspectable_blocks(graph: Graph) -> list[tuple[str, str, tuple[int, ...]]]:
             size = f"{shape[1]}×{shape[2]}×{shape[0]}" if image else f"{shape[0]} units"
             shown.append((block_id, f"{block.name} ({block.type}, {size})", shape))
     return shown
-
-
-def _scroll(widget: QWidget) -> QScrollArea:
-    area = QScrollArea()
-    area.setWidget(widget)
-    area.setWidgetResizable(True)
-    area.setFrameShape(QFrame.Shape.NoFrame)
-    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-    return area
 
 
 class FeatureMapView(SampleImagePage):
@@ -123,7 +112,7 @@ class FeatureMapView(SampleImagePage):
         self.grid = TileGrid()
         self.vector_plot = VectorPlot()
         self.maps_stack = QStackedWidget()
-        self.maps_stack.addWidget(_scroll(self.grid))
+        self.maps_stack.addWidget(scrolled(self.grid))
         self.maps_stack.addWidget(self.vector_plot)
         self.colour_bar = ColourBar()
         self.note_label = QLabel()
@@ -339,7 +328,7 @@ class FilterView(InspectPage):
         outer = QVBoxLayout(self.content)
         outer.addLayout(top)
         outer.addWidget(self.explanation)
-        outer.addWidget(_scroll(self.grid), 1)
+        outer.addWidget(scrolled(self.grid), 1)
         outer.addWidget(self.colour_bar)
         self.block_combo.currentIndexChanged.connect(self._block_picked)
         self.mode_combo.currentIndexChanged.connect(self._redraw)

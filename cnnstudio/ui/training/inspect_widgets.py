@@ -1,23 +1,20 @@
-"""Drawing pieces of the inspection views: image conversion, colour maps, a tile grid, a colour
-bar, an image view, bar charts and the placeholder text.
+"""Drawing pieces of the inspection views: colour maps, a tile grid, a colour bar, an image view,
+bar charts and the placeholder text.
 
-Arrays become QImages in one NumPy step each (colour lookup by fancy indexing); the grid paints
-the ready images with QPainter, so a refresh has no Python loop over pixels.
+Arrays become QImages in one NumPy step each (colour lookup by fancy indexing, then
+`ui.images.qimage`); the grid paints the ready images with QPainter, so a refresh has no Python
+loop over pixels.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QPoint, QRect, QSize, Qt, Signal
 from PySide6.QtGui import (
-    QColor,
-    QDragEnterEvent,
-    QDropEvent,
     QFontMetrics,
     QHelpEvent,
     QImage,
@@ -30,11 +27,10 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QLabel, QSizePolicy, QToolTip, QWidget
 
 from cnnstudio.ui import theme
+from cnnstudio.ui.images import qimage
 
 PLACEHOLDER = "Train the network or open a run to look inside it"
 WAITING = "The views fill in at the end of the first epoch"
-IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp);;All files (*)"
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
 # -- colours and images ----------------------------------------------------------------------
@@ -62,48 +58,15 @@ def to_index(values: np.ndarray, low: np.ndarray | float, high: np.ndarray | flo
     return np.clip(np.rint(scaled * 255.0), 0, 255).astype(np.uint8)
 
 
-def qimage(array: np.ndarray) -> QImage:
-    """A QImage that owns a copy of a uint8 H×W (grey) or H×W×3 (RGB) array."""
-    data = np.ascontiguousarray(array, dtype=np.uint8)
-    height, width = data.shape[:2]
-    if data.ndim == 2:
-        image = QImage(data.data, width, height, width, QImage.Format.Format_Grayscale8)
-    else:
-        image = QImage(data.data, width, height, 3 * width, QImage.Format.Format_RGB888)
-    return image.copy()
-
-
-def image_of(chw: np.ndarray) -> QImage:
-    """A dataset image (uint8 C×H×W: grey, RGB or RGBA) as a QImage."""
-    if chw.shape[0] == 1:
-        return qimage(chw[0])
-    return qimage(np.moveaxis(chw[:3], 0, -1))
-
-
 def coloured(indices: np.ndarray, lut: np.ndarray) -> np.ndarray:
     """uint8 indices (any shape) through a 256×3 lookup table: shape + (3,) RGB."""
     return lut[indices]
-
-
-def text_on(background: QColor) -> QColor:
-    """Black or white, whichever reads better on the background."""
-    r, g, b = background.redF(), background.greenF(), background.blueF()
-    return QColor("#111111") if 0.299 * r + 0.587 * g + 0.114 * b > 0.55 else QColor("#ffffff")
 
 
 def format_value(value: float) -> str:
     if value == 0 or 1e-2 <= abs(value) < 1e4:
         return f"{value:.3g}"
     return f"{value:.2e}"
-
-
-def image_paths(event: QDragEnterEvent | QDropEvent) -> list[Path]:
-    """Local image files dragged onto a widget."""
-    mime = event.mimeData()
-    if not mime.hasUrls():
-        return []
-    return [Path(url.toLocalFile()) for url in mime.urls()
-            if url.isLocalFile() and url.toLocalFile().lower().endswith(IMAGE_SUFFIXES)]
 
 
 # -- widgets ---------------------------------------------------------------------------------

@@ -14,14 +14,12 @@ from typing import Any
 from PySide6.QtCore import QCoreApplication, QEvent, QEventLoop, Qt, Signal
 from PySide6.QtGui import QAction, QShowEvent
 from PySide6.QtWidgets import (
-    QFrame,
     QGridLayout,
     QHBoxLayout,
     QLabel,
     QMessageBox,
     QProgressBar,
     QPushButton,
-    QScrollArea,
     QSplitter,
     QTabWidget,
     QVBoxLayout,
@@ -40,6 +38,7 @@ from cnnstudio.ui.training.plots import TrainingPlots
 from cnnstudio.ui.training.runs import RunsPanel, read_metrics
 from cnnstudio.ui.training.session import TrainingSession
 from cnnstudio.ui.training.settings_panel import SettingsPanel
+from cnnstudio.ui.widgets import scrolled
 
 CHANGED_TEXT = "The network has changed since this run started (the run trains the old one)."
 DATASET_TAB, SETTINGS_TAB = 0, 1  # the side tabs
@@ -66,15 +65,6 @@ def new_run_dir(root: Path) -> Path:
     return path
 
 
-def _scrolled(widget: QWidget) -> QScrollArea:
-    area = QScrollArea()
-    area.setWidgetResizable(True)
-    area.setFrameShape(QFrame.NoFrame)
-    area.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-    area.setWidget(widget)
-    return area
-
-
 class TrainingPage(QWidget):
     """Everything about training the document's network."""
 
@@ -97,8 +87,8 @@ class TrainingPage(QWidget):
         self.settings_panel = SettingsPanel(document)
         self.side_tabs = QTabWidget()
         self.side_tabs.setDocumentMode(True)
-        self.side_tabs.addTab(_scrolled(self.dataset_panel), "Dataset")
-        self.side_tabs.addTab(_scrolled(self.settings_panel), "Settings")
+        self.side_tabs.addTab(scrolled(self.dataset_panel), "Dataset")
+        self.side_tabs.addTab(scrolled(self.settings_panel), "Settings")
         self.side_tabs.setMinimumWidth(400)
 
         self._build_controls()

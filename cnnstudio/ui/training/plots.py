@@ -18,28 +18,17 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QPointF, QRect, Qt, QTimer
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPalette, QPixmap
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPalette, QPixmap
 from PySide6.QtWidgets import QApplication, QLabel, QVBoxLayout, QWidget
 
 from cnnstudio.ui import theme
+from cnnstudio.ui.images import image_of
 
 REDRAW_MS = 33  # at most ~30 redraws a second
 OVERLAY_HUES = ("#2e7d32", "#6a1b9a", "#00838f", "#ad1457", "#5d4037", "#283593", "#9e9d24")
 
 
 # -- small drawings shared by the page's panels ---------------------------------------------
-
-
-def to_qimage(image: np.ndarray) -> QImage:
-    """A uint8 C×H×W image (1, 3 or 4 channels) as a QImage that owns its pixels."""
-    channels = image.shape[0]
-    if channels == 1:
-        data = np.ascontiguousarray(image[0])
-        height, width = data.shape
-        return QImage(data.data, width, height, width, QImage.Format_Grayscale8).copy()
-    rgb = np.ascontiguousarray(np.transpose(image[:3], (1, 2, 0)))
-    height, width = rgb.shape[:2]
-    return QImage(rgb.data, width, height, 3 * width, QImage.Format_RGB888).copy()
 
 
 def image_grid(images: np.ndarray, labels: list[str], columns: int, cell: int = 34,
@@ -58,7 +47,7 @@ def image_grid(images: np.ndarray, labels: list[str], columns: int, cell: int = 
     metrics = painter.fontMetrics()
     for i, image in enumerate(images):
         x, y = (i % columns) * (cell + gap), (i // columns) * (cell + label_h + gap)
-        painter.drawImage(QRect(x, y, cell, cell), to_qimage(image))
+        painter.drawImage(QRect(x, y, cell, cell), image_of(image))
         if labels:
             shown = metrics.elidedText(labels[i], Qt.ElideRight, cell + gap)
             painter.drawText(QRect(x - gap // 2, y + cell, cell + gap, label_h),

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from cnnstudio.core.graph import Block, Graph
 from cnnstudio.core.layout import STEP_Y
-from cnnstudio.ui.canvas.edits import add_block, insert_on_edge
+from cnnstudio.core.edits import add_block, insert_on_edge
 
 
 def first_layer_params(kernel: Sequence[Sequence[float]], trainable: bool) -> dict:
@@ -36,7 +36,7 @@ def add_first_layer(graph: Graph, kernel: Sequence[Sequence[float]], trainable: 
     block the Input fed (same ports), so the network keeps its shapes and analyses as before.
     """
     params = first_layer_params(kernel, trainable)
-    source = next((b for b in graph.blocks if b.type == "Input"), None)
+    source = graph.input_block()
     if source is None:
         lowest = max((b.y for b in graph.blocks), default=-STEP_Y)
         block = graph.add_block("Conv2D", params, position=(0.0, lowest + STEP_Y))

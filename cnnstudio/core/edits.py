@@ -1,8 +1,9 @@
 """The canvas's edits as functions of the graph, each run inside one `Document.edit`.
 
-They call graph methods only, so undo and redo come for free (the document records the graph
-events). Placement uses the template convention: x is a block's centre, y its top edge, rows
-110 px apart and columns 220 px apart.
+They call graph methods only, so undo and redo come for free (`core.history.record` keeps the
+graph events). Placement uses the template convention: x is a block's centre, y its top edge,
+rows `layout.STEP_Y` apart. The canvas and the lab (`lab/network.py`) use them; the block size
+and grid here are the canvas card's, in scene units.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The texts a block shows and explains: key parameters, counts and the course arithmetic.
 
-Pure functions of a block and its analysis (no Qt), so the canvas, its tests and any other
-view can share them.
+Pure functions of a block and its analysis, in the core so that the canvas (its cards and
+tooltips), its tests and any other view share them without Qt.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def key_params_text(block: Block) -> str:
             parts[-1] += f"/{value[0]}" if value[0] == value[1] else f"/{text}"
             continue
         parts.append(f"{_LABELLED[name]} {text}" if name in _LABELLED else text)
-    if block.type == "Output" and block.params.get("auxiliary"):
+    if block.is_auxiliary_output:
         parts.insert(0, "auxiliary")
     if block.type == "Dense":
         parts[0] = f"{parts[0]} units"
@@ -49,22 +49,11 @@ def key_params_text(block: Block) -> str:
     return SEPARATOR.join(parts)
 
 
-def params_text(block_type_id: str, info: BlockInfo | None) -> str:
-    """'12,832 params' for blocks with weights; nothing for the others (or without a shape)."""
-    if info is None:
-        return ""
-    return counts_text(block_type_id, info.output_shape, info.params)
-
-
 def counts_text(block_type_id: str, output_shape: tuple[int, ...] | None, params: int) -> str:
+    """'256 params' for a block with weights and a known shape; `params` is the total count."""
     if output_shape is None or not registry.get(block_type_id).has_weights:
         return ""
     return f"{params:,} params"
-
-
-def shape_text(info: BlockInfo | None) -> str:
-    """Course-style output shape '(28,28,16)', or '?' while it cannot be inferred."""
-    return format_shape(info.output_shape) if info is not None else "?"
 
 
 def explain(block: Block, info: BlockInfo | None) -> str:
@@ -72,11 +61,11 @@ def explain(block: Block, info: BlockInfo | None) -> str:
     if info is None or info.output_shape is None:
         return f"{block.name}: the output shape cannot be inferred (see the red badge)"
     lines = [f"{block.name} → {format_shape(info.output_shape)}"]
-    explainer = _EXPLAINERS.get(block.type)
+    explainer = EXPLAINERS.get(block.type)
     if explainer is not None:
         lines += explainer(block.params, info)
-    if registry.get(block.type).has_weights and block.type not in _EXPLAINERS:
-        lines.append(f"parameters: {info.params:,}")
+    if registry.get(block.type).has_weights and block.type not in EXPLAINERS:
+        lines.append(f"parameters: {info.total_params:,}")
     if info.macs:
         lines.append(f"{info.macs:,} multiply-accumulates per image")
     if info.receptive_field is not None and info.jump is not None:
@@ -154,11 +143,15 @@ def _explain_add(p: dict[str, Any], info: BlockInfo) -> list[str]:
 
 def _explain_batchnorm(p: dict[str, Any], info: BlockInfo) -> list[str]:
     c = info.input_shapes[0][0]
-    return [f"parameters: 2·C = 2·{c} = {info.params:,} (γ, β), plus {info.buffers:,} running "
-            "statistics"]
+    learned = "trainable" if info.trainable else "frozen"
+    return [f"parameters: 2·C = 2·{c} = {info.params:,} {learned} (γ, β)"
+            f" + {info.buffers:,} running statistics (mean, variance) = {info.total_params:,}",
+            f"  (PyTorch's parameters() counts only the {info.params:,} γ and β)"]
 
 
-_EXPLAINERS = {
+# block type -> the lines of its arithmetic. Every block type is either here or in
+# NO_ARITHMETIC, so a new type is a choice, not an omission (tests/test_block_tables.py).
+EXPLAINERS = {
     "Conv2D": _explain_conv,
     "Pooling": _explain_pool,
     "Dense": _explain_dense,
@@ -167,3 +160,5 @@ _EXPLAINERS = {
     "Add": _explain_add,
     "BatchNorm": _explain_batchnorm,
 }
+# block types whose tooltip needs nothing beyond the shape, MACs and receptive field lines
+NO_ARITHMETIC = frozenset({"Input", "Output", "Activation", "Dropout", "LocalResponseNorm"})
