@@ -262,6 +262,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     accuracy = f"{finished.val_acc:.2%}" if finished.val_acc is not None else "n/a"
     echo(f"{finished.message}: validation accuracy {accuracy}, "
          f"{finished.images_per_s:,.0f} images/s; run folder {args.out}")
+    for warning in finished.warnings:
+        echo(f"warning: {warning}", err=True)
     if finished.status == "stopped":
         echo(f"continue with: cnnstudio train --resume --out {args.out}")
     return 0

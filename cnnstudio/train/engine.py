@@ -661,6 +661,10 @@ class Trainer:
             images_per_s=images * self.world / seconds if seconds else 0.0,
             history=tuple(history),
         )
+        if status in ("completed", "early_stopped"):
+            finished = replace(finished, warnings=tuple(guards.learning_warnings(
+                history, getattr(self, "first_loss", None), len(self.data.classes),
+                self.options.learning_rate)))
         if self.folder is not None and self.owns_folder:
             try:
                 self.folder.write_json(rf.FINAL, {
@@ -672,6 +676,7 @@ class Trainer:
                     "images_per_s": round(finished.images_per_s, 1),
                     "device": str(getattr(self, "device", "")),
                     "precision": self.precision.record() if self.precision else None,
+                    "warnings": list(finished.warnings),
                 })
             except RunFolderError as err:
                 finished = replace(finished, status="failed", message=f"{message}; {err}")

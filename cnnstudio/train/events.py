@@ -84,6 +84,7 @@ class RunFinished:
     seconds: float = 0.0
     images_per_s: float = 0.0
     history: tuple[EpochEnded, ...] = field(default_factory=tuple)
+    warnings: tuple[str, ...] = ()  # the run finished but something is wrong (did not learn)
 
     @property
     def ok(self) -> bool:

@@ -163,6 +163,24 @@ def divergence_message(loss: float, first_loss: float | None, step: int, epoch: 
             f"{advice}")
 
 
+def learning_warnings(history: Sequence[Any], first_loss: float | None, classes: int,
+                      learning_rate: float) -> list[str]:
+    """Warnings for a run that finished but did not learn: validation accuracy at chance level
+    while the training loss ended no lower than it started (a learning rate far too high
+    does this without ever diverging enough to stop the run)."""
+    if not history or first_loss is None or classes < 2:
+        return []
+    last = history[-1]
+    chance = 1.0 / classes
+    if not (last.val_acc <= 1.5 * chance and last.train_loss >= 0.9 * first_loss):
+        return []
+    grew = (f"grew from {first_loss:.3g} to {last.train_loss:.3g}"
+            if last.train_loss > 1.5 * first_loss else f"stayed near {first_loss:.3g}")
+    return [f"the network did not learn: validation accuracy {last.val_acc:.1%} is chance "
+            f"level for {classes} classes and the training loss {grew}; the learning rate "
+            f"{learning_rate:g} is probably too high: try {learning_rate / 10:g}"]
+
+
 def other_dataset_refusal(run_dir: Any, recorded: str, current: str) -> str:
     return (f"the run in {run_dir} was trained on {recorded}, not {current}: resuming on other "
             f"data would mix two datasets in one run; leave out --dataset to resume on "

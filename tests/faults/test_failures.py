@@ -220,6 +220,37 @@ def test_a_learning_rate_that_makes_the_loss_explode_stops_the_run(capsys, small
 def test_a_normal_learning_rate_trains_on(capsys, small_files, tmp_path):
     code, _, err = cli(capsys, *train_args(small_files, tmp_path / "run", "--epochs", "1"))
     assert code == 0, err
+    assert "warning" not in err
+
+
+def test_a_run_that_learned_nothing_ends_with_a_warning(capsys, small_files, tmp_path):
+    # a softmax before the Output caps the loss at -ln(1e-12) ≈ 27.6: a learning rate of 10
+    # wrecks the network without the 100-fold growth that stops a run
+    from cnnstudio.core.project import Project, save_project
+    from tests.train.test_probabilities import course_network
+
+    project = tmp_path / "course-softmax.cnnproj"
+    save_project(Project.new(course_network(softmax=True), name="course"), project)
+    out_dir = tmp_path / "run"
+    code, out, err = cli(capsys, "train", project, "--dataset", f"npz:{small_files['data']}",
+                         "--out", out_dir, "--lr", "10", "--epochs", "1")
+    assert code == 0, err
+    assert "warning: the network did not learn" in err and "try 1" in err, err
+    final = json.loads((out_dir / rf.FINAL).read_text())
+    assert final["warnings"] and "did not learn" in final["warnings"][0]
+
+
+def test_the_did_not_learn_warning_needs_chance_accuracy_and_no_lower_loss():
+    from types import SimpleNamespace as Epoch
+
+    stuck = [Epoch(train_loss=24.6, val_acc=0.099)]
+    (warning,) = guards.learning_warnings(stuck, first_loss=2.3, classes=10, learning_rate=10)
+    assert "9.9%" in warning and "grew from 2.3 to 24.6" in warning and "try 1" in warning
+    learned = [Epoch(train_loss=0.3, val_acc=0.95)]
+    assert guards.learning_warnings(learned, 2.3, 10, 0.001) == []
+    slow_start = [Epoch(train_loss=1.9, val_acc=0.11)]  # the loss fell: still learning
+    assert guards.learning_warnings(slow_start, 2.3, 10, 0.001) == []
+    assert guards.learning_warnings([], 2.3, 10, 0.001) == []
 
 
 def test_the_growth_check_ignores_noise_near_zero():
