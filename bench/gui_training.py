@@ -53,7 +53,7 @@ def main() -> int:
 
     from cnnstudio.tour import open_window, settle, train_in_window
     from cnnstudio.ui.app import application
-    from cnnstudio.ui.training.inspect_views import FeatureMapView
+    from cnnstudio.ui.training.inspect.views import FeatureMapView
 
     app = application()
     window, _ = open_window(app)  # torch loads as it does after the window opens

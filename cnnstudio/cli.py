@@ -14,57 +14,23 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import re
 import sys
 import traceback
 from typing import Sequence
 
+from cnnstudio.cli_common import (
+    CLIError,
+    echo,
+    parse_batch_size,
+    parse_classes,
+    parse_input_shape,
+    show_load_notes,
+    user_path,
+)
+
 DEFAULT_TEMPLATE = "keras-mnist"
 SUBCOMMANDS = ("gui", "templates", "new", "summary", "train", "export")
 EXIT_BROKEN_PIPE = 128 + 13  # 128 + SIGPIPE, what a shell reports for `yes | head -1`
-
-
-class CLIError(Exception):
-    """A bad command or value: printed as 'cnnstudio: error: …' with exit status 2."""
-
-
-def echo(text: str, *, err: bool = False) -> None:
-    """Print a line that may hold text from a user's files, control characters escaped."""
-    from cnnstudio.core.printable import printable
-
-    print(printable(text), file=sys.stderr if err else sys.stdout)
-
-
-def user_path(text: str) -> str:
-    """A path argument with '~' expanded, also where the shell left it (quoted, or given with
-    '=' as in --out=~/runs), as dataset specs (npz:~/x) always had it."""
-    return os.path.expanduser(text)
-
-
-def parse_input_shape(text: str) -> tuple[int, int, int]:
-    parts = [p for p in re.split(r"[,x×\s]+", text.strip()) if p]
-    if len(parts) != 3 or not all(p.isdigit() for p in parts):
-        raise argparse.ArgumentTypeError(
-            f"expected channels,height,width such as 3,32,32, got {text!r}"
-        )
-    channels, height, width = (int(p) for p in parts)
-    if not (1 <= channels <= 64 and 1 <= height <= 8192 and 1 <= width <= 8192):
-        raise argparse.ArgumentTypeError(
-            f"input {text!r} out of range: channels 1 to 64, height and width 1 to 8,192"
-        )
-    return channels, height, width
-
-
-def parse_classes(text: str) -> int:
-    if not text.strip().isdigit() or not 1 <= int(text) <= 1_000_000:
-        raise argparse.ArgumentTypeError(f"expected a number of classes from 1 to 1,000,000, got {text!r}")
-    return int(text)
-
-
-def parse_batch_size(text: str) -> int:
-    if not text.strip().isdigit() or not 1 <= int(text) <= 65536:
-        raise argparse.ArgumentTypeError(f"expected a batch size from 1 to 65,536, got {text!r}")
-    return int(text)
 
 
 def _add_network_source(parser: argparse.ArgumentParser, file_required: bool) -> None:
@@ -144,12 +110,6 @@ def load_network(args: argparse.Namespace, default_template: str | None = None):
     if name is None:
         raise CLIError("name a project file or a template (--template NAME; see 'cnnstudio templates')")
     return new_project(name, args.input, args.classes)
-
-
-def show_load_notes(project) -> None:
-    """What loading filled in for the user (a parameter missing from the file), on stderr."""
-    for note in project.load_notes:
-        echo(f"note: {note}", err=True)
 
 
 def cmd_templates(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ import sys
 import time
 from typing import Any
 
-from cnnstudio.cli import (
+from cnnstudio.cli_common import (
     CLIError,
     echo,
     parse_batch_size,

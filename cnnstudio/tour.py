@@ -145,7 +145,7 @@ def _close(app: Any, window: Any) -> None:
     window.ask_save_changes = lambda: QMessageBox.StandardButton.Discard
     window.close()
     settle(app)
-    from cnnstudio.ui.training.inspect_views import wait_for_background_work
+    from cnnstudio.ui.training.inspect.views import wait_for_background_work
 
     wait_for_background_work()
 
@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     page.views.setCurrentIndex(0)
     shot("03-curves.png")
 
-    from cnnstudio.ui.training.inspect_views import (ConfusionView, FeatureMapView, FilterView,
+    from cnnstudio.ui.training.inspect.views import (ConfusionView, FeatureMapView, FilterView,
                                                      PredictView)
 
     views = [page.views.widget(i) for i in range(page.views.count())]

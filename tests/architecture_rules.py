@@ -66,10 +66,11 @@ UI = Rule(
 FOUNDATION_RULE = Rule("the package root and resources may import the standard library only",
                        frozenset())
 # The command line starts instantly: at import time only core; each command imports the
-# layers it needs when it runs.
+# layers it needs when it runs. What cli.py and cli_train.py share is in cli_common.py, so
+# cli_train.py never imports cli.py back.
 CLI = Rule(
     "cli may import core at import time; nn, train and ui inside the commands",
-    FOUNDATION | {"cnnstudio.core", "cnnstudio.cli"},
+    FOUNDATION | {"cnnstudio.core", "cnnstudio.cli_common"},
     frozenset({"cnnstudio.cli_train", "cnnstudio.nn", "cnnstudio.train", "cnnstudio.ui"}),
 )
 MAIN = Rule("__main__ may import the command line only", frozenset({"cnnstudio.cli"}))
@@ -77,9 +78,10 @@ MAIN = Rule("__main__ may import the command line only", frozenset({"cnnstudio.c
 TOUR = Rule("the tour may import ui at import time and Qt inside its steps",
             frozenset({"cnnstudio.ui"}), frozenset({"PySide6"}))
 
-PACKAGE_RULES = {"core": CORE, "lab": LAB, "nn": NN, "train": TRAIN, "ui": UI}
-MODULE_RULES = {"__init__.py": FOUNDATION_RULE, "resources.py": FOUNDATION_RULE,
-                "__main__.py": MAIN, "cli.py": CLI, "cli_train.py": CLI, "tour.py": TOUR}
+PACKAGE_RULES = {"core": CORE, "lab": LAB, "nn": NN, "train": TRAIN, "ui": UI,
+                 "resources": FOUNDATION_RULE}
+MODULE_RULES = {"__init__.py": FOUNDATION_RULE, "__main__.py": MAIN,
+                "cli.py": CLI, "cli_train.py": CLI, "cli_common.py": CLI, "tour.py": TOUR}
 
 
 @dataclass(frozen=True)
@@ -206,3 +208,75 @@ def check_layers(package_root: Path) -> list[Violation]:
                 f"imports {found.module}{where}, which breaks the rule \"{rule.name}\"; "
                 f"allowed here: {rule.describe(found.inside_function)}{hint}"))
     return violations
+
+
+
+def _module_files(package_root: Path) -> dict[str, Path]:
+    """Each module of the package by dotted name (`core/__init__.py` is cnnstudio.core), with
+    its file relative to the package root."""
+    package = package_root.name
+    files = {}
+    for path in sorted(package_root.rglob("*.py")):
+        relative = path.relative_to(package_root)
+        parts = [package, *relative.with_suffix("").parts]
+        files[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = relative
+    return files
+
+
+def module_level_import_graph(package_root: Path) -> dict[str, dict[str, int]]:
+    """For each module of the package, the modules of the package it imports outside functions
+    (what runs when it is imported; `if TYPE_CHECKING:` blocks count too, as they fix a
+    direction as much as a real import), each with the first line that imports it.
+    `from pkg import name` points at `pkg.name` when that is a module, else at `pkg`."""
+    package = package_root.name
+    files = _module_files(package_root)
+    graph: dict[str, dict[str, int]] = {}
+    for name, relative in files.items():
+        here = _package_of(relative, package)
+        edges: dict[str, int] = {}
+        source = (package_root / relative).read_text(encoding="utf-8")
+        for node, inside_function in _nodes(ast.parse(source)):
+            if inside_function or not isinstance(node, (ast.Import, ast.ImportFrom)):
+                continue
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            else:
+                module = _resolve(node, here) or ""
+                targets = [f"{module}.{alias.name}" if f"{module}.{alias.name}" in files
+                           else module for alias in node.names]
+            for target in targets:
+                if target in files and target != name:
+                    edges.setdefault(target, node.lineno)
+        graph[name] = edges
+    return graph
+
+
+def find_import_cycle(package_root: Path) -> list[str]:
+    """One cycle of module-level imports, as its steps ('cnnstudio/a.py:12 imports
+    cnnstudio.b', ... back to the first module), or [] when the imports form none."""
+    graph = module_level_import_graph(package_root)
+    files = _module_files(package_root)
+    finished: set[str] = set()
+    trail: list[str] = []  # the modules being visited, each importing the next
+
+    def visit(module: str) -> list[str]:
+        if module in trail:
+            return trail[trail.index(module):] + [module]
+        if module in finished:
+            return []
+        trail.append(module)
+        for target in sorted(graph[module]):
+            cycle = visit(target)
+            if cycle:
+                return cycle
+        trail.pop()
+        finished.add(module)
+        return []
+
+    for start in sorted(graph):
+        cycle = visit(start)
+        if cycle:
+            return [f"{(Path(package_root.name) / files[source]).as_posix()}:"
+                    f"{graph[source][target]} imports {target}"
+                    for source, target in zip(cycle, cycle[1:])]
+    return []

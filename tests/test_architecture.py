@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.architecture_rules import (CLI, CORE, NN, TRAIN, check_layers, find_imports,
-                                      unit_of)
+from tests.architecture_rules import (CLI, CORE, NN, TRAIN, check_layers, find_import_cycle,
+                                      find_imports, unit_of)
 
 PACKAGE = Path(__file__).resolve().parents[1] / "cnnstudio"
 HEAVY = ("torch", "torchvision", "PySide6", "pyqtgraph", "onnx", "onnxruntime", "numpy")
@@ -115,3 +115,24 @@ def test_importing_the_package_core_and_command_line_loads_no_heavy_library():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_no_import_cycle_among_the_modules_at_module_level():
+    """What a module imports when it is imported (type-only imports included) lies below it;
+    only an import inside a function may point back up."""
+    cycle = find_import_cycle(PACKAGE)
+    assert cycle == [], "import cycle at module level: " + "; ".join(cycle)
+
+
+def test_a_planted_cycle_is_reported_step_by_step_but_not_through_a_function(copy_of_package):
+    graph_module = copy_of_package / "core" / "graph.py"
+    plant(graph_module, "def _planted():\n    from cnnstudio.core import layout\n")
+    assert find_import_cycle(copy_of_package) == []
+    line = plant(graph_module, "from typing import TYPE_CHECKING\n\nif TYPE_CHECKING:\n"
+                               "    from cnnstudio.core import layout\n") + 3
+    layout_source = (copy_of_package / "core" / "layout.py").read_text(encoding="utf-8")
+    back = layout_source.splitlines().index("from cnnstudio.core.graph import Graph") + 1
+    assert set(find_import_cycle(copy_of_package)) == {
+        f"cnnstudio/core/graph.py:{line} imports cnnstudio.core.layout",
+        f"cnnstudio/core/layout.py:{back} imports cnnstudio.core.graph",
+    }

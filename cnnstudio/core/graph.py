@@ -17,7 +17,7 @@ from enum import Enum
 from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 from cnnstudio.core import registry
-from cnnstudio.core.layout import STEP_Y
+from cnnstudio.core.grid import STEP_Y
 from cnnstudio.core.params import ParamError
 
 _ID_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")

@@ -20,15 +20,10 @@ side STEP_X (220 px) apart.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # graph.py takes STEP_Y from here for Graph.chain
-    from cnnstudio.core.graph import Graph
+from cnnstudio.core.graph import Graph
+from cnnstudio.core.grid import STEP_X, STEP_Y  # the canvas grid, also importable from here
 
-# The canvas grid every placement uses (layout, templates, new and inserted blocks): rows STEP_Y
-# apart, parallel branches STEP_X apart.
-STEP_X = 220.0
-STEP_Y = 110.0
 SWEEPS = 4
 SIDE_WEIGHT = 0.01
 

@@ -9,12 +9,11 @@ kept as uint8 (a quarter of float32's memory); the engine scales and normalises 
 Every problem with the data becomes a DatasetError whose message names the file, the problem
 and the fix; what the loader did on the user's behalf (conversions, resizes, skipped files)
 is listed in `notes`. No file or array may decode to more than
-datasets_common.MAX_DECODED_BYTES (4 GiB), checked from its header before anything is read;
+datasets.common.MAX_DECODED_BYTES (4 GiB), checked from its header before anything is read;
 a MemoryError below that limit becomes a DatasetError too.
 
-The readers live in datasets_idx (IDX and the bundled sample), datasets_npz, datasets_folder
-(with the streaming fallback) and datasets_torchvision; the shared array steps in
-datasets_common.
+The readers live in the datasets subpackage: idx (IDX and the bundled sample), npz, folder
+(with the streaming fallback) and torchvision; the shared array steps in datasets.common.
 """
 
 from __future__ import annotations
@@ -29,20 +28,20 @@ import numpy as np
 
 from cnnstudio.core.sources import SAMPLE_SOURCE, SourceSpec, SpecError, format_spec
 from cnnstudio.core.sources import parse_spec as parse_source
-from cnnstudio.train.datasets_common import (
+from cnnstudio.train.datasets.common import (
     DatasetError,
     LoadedDataset,
     Shape,
     check_input_shape,
 )
-from cnnstudio.train.datasets_folder import (
+from cnnstudio.train.datasets.folder import (
     FolderImages,
     Progress,
     StreamingDataset,
     load_folder,
 )
-from cnnstudio.train.datasets_idx import load_idx, load_mnist_sample
-from cnnstudio.train.datasets_npz import load_npz
+from cnnstudio.train.datasets.idx import load_idx, load_mnist_sample
+from cnnstudio.train.datasets.npz import load_npz
 
 __all__ = [
     "LOADERS",
@@ -171,13 +170,13 @@ def _load_folder(r: LoadRequest) -> AnyDataset:
 
 
 def _load_mnist_like(r: LoadRequest) -> AnyDataset:
-    from cnnstudio.train import datasets_torchvision as tv  # torchvision costs seconds
+    from cnnstudio.train.datasets import torchvision as tv  # torchvision costs seconds
 
     return tv.load_mnist_like(r.kind, r.text, r.paths[0], r.shape, r.download)
 
 
 def _load_cifar(r: LoadRequest) -> AnyDataset:
-    from cnnstudio.train import datasets_torchvision as tv
+    from cnnstudio.train.datasets import torchvision as tv
 
     return tv.load_cifar(r.kind, r.text, r.paths[0], r.shape, r.download)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Generator, Iterator, Mapping
 
@@ -24,7 +24,6 @@ from cnnstudio.core.analysis import analyze, training_diagnostics
 from cnnstudio.core.locks import FolderLock
 from cnnstudio.core.outputs import output_kinds
 from cnnstudio.core.project import Project
-from cnnstudio.core.settings import TRAINING, parse_augment
 from cnnstudio.nn import GraphModel, ModelBuildError, build_model
 from cnnstudio.nn.probabilities import (
     class_probabilities,
@@ -37,6 +36,7 @@ from cnnstudio.train.batches import make_batches
 from cnnstudio.train import guards
 from cnnstudio.train.guards import TrainingError
 from cnnstudio.train.optim import make_optimizer, make_schedule, pick_device
+from cnnstudio.train.options import TrainOptions
 from cnnstudio.train.data import DatasetError
 from cnnstudio.train.events import (
     EpochEnded,
@@ -55,45 +55,6 @@ EVAL_BATCH = 512
 
 def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
-
-
-@dataclass(frozen=True)
-class TrainOptions:
-    epochs: int = 5
-    batch_size: int = 64
-    optimizer: str = "adam"
-    learning_rate: float = 1e-3
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 0.0
-    schedule: str = "constant"
-    step_size: int = 10
-    gamma: float = 0.1
-    label_smoothing: float = 0.0
-    loss: str = "cross_entropy"
-    augment: tuple[str, ...] = ()
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "auto"  # see cnnstudio.train.precision
-    early_stopping_patience: int = 0
-    log_every: int = 10
-    channels_last: bool | None = None  # None: on CUDA only (it slowed this 2-core CPU down)
-    compile: bool = False
-
-    @classmethod
-    def from_settings(cls, settings: Mapping[str, Any], **overrides: Any) -> TrainOptions:
-        """From a project's training settings (checked by core.settings), then overrides."""
-        values, problems = TRAINING.normalize(settings)
-        if problems:
-            name, message = problems[0]
-            raise TrainingError(f"training setting {name}: {message}")
-        names = set(cls.__dataclass_fields__)
-        options = cls(**{k: v for k, v in values.items() if k in names and k != "augment"},
-                      augment=tuple(parse_augment(values.get("augment", ""))))
-        overrides = {k: v for k, v in overrides.items() if v is not None}
-        if "augment" in overrides:
-            overrides["augment"] = tuple(parse_augment(overrides["augment"]))
-        return replace(options, **overrides)
 
 
 class _TrainForward(nn.Module):

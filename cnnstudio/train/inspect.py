@@ -32,13 +32,13 @@ from cnnstudio.core.outputs import LOGITS
 from cnnstudio.core.project import Project
 from cnnstudio.nn.build import GraphModel
 from cnnstudio.nn.probabilities import class_probabilities
-from cnnstudio.train.datasets_common import (
+from cnnstudio.train.datasets.common import (
     DatasetError,
     Shape,
     check_input_shape,
     special_file_kind,
 )
-from cnnstudio.train.datasets_folder import decode
+from cnnstudio.train.datasets.folder import decode
 
 __all__ = [
     "ImageFileError",

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import torch
 from torch import nn
 
 from cnnstudio.train.guards import TrainingError
-
-if TYPE_CHECKING:
-    from cnnstudio.train.engine import TrainOptions
+from cnnstudio.train.options import TrainOptions
 
 
 def pick_device(name: str) -> torch.device:

@@ -28,9 +28,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnstudio.train import datasets_common, datasets_folder
 from cnnstudio.train.data import DatasetError, load_dataset
-from cnnstudio.train.datasets_idx import GzipStream
+from cnnstudio.train.datasets import common as common_steps
+from cnnstudio.train.datasets import folder as folder_reader
+from cnnstudio.train.datasets.idx import GzipStream
 
 ROOT = Path(__file__).resolve().parents[2]
 ZEROS_BLOCK = 64 * 2**20  # one gzip member inflates to this; ~65 KB compressed
@@ -247,7 +248,7 @@ def test_an_npz_member_shorter_than_its_header_says_is_damaged(tmp_path):
 
 
 def test_an_npz_within_the_format_but_over_the_limit_is_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr(datasets_common, "MAX_DECODED_BYTES", 2**20)
+    monkeypatch.setattr(common_steps, "MAX_DECODED_BYTES", 2**20)
     path = tmp_path / "big.npz"
     np.savez_compressed(path, x=np.zeros((40, 1, 256, 256), np.uint8), y=np.arange(40) % 2)
     message, peak, _ = refused(lambda: load_dataset(f"npz:{path}"))
@@ -317,7 +318,7 @@ def image_folder(root: Path, big: dict[str, tuple[int, int]]) -> Path:
 
 
 def test_images_over_the_pixel_cap_are_skipped_with_a_note(tmp_path, monkeypatch):
-    monkeypatch.setattr(datasets_folder, "MAX_IMAGE_PIXELS", 1000)
+    monkeypatch.setattr(folder_reader, "MAX_IMAGE_PIXELS", 1000)
     root = image_folder(tmp_path / "pets", {"big.png": (40, 40)})
     loaded = load_dataset(f"folder:{root}", (1, 20, 20), validation_fraction=0.25)
     assert loaded.skipped == 1 and loaded.num_train + loaded.num_val == 8
@@ -366,7 +367,7 @@ def test_a_cifar_archive_that_climbs_out_of_its_folder_is_not_unpacked(tmp_path)
 
 
 def test_a_cifar_archive_that_unpacks_past_the_limit_is_not_unpacked(tmp_path, monkeypatch):
-    monkeypatch.setattr(datasets_common, "MAX_DECODED_BYTES", 4096)
+    monkeypatch.setattr(common_steps, "MAX_DECODED_BYTES", 4096)
     root = tmp_path / "data"
     archive = cifar_archive(root, {f"cifar-10-batches-py/data_batch_{i}": bytes(3000)
                                    for i in (1, 2)})

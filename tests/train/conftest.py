@@ -14,7 +14,7 @@ import torch
 from cnnstudio.core.graph import Graph
 from cnnstudio.core.project import Project
 from cnnstudio.train.data import load_dataset
-from cnnstudio.train.datasets_common import LoadedDataset, channel_stats
+from cnnstudio.train.datasets.common import LoadedDataset, channel_stats
 from cnnstudio.train.engine import Trainer, TrainOptions
 from cnnstudio.train.events import EpochEnded, Event, RunFinished, StepProgress
 

@@ -31,7 +31,7 @@ from cnnstudio.nn.export import (
     export_torchscript,
     load_run,
 )
-from cnnstudio.train.datasets_common import LoadedDataset, channel_stats
+from cnnstudio.train.datasets.common import LoadedDataset, channel_stats
 from cnnstudio.train.inspect import (
     activations,
     confusion_matrix,

@@ -25,7 +25,7 @@ from cnnstudio.train.data import load_dataset
 from cnnstudio.train.inspect import confusion_matrix
 from cnnstudio.ui.document import Document
 from cnnstudio.ui.training.export_dialog import describe_report
-from cnnstudio.ui.training.inspect_views import (
+from cnnstudio.ui.training.inspect.views import (
     ConfusionView,
     FeatureMapView,
     InspectionContext,

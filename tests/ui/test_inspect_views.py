@@ -30,8 +30,8 @@ from cnnstudio.train.inspect import (
 )
 from cnnstudio.ui.document import Document
 from cnnstudio.ui.training.export_dialog import ExportDialog, open_export_dialog
-from cnnstudio.ui.training.inspect_confusion import CELL_LIMIT
-from cnnstudio.ui.training.inspect_views import (
+from cnnstudio.ui.training.inspect.confusion import CELL_LIMIT
+from cnnstudio.ui.training.inspect.views import (
     TAB_TITLES,
     ConfusionView,
     FeatureMapView,
@@ -41,7 +41,7 @@ from cnnstudio.ui.training.inspect_views import (
     inspection_tabs,
     wait_for_background_work,
 )
-from cnnstudio.ui.training.inspect_widgets import PLACEHOLDER, WAITING
+from cnnstudio.ui.training.inspect.widgets import PLACEHOLDER, WAITING
 from cnnstudio.ui.training.session import TrainingSession
 
 

@@ -63,7 +63,7 @@ def tiny_project(spec: str, epochs: int = 2, input_shape: tuple[int, int, int] =
 
 
 def settle(page: TrainingPage) -> None:
-    from cnnstudio.ui.training.inspect_views import wait_for_background_work
+    from cnnstudio.ui.training.inspect.views import wait_for_background_work
 
     page.stop_and_wait()
     if page.failure_box is not None:

@@ -1,25 +1,46 @@
 """Mouse gestures on the canvas, one small object per gesture, from press to release.
 
-The view picks one on a mouse press (`start_interaction`) and hands it the following moves and
+The view picks one on a mouse press (`begin`) and hands it the following moves and
 the release. Each either moves the view (pan), previews on the canvas (block drag, rubber
 wire) and ends in one `document.edit(...)`, or does nothing to the model.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from PySide6.QtCore import QPointF, Qt
+from PySide6.QtCore import QPoint, QPointF, Qt, SignalInstance
 from PySide6.QtGui import QMouseEvent, QPen
-from PySide6.QtWidgets import QApplication, QGraphicsPathItem
+from PySide6.QtWidgets import QApplication, QGraphicsPathItem, QScrollBar, QWidget
 
 from cnnstudio.core.edits import snap
 from cnnstudio.core.graph import GraphError
 from cnnstudio.ui import theme
 from cnnstudio.ui.canvas.items import BlockItem, wire_path
+from cnnstudio.ui.canvas.scene import CanvasScene
+from cnnstudio.ui.document import Document
 
-if TYPE_CHECKING:
-    from cnnstudio.ui.canvas.view import CanvasView
+
+class GestureHost(Protocol):
+    """What a gesture uses of the view it runs in (view.CanvasView): declared here, below the
+    view, so that the view imports the gestures and the gestures do not import the view back."""
+
+    canvas: CanvasScene
+    document: Document
+    space_held: bool  # while space is down a left drag pans
+    status_message: SignalInstance  # for the status bar: why a wire was refused, ...
+
+    def mapToScene(self, point: QPoint) -> QPointF: ...  # noqa: N802 (Qt's name)
+
+    def viewport(self) -> QWidget: ...
+
+    def horizontalScrollBar(self) -> QScrollBar: ...  # noqa: N802
+
+    def verticalScrollBar(self) -> QScrollBar: ...  # noqa: N802
+
+    def restore_cursor(self) -> None: ...
+
+    def forward_press(self, event: QMouseEvent) -> None: ...
 
 
 class Interaction:
@@ -27,7 +48,7 @@ class Interaction:
 
     forward_release = False
 
-    def __init__(self, view: CanvasView) -> None:
+    def __init__(self, view: GestureHost) -> None:
         self.view = view
 
     def scene_pos(self, event: QMouseEvent) -> QPointF:
@@ -46,7 +67,7 @@ class Interaction:
 class PanInteraction(Interaction):
     """Middle button, or space + left button: drag the canvas."""
 
-    def __init__(self, view: CanvasView, event: QMouseEvent) -> None:
+    def __init__(self, view: GestureHost, event: QMouseEvent) -> None:
         super().__init__(view)
         self.last = event.position()
         view.viewport().setCursor(Qt.ClosedHandCursor)
@@ -71,12 +92,12 @@ class MoveInteraction(Interaction):
 
     forward_release = True
 
-    def __init__(self, view: CanvasView, item: BlockItem, event: QMouseEvent) -> None:
+    def __init__(self, view: GestureHost, item: BlockItem, event: QMouseEvent) -> None:
         super().__init__(view)
         self.anchor = item
         self.press = event.position()
         self.start = self.scene_pos(event)
-        selected = [i for i in view.scene().selectedItems() if isinstance(i, BlockItem)]
+        selected = [i for i in view.canvas.selectedItems() if isinstance(i, BlockItem)]
         self.items = selected if item in selected else [item]
         self.origin = {i.block_id: i.pos() for i in self.items}
         self.moved = False
@@ -109,7 +130,7 @@ class WireInteraction(Interaction):
     """Drag from an output port: a rubber wire follows the mouse; released over a block (or
     near its input port) it connects, or says why it cannot."""
 
-    def __init__(self, view: CanvasView, item: BlockItem) -> None:
+    def __init__(self, view: GestureHost, item: BlockItem) -> None:
         super().__init__(view)
         self.source = item
         self.target: BlockItem | None = None
@@ -117,7 +138,7 @@ class WireInteraction(Interaction):
         pen = QPen(theme.current().selection, 2.0, Qt.DashLine)
         self.rubber.setPen(pen)
         self.rubber.setZValue(3)
-        view.scene().addItem(self.rubber)
+        view.canvas.addItem(self.rubber)
         self.rubber.setPath(wire_path(item.output_anchor(), item.output_anchor()))
 
     def move(self, event: QMouseEvent) -> None:
@@ -162,7 +183,7 @@ class WireInteraction(Interaction):
             self.rubber.scene().removeItem(self.rubber)
 
 
-def begin(view: CanvasView, event: QMouseEvent) -> Interaction | None:
+def begin(view: GestureHost, event: QMouseEvent) -> Interaction | None:
     """The gesture a mouse press starts. Presses Qt should see as well (selection, Ctrl-click
     toggling, the rubber band on empty canvas) are forwarded to it first."""
     button = event.button()

@@ -7,7 +7,7 @@ templates'): a block's x is its horizontal centre, y its top edge.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable
+from typing import Iterable, Protocol
 
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import (
@@ -33,9 +33,6 @@ from cnnstudio.core.edits import BLOCK_H, BLOCK_W
 from cnnstudio.core.explain import SEPARATOR, counts_text, key_params_text
 from cnnstudio.core.graph import Block, Edge
 from cnnstudio.ui import theme
-
-if TYPE_CHECKING:
-    from cnnstudio.ui.canvas.scene import CanvasScene
 
 COLLAPSED_H = 26.0
 BAND_W = 6.0
@@ -101,7 +98,18 @@ def _font(pixels: int, bold: bool = False) -> QFont:
     return font
 
 
-def _canvas(item: QGraphicsItem) -> CanvasScene | None:
+class ItemHost(Protocol):
+    """What an item asks of the scene it sits in (scene.CanvasScene): declared here, below the
+    scene, so that the scene imports the items and the items do not import the scene back."""
+
+    exporting: bool  # drawing into an image file: no selection or highlight marks
+
+    def explain(self, block_id: str) -> str: ...
+
+    def block_item_moved(self, block_id: str) -> None: ...
+
+
+def _canvas(item: QGraphicsItem) -> ItemHost | None:
     return item.scene()  # type: ignore[return-value]
 
 

@@ -11,7 +11,6 @@ there.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QPointF, QRect, QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import (
@@ -25,23 +24,30 @@ from PySide6.QtGui import (
     QPen,
     QPixmap,
 )
-from PySide6.QtWidgets import QGraphicsScene, QLineEdit, QWidget
+from PySide6.QtWidgets import QGraphicsScene, QGraphicsView, QLineEdit, QWidget
 
 from cnnstudio.core import registry
 from cnnstudio.ui import theme
-
-if TYPE_CHECKING:
-    from cnnstudio.ui.canvas.view import CanvasView
+from cnnstudio.ui.canvas.scene import CanvasScene
 
 SIZE = QSize(170, 130)
 MARGIN = 10
 INSET = 6.0
 
 
+def visible_scene_rect(view: QGraphicsView) -> QRectF:
+    """The part of the scene that the view shows."""
+    return view.mapToScene(view.viewport().rect()).boundingRect()
+
+
 class Minimap(QWidget):
-    def __init__(self, view: CanvasView) -> None:
+    """The overview of `canvas` in a corner of `view`. It takes the two, not the canvas view,
+    so that the view imports the overlays and the overlays do not import the view back."""
+
+    def __init__(self, view: QGraphicsView, canvas: CanvasScene) -> None:
         super().__init__(view)
         self.view = view
+        self.canvas = canvas
         self.setFixedSize(SIZE)
         self.setCursor(Qt.PointingHandCursor)
         self.setToolTip("Overview of the network: click or drag to go there")
@@ -74,14 +80,14 @@ class Minimap(QWidget):
 
     def refresh(self) -> None:
         """Place it, decide whether it is needed, and repaint."""
-        diagram = self.view.canvas.diagram_rect()
+        diagram = self.canvas.diagram_rect()
         if diagram != self._diagram:
             self._diagram = diagram
             self._pixmap = None
         viewport = self.view.viewport().geometry()
         self.move(viewport.right() - SIZE.width() - MARGIN,
                   viewport.bottom() - SIZE.height() - MARGIN)
-        visible = self.view.visible_scene_rect()
+        visible = visible_scene_rect(self.view)
         needed = not self._diagram.isNull() and not visible.contains(self._diagram)
         self.setVisible(needed and viewport.width() > 2.5 * SIZE.width())
         if self.isVisible():
@@ -102,7 +108,7 @@ class Minimap(QWidget):
         painter = QPainter(self)
         painter.drawPixmap(0, 0, self._pixmap)
         scale, offset = self._scale()
-        seen = self.view.visible_scene_rect()
+        seen = visible_scene_rect(self.view)
         frame = QRectF(seen.topLeft() * scale + offset, seen.size() * scale)
         painter.setPen(QPen(theme.current().selection, 1.5))
         painter.setBrush(Qt.NoBrush)
@@ -124,8 +130,8 @@ class Minimap(QWidget):
         painter.setRenderHint(QPainter.Antialiasing, False)
         scale, offset = self._scale()
         painter.setPen(Qt.NoPen)
-        graph = self.view.document.graph
-        for item in self.view.canvas.block_items():
+        graph = self.canvas.document.graph
+        for item in self.canvas.block_items():
             if item.block_id not in graph:
                 continue
             rect = item.sceneBoundingRect()

@@ -38,7 +38,13 @@ from cnnstudio.ui import theme
 from cnnstudio.ui.canvas import clipboard
 from cnnstudio.ui.canvas.interactions import Interaction, begin
 from cnnstudio.ui.canvas.items import BlockItem, WireItem
-from cnnstudio.ui.canvas.overlays import Minimap, NameEditor, export_png, export_svg
+from cnnstudio.ui.canvas.overlays import (
+    Minimap,
+    NameEditor,
+    export_png,
+    export_svg,
+    visible_scene_rect,
+)
 from cnnstudio.ui.canvas.scene import CanvasScene
 from cnnstudio.ui.document import Document
 
@@ -75,7 +81,7 @@ class CanvasView(QGraphicsView):
         self._paste_key: str | None = None
         self._paste_count = 0
         self._first_show = True
-        self.minimap = Minimap(self)
+        self.minimap = Minimap(self, self.canvas)
         self._actions: dict[str, QAction] = {}
         self._install_actions()
         self.canvas.selectionChanged.connect(self._on_selection)
@@ -135,7 +141,7 @@ class CanvasView(QGraphicsView):
         return self.canvas.selected_ids()
 
     def visible_scene_rect(self) -> QRectF:
-        return self.mapToScene(self.viewport().rect()).boundingRect()
+        return visible_scene_rect(self)
 
     def zoom(self) -> float:
         return self.transform().m11()

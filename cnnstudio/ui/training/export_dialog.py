@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 
 from cnnstudio.core.summary import format_bytes
 from cnnstudio.ui import theme
-from cnnstudio.ui.training.inspect_common import BackgroundTask
+from cnnstudio.ui.training.inspect.common import BackgroundTask
 
 if TYPE_CHECKING:  # torch loads when the first export starts, not with the window's menus
     from cnnstudio.nn.export import ExportReport

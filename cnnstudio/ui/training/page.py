@@ -202,7 +202,7 @@ class TrainingPage(QWidget):
         """Made on first use (the page's first showing, or the first run), not with the window:
         the inspection modules import torch, and the window shows before torch is loaded."""
         if self._context is None:
-            from cnnstudio.ui.training.inspect_views import InspectionContext, inspection_tabs
+            from cnnstudio.ui.training.inspect.views import InspectionContext, inspection_tabs
 
             self._context = InspectionContext(self.session, self.document, self)
             for title, widget in inspection_tabs(self._context):
@@ -417,6 +417,8 @@ class TrainingPage(QWidget):
                      f" (best {result.best_val_acc * 100:.1f} %).")
         if result.status == "stopped":
             text += " The run folder keeps the last finished epoch: Resume in the runs list."
+        for warning in getattr(result, "warnings", ()):
+            text += f" Warning: {plain_message(warning)}."
         self.status.setText(text)
         self._update_changed()
 

@@ -21,7 +21,7 @@ from urllib.error import URLError
 
 import numpy as np
 
-from cnnstudio.train.datasets_common import (
+from cnnstudio.train.datasets.common import (
     DatasetError,
     LoadedDataset,
     Shape,
@@ -29,7 +29,7 @@ from cnnstudio.train.datasets_common import (
     check_decoded_size,
     plural,
 )
-from cnnstudio.train.datasets_idx import read_idx_pair
+from cnnstudio.train.datasets.idx import read_idx_pair
 
 DOWNLOAD_HINT = "or turn on downloading (--download) on a machine with internet access"
 MAX_ARCHIVE_MEMBERS = 1000  # a CIFAR archive holds 8 files and a folder

@@ -18,8 +18,8 @@ from PySide6.QtWidgets import (
 
 from cnnstudio.train.inspect import predictions, top_k
 from cnnstudio.ui.images import image_of
-from cnnstudio.ui.training.inspect_common import SampleChooser, SampleImagePage
-from cnnstudio.ui.training.inspect_widgets import BarList, ImageView
+from cnnstudio.ui.training.inspect.common import SampleChooser, SampleImagePage
+from cnnstudio.ui.training.inspect.widgets import BarList, ImageView
 
 TOP = 5
 

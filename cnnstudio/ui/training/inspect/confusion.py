@@ -46,8 +46,8 @@ from cnnstudio.train.inspect import (
 )
 from cnnstudio.ui import theme
 from cnnstudio.ui.images import image_of, text_on
-from cnnstudio.ui.training.inspect_common import BackgroundTask, InspectPage
-from cnnstudio.ui.training.inspect_widgets import TileGrid
+from cnnstudio.ui.training.inspect.common import BackgroundTask, InspectPage
+from cnnstudio.ui.training.inspect.widgets import TileGrid
 from cnnstudio.ui.widgets import scrolled
 
 CELL_LIMIT = 60  # images shown for one cell

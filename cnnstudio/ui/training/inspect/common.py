@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 
 from cnnstudio.ui import theme, torch_threads
 from cnnstudio.ui.images import IMAGE_FILTER, image_paths
-from cnnstudio.ui.training.inspect_widgets import PLACEHOLDER, WAITING, Placeholder
+from cnnstudio.ui.training.inspect.widgets import PLACEHOLDER, WAITING, Placeholder
 
 
 class InspectPage(QWidget):

@@ -4,7 +4,7 @@
     for title, widget in inspection_tabs(context):
         tabs.addTab(widget, title)
 
-The views are in inspect_maps (feature maps, filters), inspect_confusion and inspect_predict;
+The views are in inspect.maps (feature maps, filters), inspect.confusion and inspect.predict;
 the computations they show are cnnstudio.train.inspect, free of Qt.
 """
 
@@ -13,11 +13,11 @@ from __future__ import annotations
 from PySide6.QtWidgets import QWidget
 
 from cnnstudio.train.inspect import ImageFileError, InspectionError
-from cnnstudio.ui.training.inspect_common import wait_for_background_work
-from cnnstudio.ui.training.inspect_confusion import ConfusionView
-from cnnstudio.ui.training.inspect_context import InspectionContext
-from cnnstudio.ui.training.inspect_maps import FeatureMapView, FilterView
-from cnnstudio.ui.training.inspect_predict import PredictView
+from cnnstudio.ui.training.inspect.common import wait_for_background_work
+from cnnstudio.ui.training.inspect.confusion import ConfusionView
+from cnnstudio.ui.training.inspect.context import InspectionContext
+from cnnstudio.ui.training.inspect.maps import FeatureMapView, FilterView
+from cnnstudio.ui.training.inspect.predict import PredictView
 
 TAB_TITLES = ("Feature maps", "Filters", "Confusion matrix", "Predict")
 

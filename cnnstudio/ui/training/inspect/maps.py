@@ -26,8 +26,8 @@ from cnnstudio.core.analysis import analyze
 from cnnstudio.core.graph import Graph
 from cnnstudio.train.inspect import activations, conv_filters, output_probabilities
 from cnnstudio.ui.images import image_of, qimage
-from cnnstudio.ui.training.inspect_common import InspectPage, SampleChooser, SampleImagePage
-from cnnstudio.ui.training.inspect_widgets import (
+from cnnstudio.ui.training.inspect.common import InspectPage, SampleChooser, SampleImagePage
+from cnnstudio.ui.training.inspect.widgets import (
     DIVERGING,
     SEQUENTIAL,
     ColourBar,

@@ -17,7 +17,7 @@ from typing import BinaryIO
 import numpy as np
 
 from cnnstudio.resources import MissingResource, resource_path
-from cnnstudio.train.datasets_common import (
+from cnnstudio.train.datasets.common import (
     DatasetError,
     LoadedDataset,
     Shape,

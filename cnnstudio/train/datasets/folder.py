@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from cnnstudio.train.datasets_common import (
+from cnnstudio.train.datasets.common import (
     COLOUR_TO_GREY,
     FOR_INPUT,
     Changes,

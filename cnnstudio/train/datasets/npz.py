@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from numpy.lib import format as npy
 
-from cnnstudio.train.datasets_common import (
+from cnnstudio.train.datasets.common import (
     DatasetError,
     LoadedDataset,
     Shape,

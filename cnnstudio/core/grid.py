@@ -1,0 +1,9 @@
+"""The canvas grid every placement uses (layout, templates, new and inserted blocks, Graph.chain):
+rows STEP_Y apart, parallel branches STEP_X apart.
+
+Its own module, below both graph.py (Graph.chain's default step) and layout.py (which lays
+graphs out), so that neither imports the other back.
+"""
+
+STEP_X = 220.0
+STEP_Y = 110.0
