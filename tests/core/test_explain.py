@@ -79,3 +79,22 @@ def test_every_block_of_every_template_has_its_texts(template_id):
         if registry.get(block.type).has_weights:
             assert counts_text(block.type, info.output_shape, info.total_params).endswith(
                 " params")
+
+
+def test_the_multiply_accumulates_are_written_out_with_their_numbers(course):
+    assert ("H_out·W_out·filters·(kh·kw·C_in/groups) = 28·28·16·(5·5·1) = 313,600 per image"
+            in tip(course, "CONV1"))
+    assert "inputs·units = 1568·100 = 156,800 per image" in tip(course, "FC3")
+
+
+@pytest.mark.parametrize("template_id", sorted(TEMPLATES))
+def test_every_block_that_computes_shows_the_arithmetic_of_its_macs(template_id):
+    """A block type with multiply-accumulates shows how they come about, not the bare count:
+    a new such type fails here until its explainer writes them out (EXPLAINS_MACS)."""
+    graph = build_template(template_id)
+    analysis = analyze(graph)
+    for block in graph.blocks:
+        info = analysis.blocks[block.id]
+        if info.macs:
+            assert "multiply-accumulates: " in explain(block, info), block.name
+            assert f" = {info.macs:,} per image" in explain(block, info), block.name
