@@ -221,34 +221,6 @@ def test_a_bad_precision_flag_gives_a_message(capsys, cli_inputs, tmp_path, valu
     assert not (tmp_path / "run").exists()
 
 
-# -- the settings form -----------------------------------------------------------------------
-
-
-def test_the_settings_form_shows_precision_and_changes_it_undoably(qtbot, tmp_path,
-                                                                    monkeypatch):
-    monkeypatch.setenv("CNNSTUDIO_CONFIG_DIR", str(tmp_path / "config"))
-    from cnnstudio.ui.document import Document
-    from cnnstudio.ui.training.settings_panel import SettingsPanel
-
-    document = Document(tiny_project())
-    panel = SettingsPanel(document)
-    qtbot.addWidget(panel)
-    combo = panel.fields["precision"].combo
-    choices = [combo.itemData(i) for i in range(combo.count())]
-    assert choices == list(PRECISIONS) and combo.currentData() == "auto"
-    assert combo.itemText(0) == "auto (bf16 on a GPU, else float32)"
-    assert panel.labels["precision"].toolTip() == TRAINING.param("precision").help
-
-    index = combo.findData("float32")
-    combo.setCurrentIndex(index)
-    combo.activated.emit(index)
-    assert document.project.training["precision"] == "float32" and document.is_dirty
-    document.undo_stack.undo()
-    assert document.project.training["precision"] == "auto" and combo.currentData() == "auto"
-    document.undo_stack.redo()
-    assert combo.currentData() == "float32"
-
-
 # -- on a CUDA GPU ---------------------------------------------------------------------------
 
 
