@@ -5,8 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 DOCS_STAMP := $(VENV)/.installed-docs
+DIST_STAMP := $(VENV)/.installed-dist
 
-.PHONY: run test check docs install install-test install-desktop uninstall-desktop clean
+.PHONY: run test check docs dist install install-test install-desktop uninstall-desktop clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +24,10 @@ $(TEST_STAMP): pyproject.toml | $(BIN)/python
 
 $(DOCS_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -e ".[docs]"
+	touch $@ $(STAMP)
+
+$(DIST_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -e ".[dist]"
 	touch $@ $(STAMP)
 
 install: $(STAMP)
@@ -56,5 +61,13 @@ uninstall-desktop:
 docs: $(DOCS_STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict
 
+# The one-folder application in dist/cnnstudio/ (PyInstaller), then its smoke test: the built
+# binary in a clean environment (empty HOME, no virtual environment), screenshots in build/smoke.
+# Minutes, so not part of make test.
+dist: $(DIST_STAMP)
+	$(BIN)/pyinstaller --noconfirm --distpath dist --workpath build/pyinstaller \
+		packaging/cnnstudio.spec
+	$(BIN)/python packaging/smoke_test.py --app dist/cnnstudio --out build/smoke
+
 clean:
-	rm -rf $(VENV) build *.egg-info site
+	rm -rf $(VENV) build dist *.egg-info site

@@ -29,7 +29,7 @@ from cnnstudio.cli_common import (
 )
 
 DEFAULT_TEMPLATE = "keras-mnist"
-SUBCOMMANDS = ("gui", "templates", "new", "summary", "train", "export")
+SUBCOMMANDS = ("gui", "templates", "new", "summary", "train", "export", "tour")
 EXIT_BROKEN_PIPE = 128 + 13  # 128 + SIGPIPE, what a shell reports for `yes | head -1`
 
 
@@ -82,10 +82,17 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("--json", action="store_true", help="print JSON")
     summary.add_argument("--batch-size", type=parse_batch_size, default=64, metavar="B",
                          help="batch size for the training-memory estimate (default 64)")
-    from cnnstudio.cli_train import add_export_parser, add_train_parser
+    from cnnstudio.cli_train import _positive_int, add_export_parser, add_train_parser
 
     add_train_parser(sub)
     add_export_parser(sub)
+    tour = sub.add_parser(
+        "tour", help="train the default project in the window off-screen and save screenshots "
+        "of each step (python -m cnnstudio.tour, for the built application)")
+    tour.add_argument("--out", required=True, type=user_path, metavar="DIR",
+                      help="folder for the screenshots and tour.json")
+    tour.add_argument("--epochs", type=_positive_int, default=1, metavar="N",
+                      help="epochs to train (default 1)")
     return parser
 
 
@@ -200,8 +207,19 @@ def cmd_export(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_tour(args: argparse.Namespace) -> int:
+    """The tour as `python -m cnnstudio.tour` runs it, ending the same way: without Qt's and
+    torch's teardown of what the tour leaves behind."""
+    from cnnstudio.tour import main as run
+
+    status = run(["--out", args.out, "--epochs", str(args.epochs)])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
 COMMANDS = {"gui": cmd_gui, "templates": cmd_templates, "new": cmd_new, "summary": cmd_summary,
-            "train": cmd_train, "export": cmd_export}
+            "train": cmd_train, "export": cmd_export, "tour": cmd_tour}
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:

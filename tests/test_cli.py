@@ -118,3 +118,17 @@ def test_python_dash_m_entry_point():
     )
     assert result.returncode == 0, result.stderr
     assert "171,158" in result.stdout
+
+
+def test_tour_command_parses_and_is_listed_in_help(capsys, tmp_path):
+    """`cnnstudio tour` is how the built application (make dist) runs the tour: no
+    `python -m cnnstudio.tour` there."""
+    from cnnstudio.cli import build_parser
+
+    args = build_parser().parse_args(["tour", "--out", str(tmp_path), "--epochs", "2"])
+    assert (args.command, args.out, args.epochs) == ("tour", str(tmp_path), 2)
+    assert build_parser().parse_args(["tour", "--out", str(tmp_path)]).epochs == 1
+    code, out, _ = run(capsys, "--help")
+    assert code == 0 and "tour" in out
+    code, _, err = run(capsys, "tour", "--out", str(tmp_path), "--epochs", "0")
+    assert code == 2 and "expected a positive whole number" in err
