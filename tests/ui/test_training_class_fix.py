@@ -101,3 +101,13 @@ def test_batchnorm_with_batch_size_1_is_refused_before_a_run_folder(make_page, q
     assert not (config / "runs").exists() or not any((config / "runs").iterdir())
     page.document.update_settings("training", {"batch_size": 2})
     assert page.setup_problem()[0] == ""
+
+
+def test_the_status_line_says_train_would_not_start_until_the_classes_match(make_page, qtbot,
+                                                                           tiny_npz):
+    page = make_page(tiny_project(tiny_npz, classes=1000))
+    assert page.status.text() == "Not ready to train: see the Dataset tab."
+    click(qtbot, page.dataset_panel.fix_classes)
+    assert page.status.text() == "Ready to train."
+    page.document.undo_stack.undo()
+    assert page.status.text() == "Not ready to train: see the Dataset tab."

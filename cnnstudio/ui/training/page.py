@@ -110,6 +110,8 @@ class TrainingPage(QWidget):
         self.runs.open_project_requested.connect(self.open_project_requested)
         self.runs.resume_requested.connect(self.resume_run)
         document.graph_event.connect(self._on_graph_event)
+        document.analysis_changed.connect(self._show_readiness)
+        document.settings_changed.connect(self._show_readiness)
         document.project_replaced.connect(self._update_changed)
         document.path_changed.connect(self._on_path_changed)
         self._on_state(session.state)
@@ -456,6 +458,17 @@ class TrainingPage(QWidget):
 
     def _on_preview(self, preview: DatasetPreview | None) -> None:
         self.settings_panel.set_samples(preview.images if preview is not None else None)
+        self._show_readiness()
+
+    def _show_readiness(self, *_: Any) -> None:
+        """Before any run, the status line says whether Train would start (the problem itself
+        and its fix are shown on the side tab it names)."""
+        if self.session.running or self.last_result is not None:
+            return
+        problem, tab = self.setup_problem()
+        where = self.side_tabs.tabText(tab) if problem else ""
+        self.status.setText(f"Not ready to train: see the {where} tab." if problem
+                            else "Ready to train.")
 
     # -- theme ---------------------------------------------------------------------------
 
