@@ -24,6 +24,7 @@ from cnnstudio.cli_common import (
     parse_batch_size,
     parse_classes,
     parse_input_shape,
+    parse_positive_int,
     show_load_notes,
     user_path,
 )
@@ -82,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("--json", action="store_true", help="print JSON")
     summary.add_argument("--batch-size", type=parse_batch_size, default=64, metavar="B",
                          help="batch size for the training-memory estimate (default 64)")
-    from cnnstudio.cli_train import _positive_int, add_export_parser, add_train_parser
+    from cnnstudio.cli_train import add_export_parser, add_train_parser
 
     add_train_parser(sub)
     add_export_parser(sub)
@@ -91,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
         "of each step (python -m cnnstudio.tour, for the built application)")
     tour.add_argument("--out", required=True, type=user_path, metavar="DIR",
                       help="folder for the screenshots and tour.json")
-    tour.add_argument("--epochs", type=_positive_int, default=1, metavar="N",
+    tour.add_argument("--epochs", type=parse_positive_int, default=1, metavar="N",
                       help="epochs to train (default 1)")
     return parser
 

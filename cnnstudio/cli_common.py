@@ -58,6 +58,12 @@ def parse_batch_size(text: str) -> int:
     return int(text)
 
 
+def parse_positive_int(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return int(text)
+
+
 def show_load_notes(project) -> None:
     """What loading filled in for the user (a parameter missing from the file), on stderr."""
     for note in project.load_notes:

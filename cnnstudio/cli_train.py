@@ -15,6 +15,7 @@ from cnnstudio.cli_common import (
     parse_batch_size,
     parse_classes,
     parse_input_shape,
+    parse_positive_int,
     show_load_notes,
     user_path,
 )
@@ -23,12 +24,6 @@ from cnnstudio.core.sources import SAMPLE_SOURCE, SOURCES, SpecError, format_spe
 from cnnstudio.core.sources import parse_spec as parse_source
 
 DEFAULT_DATASET = SAMPLE_SOURCE
-
-
-def _positive_int(text: str) -> int:
-    if not text.strip().isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
-    return int(text)
 
 
 def _dataset_spec(text: str) -> str:
@@ -69,7 +64,7 @@ def add_train_parser(sub: Any) -> None:
                    help=f"download {_downloadable()} into DIR if missing")
     p.add_argument("--input", type=parse_input_shape, metavar="C,H,W")
     p.add_argument("--classes", type=parse_classes, metavar="N")
-    p.add_argument("--epochs", type=_positive_int, metavar="N")
+    p.add_argument("--epochs", type=parse_positive_int, metavar="N")
     p.add_argument("--batch-size", type=parse_batch_size, metavar="B")
     p.add_argument("--lr", type=_learning_rate, metavar="X", help="learning rate")
     p.add_argument("--optimizer", choices=("sgd", "rmsprop", "adam", "adamw"))

@@ -43,11 +43,14 @@ class FileWriteError(OSError):
         return str(self.strerror)
 
 
-def _kind(mode: int) -> str:
+def file_kind(mode: int) -> str:
+    """What a file that is not a regular file is, for messages: 'a named pipe (FIFO)'."""
     if stat.S_ISDIR(mode):
         return "a folder"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
     if stat.S_ISFIFO(mode):
         return "a named pipe (FIFO)"
     if stat.S_ISSOCK(mode):
@@ -67,7 +70,7 @@ def replace_refusal(path: StrPath) -> str | None:
         return None
     if stat.S_ISREG(info.st_mode):
         return None
-    kind = _kind(info.st_mode)
+    kind = file_kind(info.st_mode)
     if os.path.islink(path):
         kind = f"a link to {kind}"
     return f"it is {kind}, not a regular file; choose a file name that is free or a plain file"

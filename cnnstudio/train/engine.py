@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cnnstudio.core.adapt import class_mismatch_message, class_mismatches
-from cnnstudio.core.analysis import analyze, training_diagnostics
+from cnnstudio.core.analysis import Analysis, analyze, training_diagnostics
 from cnnstudio.core.locks import FolderLock
 from cnnstudio.core.outputs import output_kinds
 from cnnstudio.core.project import Project
@@ -74,10 +74,10 @@ class _TrainForward(nn.Module):
         return {self.model.main_output_id: self.model(x)}
 
 
-def _output_kinds(project: Project) -> dict[str, str]:
+def _output_kinds(project: Project, analysis: Analysis) -> dict[str, str]:
     """What each Output gives (logits, probabilities or one sigmoid probability; see
     core.outputs), by block id; an output that cannot be trained soundly stops the run here."""
-    kinds = output_kinds(project.graph)
+    kinds = output_kinds(project.graph, analysis)
     for kind in kinds.values():
         if kind.problem:
             raise TrainingError(kind.problem)
@@ -167,7 +167,7 @@ class Trainer:
         outputs = self.project.graph.output_blocks()
         self.aux = [b for b in outputs if b.id != model.main_output_id]
         self.loss_weights = {b.id: float(b.params.get("loss_weight", 1.0)) for b in outputs}
-        self.output_kinds = _output_kinds(self.project)
+        self.output_kinds = _output_kinds(self.project, analysis)
         self.has_penalty = any(b.params.get("l1", 0) or b.params.get("l2", 0)
                                for b in self.project.graph.blocks)
         self.step_module: nn.Module = _TrainForward(self.model, bool(self.aux))

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from cnnstudio.core.files import file_kind
 from cnnstudio.core.outputs import LOGITS
 from cnnstudio.core.project import Project
 from cnnstudio.nn.build import GraphModel
@@ -36,7 +37,6 @@ from cnnstudio.train.datasets.common import (
     DatasetError,
     Shape,
     check_input_shape,
-    special_file_kind,
 )
 from cnnstudio.train.datasets.folder import decode
 
@@ -230,7 +230,7 @@ def load_image_file(path: str | Path, input_shape: Sequence[int]) -> np.ndarray:
         raise ImageFileError(f"cannot open '{file}': it is a folder; choose an image file")
     if not stat.S_ISREG(mode):
         raise ImageFileError(
-            f"cannot open '{file}': it is {special_file_kind(mode)}, not a regular file; "
+            f"cannot open '{file}': it is {file_kind(mode)}, not a regular file; "
             "choose an image file saved on disk (PNG, JPEG or BMP)")
     try:
         array, _ = decode(file, shape)

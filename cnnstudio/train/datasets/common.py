@@ -17,6 +17,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cnnstudio.core.files import file_kind
+from cnnstudio.core.summary import format_bytes
+
 Shape = tuple[int, int, int]
 Changes = Counter  # note template with {n} and {images} -> number of images concerned
 
@@ -52,34 +55,17 @@ def plural(n: int, word: str) -> str:
     return f"{n:,} {word}es" if word.endswith(("s", "x", "ch", "sh")) else f"{n:,} {word}s"
 
 
-def size_text(n: int) -> str:
-    """A byte count for people: '5.8 GiB', '12.0 MiB', '300 bytes'."""
-    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= scale:
-            return f"{n / scale:,.1f} {unit}"
-    return plural(n, "byte")
-
-
 def check_decoded_size(nbytes: int, what: str) -> None:
     """DatasetError when `what` (e.g. 'x.gz promises 8,000,000 images of 28×28') would take
     more than MAX_DECODED_BYTES once decoded."""
     if nbytes > MAX_DECODED_BYTES:
-        limit = size_text(MAX_DECODED_BYTES)
+        limit = format_bytes(MAX_DECODED_BYTES)
         raise DatasetError(
-            f"{what} ({size_text(nbytes)} once decoded), more than the {limit} limit for one "
+            f"{what} ({format_bytes(nbytes)} once decoded), more than the {limit} limit for one "
             "dataset file. If the file should be smaller it is damaged (download it again); "
             "otherwise use a subset of the images, or a folder of image files (folder:DIR), "
             "which is read from disk while training"
         )
-
-
-FILE_KINDS = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-              (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"))
-
-
-def special_file_kind(mode: int) -> str:
-    """What a file that is neither regular nor a folder is, for messages: 'a named pipe (FIFO)'."""
-    return next((name for test, name in FILE_KINDS if test(mode)), "a special file")
 
 
 def regular_file_size(path: Path, what: str) -> int:
@@ -99,7 +85,7 @@ def regular_file_size(path: Path, what: str) -> int:
     if stat.S_ISDIR(info.st_mode):
         raise DatasetError(f"{path} is a folder, but the dataset spec needs the {what} here")
     if not stat.S_ISREG(info.st_mode):
-        kind = special_file_kind(info.st_mode)
+        kind = file_kind(info.st_mode)
         raise DatasetError(
             f"{path} is {kind}, not a regular file; the dataset spec needs the {what} here, a "
             "file saved on disk: check the path"

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from cnnstudio.core.summary import format_bytes
 from cnnstudio.train.datasets.common import (
     COLOUR_TO_GREY,
     FOR_INPUT,
@@ -35,7 +36,6 @@ from cnnstudio.train.datasets.common import (
     grey_to_colour,
     plural,
     render_notes,
-    size_text,
     split_indices,
 )
 
@@ -413,8 +413,8 @@ def _streaming(
     train_files = [item for item in train_files if item[0] not in broken]
     notes = list(scan.notes)
     notes.append(
-        f"the decoded images would take {size_text(needed)}, more than the memory limit of "
-        f"{size_text(limit)}, so they are read from disk while training; mean and std "
+        f"the decoded images would take {format_bytes(needed)}, more than the memory limit of "
+        f"{format_bytes(limit)}, so they are read from disk while training; mean and std "
         f"are estimated from {plural(len(sample), 'training image')}"
     )
     notes += [f"in the sample: {note}" for note in render_notes(changes)]

@@ -16,6 +16,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from cnnstudio.core.summary import format_bytes
 from cnnstudio.resources import MissingResource, resource_path
 from cnnstudio.train.datasets.common import (
     DatasetError,
@@ -27,7 +28,6 @@ from cnnstudio.train.datasets.common import (
     numbered_classes,
     plural,
     regular_file_size,
-    size_text,
 )
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -214,7 +214,7 @@ class IdxFile:
             if self.extra > EXTRA_ALLOWED:
                 raise DatasetError(
                     f"{name} holds more data than its header promises ({self._what()}, then "
-                    f"more than {size_text(EXTRA_ALLOWED)} besides); the file is damaged "
+                    f"more than {format_bytes(EXTRA_ALLOWED)} besides); the file is damaged "
                     f"or not an IDX file: download it again ({self.path})"
                 )
             if self.stream.cut:
@@ -233,12 +233,6 @@ class IdxFile:
 
     def __exit__(self, *_: object) -> None:
         self.close()
-
-
-def read_idx(path: Path, role: str) -> tuple[np.ndarray, list[str]]:
-    """An IDX images (N×H×W) or labels (N) array as uint8, and notes; DatasetError if broken."""
-    with IdxFile(path, role) as idx:
-        return idx.values()
 
 
 def read_idx_pair(images: Path, labels: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:

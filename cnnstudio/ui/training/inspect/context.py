@@ -44,6 +44,7 @@ class InspectionContext(QObject):
         self.document = document
         self._project: Project | None = None
         self._model: GraphModel | None = None
+        self._main_output = OutputKind()  # of _project's main output, worked out once
         self._data: Any = None
         self._classes: list[str] = []
         self._mean = np.zeros(1, np.float32)
@@ -124,9 +125,7 @@ class InspectionContext(QObject):
     def main_output(self) -> OutputKind:
         """What the trained network's main output gives (logits, or probabilities when it ends
         in a softmax): the views pass `.kind` on, so that softmax is applied exactly once."""
-        if self._model is None or self._project is None:
-            return OutputKind()
-        return output_kind(self._project.graph, self._model.main_output_id)
+        return self._main_output
 
     def description(self) -> str:
         """Where the weights come from, to follow 'Weights ': 'after epoch 3 of the current
@@ -210,6 +209,8 @@ class InspectionContext(QObject):
     def _set_model(self, model: GraphModel | None, project: Project | None,
                    emit: bool = True) -> None:
         self._model, self._project = model, project
+        self._main_output = (output_kind(project.graph, model.main_output_id)
+                             if model is not None and project is not None else OutputKind())
         self._revision += 1
         if emit:
             self.model_changed.emit()
