@@ -77,6 +77,9 @@ def add_train_parser(sub: Any) -> None:
                    help="auto (bf16 mixed precision on a CUDA GPU, float32 elsewhere), float32, "
                         "float16 (CUDA only, with loss scaling) or bf16 (CUDA or CPU)")
     p.add_argument("--seed", type=int, metavar="S")
+    p.add_argument("--random-start", action="store_true",
+                   help="ignore the weights file the project starts from (an imported "
+                        "network's) and train from random weights")
     p.add_argument("--init-from", type=user_path, metavar="RUN_DIR",
                    help="start from another run's weights (matched by block id, then name)")
     p.add_argument("--weights", type=user_path, metavar="FILE.pth",
@@ -224,6 +227,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     project, data = _project_and_data(args)
     options = TrainOptions.from_settings(project.training)
     control = TrainingControl()
+    if args.random_start:
+        project.weights = None
     if args.weights and project.template not in ("alexnet", "vgg11", "vgg16"):
         raise CLIError("--weights loads torchvision's ImageNet weights into projects made from "
                        "the alexnet, vgg11 and vgg16 templates only")

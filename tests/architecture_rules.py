@@ -57,10 +57,17 @@ TRAIN = Rule(
     FOUNDATION | {"cnnstudio.core", "cnnstudio.nn", "cnnstudio.train", "torch", "torchvision",
                   "numpy", "PIL"},
 )
+# Importers read other tools' networks: ONNX files (onnx, numpy) and torch modules (torch.fx,
+# torchvision's models for `--torchvision`); they write projects through core.
+IMPORTERS = Rule(
+    "importers may import core, nn, torch, torchvision, onnx and numpy",
+    FOUNDATION | {"cnnstudio.core", "cnnstudio.nn", "cnnstudio.importers", "torch", "torchvision",
+                  "onnx", "numpy"},
+)
 UI = Rule(
     "ui may import every layer below it and the application's dependencies",
     FOUNDATION | {"cnnstudio.core", "cnnstudio.lab", "cnnstudio.nn", "cnnstudio.train",
-                  "cnnstudio.ui", "PySide6", "pyqtgraph", "torch", "torchvision", "numpy",
+                  "cnnstudio.ui", "cnnstudio.importers", "PySide6", "pyqtgraph", "torch", "torchvision", "numpy",
                   "onnx", "onnxruntime", "PIL"},
 )
 FOUNDATION_RULE = Rule("the package root and resources may import the standard library only",
@@ -72,6 +79,7 @@ CLI = Rule(
     "cli may import core at import time; nn, train and ui inside the commands",
     FOUNDATION | {"cnnstudio.core", "cnnstudio.cli_common"},
     frozenset({"cnnstudio.cli_train", "cnnstudio.nn", "cnnstudio.train", "cnnstudio.ui",
+               "cnnstudio.importers",
                "cnnstudio.tour"}),  # `cnnstudio tour`: the built application has no -m
 )
 MAIN = Rule("__main__ may import the command line only", frozenset({"cnnstudio.cli"}))
@@ -80,6 +88,7 @@ TOUR = Rule("the tour may import ui at import time and Qt inside its steps",
             frozenset({"cnnstudio.ui"}), frozenset({"PySide6"}))
 
 PACKAGE_RULES = {"core": CORE, "lab": LAB, "nn": NN, "train": TRAIN, "ui": UI,
+                 "importers": IMPORTERS,
                  "resources": FOUNDATION_RULE}
 MODULE_RULES = {"__init__.py": FOUNDATION_RULE, "__main__.py": MAIN,
                 "cli.py": CLI, "cli_train.py": CLI, "cli_common.py": CLI, "tour.py": TOUR}

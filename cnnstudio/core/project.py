@@ -9,6 +9,7 @@ folder, fsync, rename), so a crash or a full disk leaves the previous file as it
 from __future__ import annotations
 
 import copy
+import dataclasses
 import errno
 import json
 import math
@@ -73,6 +74,18 @@ class Project:
     # what loading filled in on the user's behalf ("conv_1: 'filters' was missing; using 32"):
     # the command line prints these notes and the window shows them; never saved
     load_notes: list[str] = field(default_factory=list, compare=False, repr=False)
+    # the weights training starts from (an imported network's): a torch state dict with
+    # GraphModel keys, its path relative to the project file's folder; None: random start
+    weights: str | None = None
+    # the folder of the file this project was loaded from or last saved to: where a relative
+    # `weights` path starts; never saved
+    folder: str | None = field(default=None, compare=False, repr=False)
+
+    def weights_file(self) -> str | None:
+        """The absolute path of the weights file, or None when the project has none."""
+        if self.weights is None:
+            return None
+        return os.path.normpath(os.path.join(self.folder or os.getcwd(), self.weights))
 
     @classmethod
     def new(
@@ -114,6 +127,7 @@ def project_to_dict(project: Project) -> dict[str, Any]:
         "connections": [{"from": e.src, "to": e.dst, "port": e.port} for e in edges],
         "dataset": _ordered(DATASET, project.dataset),
         "training": _ordered(TRAINING, project.training),
+        **({"weights": project.weights} if project.weights is not None else {}),
     }
 
 
@@ -167,8 +181,10 @@ def save_project(project: Project, path: StrPath) -> None:
     and a read-only file are refused before anything is written (see core/files.py).
     """
     display = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    weights = _weights_reference(project, folder)
     try:
-        data = dumps_project(project).encode("utf-8")
+        data = dumps_project(dataclasses.replace(project, weights=weights)).encode("utf-8")
         refusal = files.replace_refusal(path)
         if refusal is not None:
             raise _Refused(refusal)
@@ -178,6 +194,19 @@ def save_project(project: Project, path: StrPath) -> None:
                 handle.write(data)
     except Exception as err:
         raise ProjectError.single(f"cannot save '{display}'", _reason(err)) from err
+
+
+def _weights_reference(project: Project, folder: str) -> str | None:
+    """The weights path as a file in `folder` should hold it: relative to that folder (a
+    project saved elsewhere still finds its weights), absolute where no relative path exists
+    (another drive). The project in memory keeps its own reference and folder."""
+    target = project.weights_file()
+    if target is None or project.folder is None or os.path.isabs(project.weights or ""):
+        return project.weights  # a new project's relative path is meant beside its file
+    try:
+        return os.path.relpath(target, folder)
+    except ValueError:
+        return target
 
 
 def _mode_for(target: str) -> int:
@@ -235,7 +264,9 @@ def load_project(path: StrPath) -> Project:
     summary = f"cannot open '{os.fspath(path)}'"
     data = _read_json(path, summary)
     try:
-        return project_from_dict(data)
+        project = project_from_dict(data)
+        project.folder = os.path.dirname(os.path.abspath(path))
+        return project
     except ProjectError as err:
         raise ProjectError(f"{summary}: {_count(err.problems)}", err.problems) from None
 
@@ -311,6 +342,11 @@ def project_from_dict(data: Any) -> Project:
         problems.append(f"template: expected a text of at most 200 characters or null, "
                         f"got {_show(template)}")
         template = None
+    weights = data.get("weights")
+    if weights is not None and not (isinstance(weights, str) and 0 < len(weights) <= 1000):
+        problems.append(f"weights: expected the path of a weights file or null, "
+                        f"got {_show(weights)}")
+        weights = None
     graph = Graph()
     notes: list[str] = []
     declared = _read_blocks(data, graph, problems, notes)
@@ -328,7 +364,7 @@ def project_from_dict(data: Any) -> Project:
     if problems:
         raise ProjectError(f"invalid project: {_count(problems)}", problems)
     return Project(graph, name, description, template, settings["dataset"], settings["training"],
-                   _capped(notes))
+                   _capped(notes), weights)
 
 
 def _upgrade(data: Any, problems: list[str]) -> dict[str, Any]:

@@ -156,6 +156,8 @@ class Trainer:
         model = build_model(self.project.graph)  # rebuilt after seeding: repeatable init
         if self.init_from is not None or self.torchvision_weights is not None:
             self._load_initial_weights(model)
+        elif self.project.weights is not None and not self.resume:
+            self._load_project_weights(model)
         self.model = model.to(self.device)
         self.channels_last = (o.channels_last if o.channels_last is not None
                               else self.device.type == "cuda")
@@ -202,6 +204,19 @@ class Trainer:
         except TransferError as err:
             raise TrainingError(str(err)) from None
         self.notes.append(report.summary())
+
+    def _load_project_weights(self, model: GraphModel) -> None:
+        """The weights the project starts from (an imported network's), matched by block id,
+        then by name; blocks changed since (a new classifier) keep their fresh start."""
+        from cnnstudio.train.project_weights import load_project_weights
+        from cnnstudio.train.transfer import TransferError
+
+        try:
+            report = load_project_weights(model, self.project)
+        except TransferError as err:
+            raise TrainingError(str(err)) from None
+        name = Path(self.project.weights_file() or "").name
+        self.notes.append(f"started from the weights in {name}: {report.summary()}")
 
     def _setup_distributed(self) -> None:
         self.rank, self.world = 0, 1

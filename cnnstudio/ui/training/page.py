@@ -14,6 +14,7 @@ from typing import Any
 from PySide6.QtCore import QCoreApplication, QEvent, QEventLoop, Qt, Signal
 from PySide6.QtGui import QAction, QShowEvent
 from PySide6.QtWidgets import (
+    QCheckBox,
     QGridLayout,
     QHBoxLayout,
     QLabel,
@@ -113,8 +114,10 @@ class TrainingPage(QWidget):
         document.analysis_changed.connect(self._show_readiness)
         document.settings_changed.connect(self._show_readiness)
         document.project_replaced.connect(self._update_changed)
+        document.project_replaced.connect(self._show_start_weights)
         document.path_changed.connect(self._on_path_changed)
         self._on_state(session.state)
+        self._show_start_weights()
         self.apply_theme()
 
     def _build_controls(self) -> None:
@@ -149,6 +152,11 @@ class TrainingPage(QWidget):
         self.changed = QLabel(CHANGED_TEXT)
         self.changed.setWordWrap(True)
         self.changed.hide()
+        self.start_weights = QCheckBox()
+        self.start_weights.setToolTip(
+            "Start training from the weights saved beside the project (an imported network's "
+            "pretrained weights). Untick to start from random weights.")
+        self.start_weights.hide()
         self.error = QLabel()
         self.error.setWordWrap(True)
         self.error.setTextInteractionFlags(Qt.TextSelectableByMouse)
@@ -171,6 +179,7 @@ class TrainingPage(QWidget):
             facts.addWidget(label)
         facts.addStretch(1)
         controls.addLayout(facts, 2, 0, 1, 4)
+        controls.addWidget(self.start_weights, 3, 0, 1, 4)
         controls.setColumnStretch(1, 1)
         controls.setColumnStretch(3, 1)
         right_split = QSplitter(Qt.Vertical)
@@ -289,7 +298,8 @@ class TrainingPage(QWidget):
         self.last_result = None
         self._ensure_context()  # it follows the run from its first signal
         try:
-            self.session.start(project, run_dir, resume=resume, graph_revision=revision)
+            self.session.start(project, run_dir, resume=resume, graph_revision=revision,
+                               start_weights=self.start_weights.isChecked())
         except Exception as err:  # a bad setting (TrainingError): said plainly
             self._fail(str(err))
             return False
@@ -441,6 +451,21 @@ class TrainingPage(QWidget):
         box.finished.connect(lambda _result: setattr(self, "failure_box", None))
         self.failure_box = box
         box.open()  # window-modal and not blocking: the page carries on
+
+    def _show_start_weights(self) -> None:
+        """The 'start from the weights file' choice, shown for projects that have one (an
+        imported network); ticked again for every project opened."""
+        path = self.document.project.weights_file()
+        self.start_weights.setVisible(path is not None)
+        if path is None:
+            return
+        name = Path(path).name
+        present = Path(path).is_file()
+        self.start_weights.setEnabled(present)
+        self.start_weights.setChecked(present)
+        self.start_weights.setText(
+            f"Start from the weights in {name}" if present
+            else f"Start from the weights in {name} (missing: put it back beside the project)")
 
     def _show_error(self, message: str) -> None:
         self.error.setText(message)

@@ -96,8 +96,10 @@ class TrainingSession(QObject):
         return self._thread is not None
 
     def start(self, project: Project, run_dir: Path, options: Any = None, *,
-              resume: bool = False, graph_revision: int = -1) -> None:
-        """Train a snapshot of `project` into `run_dir` on a background thread."""
+              resume: bool = False, graph_revision: int = -1,
+              start_weights: bool = True) -> None:
+        """Train a snapshot of `project` into `run_dir` on a background thread; from the
+        project's weights file when it has one and `start_weights` is on."""
         if self.running:
             raise RuntimeError("a training run is already going")
         from cnnstudio.train.engine import TrainOptions
@@ -107,7 +109,9 @@ class TrainingSession(QObject):
         torch_threads.single_threaded()  # the GUI thread, before it ever runs a torch op
         snapshot = Project(project.graph.copy(), project.name, project.description,
                            project.template, copy.deepcopy(project.dataset),
-                           copy.deepcopy(project.training))
+                           copy.deepcopy(project.training),
+                           weights=project.weights if start_weights else None,
+                           folder=project.folder)
         self.project, self.run_dir, self.graph_revision = snapshot, Path(run_dir), graph_revision
         self._control = TrainingControl()
         options = options or TrainOptions.from_settings(snapshot.training)
