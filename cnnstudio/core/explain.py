@@ -11,13 +11,22 @@ from typing import Any
 from cnnstudio.core import registry
 from cnnstudio.core.analysis import BlockInfo
 from cnnstudio.core.blocks.base import format_shape
-from cnnstudio.core.blocks.pool import GLOBAL_MODES, pool_stride
-from cnnstudio.core.geometry import explain_window_axis, resolve_padding
+from cnnstudio.core.blocks.conv import conv_groups_filters
+from cnnstudio.core.blocks.merge import scale_port
+from cnnstudio.core.blocks.pool import ADAPTIVE_MODES, GLOBAL_MODES, pool_stride
+from cnnstudio.core.geometry import (
+    adaptive_window,
+    adaptive_windows,
+    explain_window_axis,
+    pool_axis,
+    resolve_padding,
+)
 from cnnstudio.core.graph import Block
 from cnnstudio.core.params import format_value
 
 SEPARATOR = " · "
 WINDOW_FORMULA = "o = ⌊(i + 2p − d·(k − 1) − 1)/s⌋ + 1"
+CEIL_FORMULA = "o = ⌈(i + 2p − k)/s⌉ + 1, less 1 if the last window would start past the input"
 _NEUTRAL = (None, "none", [1, 1])  # values a block line leaves out (stride 1×1, no activation)
 _LABELLED = {"rate": "rate", "size": "size", "loss_weight": "loss weight"}
 
@@ -30,10 +39,16 @@ def key_params_text(block: Block) -> str:
     block_type = registry.get(block.type)
     if block.type == "Pooling" and block.params.get("mode") in GLOBAL_MODES:
         return str(block.params["mode"]).replace("_", " ")
+    if block.type == "Pooling" and block.params.get("mode") in ADAPTIVE_MODES:
+        size = format_value(block.params.get("output_size", [1, 1]))
+        return f"{str(block.params['mode']).replace('_', ' ')} → {size}"
     parts: list[str] = []
     for name in block_type.key_params:
         value = block.params.get(name)
         if value in _NEUTRAL:
+            continue
+        if name == "filters" and block.params.get("depthwise"):
+            parts.append("depthwise")
             continue
         text = format_value(value).replace("_", " ")
         if name == "stride" and parts:  # the papers' notation: 3×3/2 (window 3×3, stride 2)
@@ -94,8 +109,12 @@ def _explain_conv(p: dict[str, Any], info: BlockInfo) -> list[str]:
     lines = _window_lines(info, p["kernel"], p["stride"], p["dilation"], p["padding"])
     c_in = info.input_shapes[0][0]
     kh, kw = p["kernel"]
-    groups, filters = p["groups"], p["filters"]
-    lines.append(f"  channels: {filters} filters")
+    groups, filters = conv_groups_filters(p, c_in)
+    if p["depthwise"]:
+        lines.append(f"  channels: depthwise, one {kh}×{kw} filter per input channel: "
+                     f"groups = filters = C_in = {c_in}")
+    else:
+        lines.append(f"  channels: {filters} filters")
     inner = f"{kh}·{kw}·{c_in}" + (f"/{groups}" if groups != 1 else "")
     if p["bias"]:
         lines.append(f"parameters: ((kh·kw·C_in/groups) + 1)·filters = (({inner}) + 1)·{filters}"
@@ -114,9 +133,41 @@ def _explain_pool(p: dict[str, Any], info: BlockInfo) -> list[str]:
     if p["mode"] in GLOBAL_MODES:
         return [f"global pooling: one value per channel, {h}×{w}×{c} → ({c})",
                 "no parameters"]
-    lines = _window_lines(info, p["pool_size"], pool_stride(p), [1, 1], p["padding"])
+    if p["mode"] in ADAPTIVE_MODES:
+        oh, ow = p["output_size"]
+        kh, kw = (max(end - start for start, end in adaptive_windows(size, out))
+                  for size, out in ((h, oh), (w, ow)))
+        (_, sh), (_, sw) = adaptive_window(h, oh), adaptive_window(w, ow)
+        return [f"adaptive pooling: {h}×{w} → {oh}×{ow} whatever the input size; output i "
+                "summarises pixels ⌊i·in/out⌋ to ⌈(i + 1)·in/out⌉ − 1",
+                f"  windows up to {kh}×{kw}, about {sh}×{sw} apart",
+                f"  channels: {c}, unchanged", "no parameters"]
+    kernel, stride = p["pool_size"], pool_stride(p)
+    if p["ceil_mode"] and p["padding"] != "same":
+        lines = _ceil_lines(info, kernel, stride, p["padding"])
+    else:
+        lines = _window_lines(info, kernel, stride, [1, 1], p["padding"])
     lines.append(f"  channels: {c}, unchanged")
+    if p["mode"] == "average" and p["padding"] != "valid":
+        lines.append("  the average divides by the whole window, padding included"
+                     if p["count_padding"] else
+                     "  the average divides by the real pixels of each window, not the padding")
     lines.append("no parameters")
+    return lines
+
+
+def _ceil_lines(info: BlockInfo, kernel: list[int], stride: list[int], padding: Any) -> list[str]:
+    """The window formula rounded up (ceil_mode), as PyTorch sizes its pooling."""
+    c, h, w = info.input_shapes[0]
+    lines = [f"input {format_shape(info.input_shapes[0])}; {CEIL_FORMULA}"]
+    for axis, (label, size) in enumerate((("height", h), ("width", w))):
+        k, s = kernel[axis], stride[axis]
+        before = resolve_padding(padding, size, k, s, 1, axis)[0]
+        out = pool_axis(padding, size, k, s, True, axis)[0]
+        rounded = -(-(size + 2 * before - k) // s) + 1
+        dropped = f" − 1 = {out}" if rounded != out else ""
+        lines.append(f"  {label}: ⌈({size} + {2 * before} − {k})/{s}⌉ + 1 = {rounded}{dropped}"
+                     f"   (i = {size}, 2p = {2 * before}, k = {k}, s = {s})")
     return lines
 
 
@@ -147,6 +198,15 @@ def _explain_add(p: dict[str, Any], info: BlockInfo) -> list[str]:
     return [f"element-wise sum of {len(info.input_shapes)} inputs of the same shape"]
 
 
+def _explain_multiply(p: dict[str, Any], info: BlockInfo) -> list[str]:
+    port = scale_port(info.input_shapes)
+    if port is None:
+        return ["value-by-value product of two inputs of the same shape"]
+    c = info.output_shape[0]  # type: ignore[index]
+    return [f"each of the {c} channels of input {2 - port} is scaled by one value of input "
+            f"{port + 1} (squeeze-and-excitation)"]
+
+
 def _explain_batchnorm(p: dict[str, Any], info: BlockInfo) -> list[str]:
     c = info.input_shapes[0][0]
     learned = "trainable" if info.trainable else "frozen"
@@ -164,6 +224,7 @@ EXPLAINERS = {
     "Flatten": _explain_flatten,
     "Concatenate": _explain_concat,
     "Add": _explain_add,
+    "Multiply": _explain_multiply,
     "BatchNorm": _explain_batchnorm,
 }
 # block types whose tooltip needs nothing beyond the shape, MACs and receptive field lines

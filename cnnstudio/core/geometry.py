@@ -47,6 +47,38 @@ def window_axis(
     return window_output_size(size, kernel, stride, dilation, before, after), before, after
 
 
+def pool_axis(
+    mode: str | Sequence[int], size: int, kernel: int, stride: int, ceil_mode: bool, axis: int
+) -> tuple[int, int, int]:
+    """(output size, pad before, pad after) of a pooling window along one axis.
+
+    'same' as for convolution (ceil_mode changes nothing). Otherwise PyTorch's rule: ceil_mode
+    rounds the output up, but the last window must start inside the input or its left padding;
+    pad after then grows so that this last window ends inside the padded input (the positions
+    past the end count as padding), even when the window is wider than the padded input. The
+    output may be <= 0 when the window does not fit.
+    """
+    before, after = resolve_padding(mode, size, kernel, stride, 1, axis)
+    if mode == "same" or not ceil_mode:
+        return window_output_size(size, kernel, stride, 1, before, after), before, after
+    out = -(-(size + before + after - kernel) // stride) + 1  # a window may overhang the end
+    if (out - 1) * stride >= size + before:
+        out -= 1
+    return out, before, max(after, (out - 1) * stride + kernel - size - before)
+
+
+def adaptive_windows(size: int, out: int) -> list[tuple[int, int]]:
+    """[start, end) of each of the `out` windows of adaptive pooling over `size` pixels, as
+    PyTorch cuts them: from ⌊i·size/out⌋ to ⌈(i + 1)·size/out⌉."""
+    return [(i * size // out, -(-(i + 1) * size // out)) for i in range(out)]
+
+
+def adaptive_window(size: int, out: int) -> tuple[int, int]:
+    """(window, stride) that stand for adaptive pooling from size to out in the receptive
+    field: windows ⌈size/out⌉ wide, ⌊size/out⌋ apart (at least 1)."""
+    return -(-size // out), max(1, size // out)
+
+
 def explain_window_axis(
     size: int, kernel: int, stride: int, dilation: int, pad_before: int, pad_after: int
 ) -> str:

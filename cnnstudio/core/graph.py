@@ -334,6 +334,9 @@ class Graph:
         if any(e.src == src for e in self._in[dst]):
             return f"{a.label} already feeds {b.label}"
         if b_type.max_inputs is not None and len(self._in[dst]) >= b_type.max_inputs:
+            if b_type.max_inputs > 1:
+                return (f"{b.label} already has its {b_type.max_inputs} inputs; remove one of "
+                        "those wires first")
             return (
                 f"{b.label} already has its input; remove that wire first or use "
                 "Concatenate or Add to merge branches"

@@ -5,7 +5,8 @@ its output, or tensors of its own such as pooling indices). This module adds the
 graph the way PyTorch autograd stores them:
 
 - a block records nothing when none of its inputs needs a gradient and it has no trainable
-  weights (the frozen start of a fine-tuned network keeps nothing);
+  weights (the frozen start of a fine-tuned network keeps nothing), and a tensor kept only for
+  one input's gradient (`Saved.for_port`) is not kept when that input needs none;
 - a tensor is stored once however many blocks keep it (a ReLU's output that the next
   convolution and a residual branch both read), and a view or pass-through (Flatten, Output)
   shares its input's storage;
@@ -71,6 +72,8 @@ def saved_bytes(order: Sequence[str], blocks: Mapping[str, BlockMemory],
             continue
         per_sample = per_batch = 0
         for index, item in enumerate(block.saved):
+            if item.for_port is not None and not needs_grad.get(sources[item.for_port], False):
+                continue
             key, values = _tensor(block_id, block, item, index, storage)
             if key in counted:
                 continue

@@ -14,12 +14,15 @@ from torch import Tensor, nn
 
 from cnnstudio.core import registry
 from cnnstudio.core.analysis import BlockInfo, Diagnostic, analyze
-from cnnstudio.core.blocks.pool import GLOBAL_MODES, pool_stride
+from cnnstudio.core.blocks.conv import conv_groups_filters
+from cnnstudio.core.blocks.merge import scale_port
+from cnnstudio.core.blocks.pool import ADAPTIVE_MODES, GLOBAL_MODES, pool_plan, pool_stride
 from cnnstudio.core.geometry import resolve_padding
 from cnnstudio.core.graph import Block, Graph
 from cnnstudio.core.outputs import LOGITS, output_kind
 from cnnstudio.nn.layers import (
     ActivationLayer,
+    AdaptivePoolLayer,
     AddLayer,
     BatchNormLayer,
     ConcatLayer,
@@ -30,6 +33,7 @@ from cnnstudio.nn.layers import (
     GlobalPoolLayer,
     IdentityLayer,
     LRNLayer,
+    MultiplyLayer,
     PoolLayer,
     activation_module,
     pad_list,
@@ -203,14 +207,15 @@ def _build_conv(params: Params, info: BlockInfo) -> nn.Module:
     pad_h = resolve_padding(params["padding"], h, kh, sh, dh, 0)
     pad_w = resolve_padding(params["padding"], w, kw, sw, dw, 1)
     symmetric = pad_h[0] == pad_h[1] and pad_w[0] == pad_w[1]
+    groups, filters = conv_groups_filters(params, c_in)
     conv = nn.Conv2d(
         c_in,
-        params["filters"],
+        filters,
         (kh, kw),
         stride=(sh, sw),
         padding=(pad_h[0], pad_w[0]) if symmetric else 0,
         dilation=(dh, dw),
-        groups=params["groups"],
+        groups=groups,
         bias=params["bias"],
     )
     if params.get("initial_kernel") is not None:
@@ -243,11 +248,18 @@ def _build_activation(params: Params, info: BlockInfo) -> nn.Module:
 def _build_pool(params: Params, info: BlockInfo) -> nn.Module:
     if params["mode"] in GLOBAL_MODES:
         return GlobalPoolLayer(params["mode"])
-    _, h, w = info.input_shapes[0]
-    (kh, kw), (sh, sw) = params["pool_size"], pool_stride(params)
-    pad_h = resolve_padding(params["padding"], h, kh, sh, 1, 0)
-    pad_w = resolve_padding(params["padding"], w, kw, sw, 1, 1)
-    return PoolLayer(params["mode"], [kh, kw], [sh, sw], pad_list(pad_h, pad_w))
+    if params["mode"] in ADAPTIVE_MODES:
+        return AdaptivePoolLayer(params["mode"], params["output_size"], info.input_shapes[0][1:])
+    plan = pool_plan(params, info.input_shapes[0])
+    return PoolLayer(params["mode"], params["pool_size"], pool_stride(params),
+                     pad_list(plan.pad_h, plan.pad_w), plan.native, plan.count_include_pad,
+                     pad_list(plan.counted_h, plan.counted_w), plan.divides_by_count)
+
+
+def _build_multiply(params: Params, info: BlockInfo) -> nn.Module:
+    port = scale_port(info.input_shapes)
+    vector = port is not None and len(info.input_shapes[port]) == 1
+    return MultiplyLayer(port if vector else -1)
 
 
 def _build_dropout(params: Params, info: BlockInfo) -> nn.Module:
@@ -282,6 +294,7 @@ _BUILDERS = {
     "Flatten": lambda params, info: FlattenLayer(),
     "Concatenate": lambda params, info: ConcatLayer(),
     "Add": lambda params, info: AddLayer(),
+    "Multiply": _build_multiply,
 }
 
 

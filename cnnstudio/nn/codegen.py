@@ -26,7 +26,9 @@ from torch import nn
 from cnnstudio import __version__
 from cnnstudio.core import registry
 from cnnstudio.core.analysis import Analysis, BlockInfo, analyze
-from cnnstudio.core.blocks.pool import GLOBAL_MODES, pool_stride
+from cnnstudio.core.blocks.conv import conv_groups_filters
+from cnnstudio.core.blocks.merge import scale_port
+from cnnstudio.core.blocks.pool import ADAPTIVE_MODES, GLOBAL_MODES, pool_plan, pool_stride
 from cnnstudio.core.geometry import resolve_padding
 from cnnstudio.core.graph import Block, Graph
 from cnnstudio.core.outputs import BINARY, PROBABILITIES, output_kind
@@ -49,10 +51,14 @@ _RESERVED = set(dir(nn.Module)) | set(keyword.kwlist) | {
 
 _FUSED = {"none": "{}", "relu": "F.relu({})", "leaky_relu": "F.leaky_relu({}, 0.01)",
           "elu": "F.elu({})", "selu": "F.selu({})", "gelu": "F.gelu({})",
-          "tanh": "torch.tanh({})", "sigmoid": "torch.sigmoid({})"}
+          "tanh": "torch.tanh({})", "sigmoid": "torch.sigmoid({})", "relu6": "F.relu6({})",
+          "silu": "F.silu({})", "hardswish": "F.hardswish({})",
+          "hardsigmoid": "F.hardsigmoid({})"}
 
 _ACTIVATIONS = {"relu": "ReLU", "leaky_relu": "LeakyReLU", "elu": "ELU", "selu": "SELU",
-                "gelu": "GELU", "tanh": "Tanh", "sigmoid": "Sigmoid", "softmax": "Softmax"}
+                "gelu": "GELU", "tanh": "Tanh", "sigmoid": "Sigmoid", "softmax": "Softmax",
+                "relu6": "ReLU6", "silu": "SiLU", "hardswish": "Hardswish",
+                "hardsigmoid": "Hardsigmoid"}
 
 # What the generated forward() returns, per output kind (core.outputs)
 _RETURNS = {PROBABILITIES: "class probabilities (the network ends in a softmax)",
@@ -178,15 +184,16 @@ def _conv(params: Mapping[str, Any], info: BlockInfo) -> _Layer:
     pad_h = resolve_padding(params["padding"], h, kh, sh, dh, 0)
     pad_w = resolve_padding(params["padding"], w, kw, sw, dw, 1)
     symmetric = pad_h[0] == pad_h[1] and pad_w[0] == pad_w[1]
-    args = [str(c_in), str(params["filters"]), f"kernel_size={_pair(kh, kw)}"]
+    groups, filters = conv_groups_filters(params, c_in)
+    args = [str(c_in), str(filters), f"kernel_size={_pair(kh, kw)}"]
     if (sh, sw) != (1, 1):
         args.append(f"stride={_pair(sh, sw)}")
     if symmetric and (pad_h[0], pad_w[0]) != (0, 0):
         args.append(f"padding={_pair(pad_h[0], pad_w[0])}")
     if (dh, dw) != (1, 1):
         args.append(f"dilation={_pair(dh, dw)}")
-    if params["groups"] != 1:
-        args.append(f"groups={params['groups']}")
+    if groups != 1:
+        args.append(f"groups={groups}")
     if not params["bias"]:
         args.append("bias=False")
     if symmetric:
@@ -213,28 +220,32 @@ def _pool(params: Mapping[str, Any], info: BlockInfo) -> _Layer:
     if mode in GLOBAL_MODES:
         helper = "GlobalMaxPool2d" if mode == "global_max" else "GlobalAvgPool2d"
         return _Layer(helper, helpers=(helper,))
-    _, h, w = info.input_shapes[0]
+    if mode in ADAPTIVE_MODES:
+        callee = "nn.AdaptiveMaxPool2d" if mode == "adaptive_max" else "nn.AdaptiveAvgPool2d"
+        return _Layer(callee, [_pair(*params["output_size"])])
     (kh, kw), (sh, sw) = params["pool_size"], pool_stride(params)
-    pad_h = resolve_padding(params["padding"], h, kh, sh, 1, 0)
-    pad_w = resolve_padding(params["padding"], w, kw, sw, 1, 1)
-    pads = (pad_w[0], pad_w[1], pad_h[0], pad_h[1])
-    # torch pools pad symmetrically, by at most half the window
-    plain = not any(pads) or (pad_h[0] == pad_h[1] and pad_w[0] == pad_w[1]
-                              and 2 * pad_h[0] <= kh and 2 * pad_w[0] <= kw)
+    plan = pool_plan(params, info.input_shapes[0])
     args = [f"kernel_size={_pair(kh, kw)}"]
-    if mode in ("max", "average") and plain:
+    # torch's own pools: PoolLayer pads ceil_mode's partial window itself only for ONNX's sake
+    ceil = params["ceil_mode"] and params["padding"] != "same"
+    if mode in ("max", "average") and (not plan.pre_padded or ceil):
         if (sh, sw) != (kh, kw):
             args.append(f"stride={_pair(sh, sw)}")
-        if any(pads):
-            args.append(f"padding={_pair(pad_h[0], pad_w[0])}")
-            if mode == "average":
-                args.append("count_include_pad=False")  # Keras averages the real pixels only
+        padding = (plan.pad_h[0], plan.pad_w[0]) if plan.pre_padded else plan.native
+        if any(padding):
+            args.append(f"padding={_pair(*padding)}")
+        if ceil:
+            args.append("ceil_mode=True")
+        if mode == "average" and not params["count_padding"] and any(padding):
+            args.append("count_include_pad=False")  # the real pixels only (Keras, ONNX)
         return _Layer("nn.MaxPool2d" if mode == "max" else "nn.AvgPool2d", args)
     helper = {"max": "MaxPool2dSame", "average": "AvgPool2dSame", "sum": "SumPool2d",
               "l2": "L2Pool2d"}[mode]
     args.append(f"stride={_pair(sh, sw)}")
-    if any(pads):
-        args.append(f"pads={pads}")
+    args.append(f"pads={(*plan.pad_w, *plan.pad_h)}")
+    counted = (*plan.counted_w, *plan.counted_h)
+    if mode == "average" and any(counted):
+        args.append(f"counted={counted}")
     return _Layer(helper, args, helpers=("WindowPool2d", helper))
 
 
@@ -254,6 +265,7 @@ _EMITTERS = {
     "Output": lambda params, info: _Layer(),
     "Concatenate": lambda params, info: _Layer(),
     "Add": lambda params, info: _Layer(),
+    "Multiply": lambda params, info: _Layer(),
     "Flatten": lambda params, info: _Layer("nn.Flatten"),
     "Dropout": lambda params, info: _Layer(
         "nn.Dropout2d" if params["mode"] == "channel" else "nn.Dropout", [f"p={params['rate']!r}"]),
@@ -445,6 +457,12 @@ def _forward(plan: _Plan) -> list[str]:
             if len(statement) > 3:
                 statement = _wrap(f"{target} = torch.cat(", inputs, INDENT, "[", "]",
                                   suffix=", dim=1)")
+        elif block.type == "Multiply":
+            shapes = plan.analysis.blocks[block_id].input_shapes
+            port = scale_port(shapes)
+            factors = [f"{value}[:, :, None, None]" if i == port and len(shapes[i]) == 1
+                       else value for i, value in enumerate(inputs)]
+            statement = [f"{INDENT}{target} = {factors[0]} * {factors[1]}"]
         elif block.type == "Add":
             statement = [f"{INDENT}{target} = {' + '.join(inputs)}"]
             if len(statement[0]) > MAX_LINE:

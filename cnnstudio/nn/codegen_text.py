@@ -49,10 +49,19 @@ class MaxPool2dSame(WindowPool2d):
 ''',
     "AvgPool2dSame": '''
 class AvgPool2dSame(WindowPool2d):
-    """The average of the real pixels of each window (padding excluded, as Keras)."""
+    """The average of each window over the pixels it counts: the real ones, and the part
+    `counted` (left, right, top, bottom) of the padding; by default none (as Keras)."""
+
+    def __init__(self, kernel_size, stride, pads: tuple[int, int, int, int] = (0, 0, 0, 0),
+                 counted: tuple[int, int, int, int] = (0, 0, 0, 0)):
+        super().__init__(kernel_size, stride, pads)
+        self.counted = counted
+        self.uncounted = tuple(p - c for p, c in zip(pads, counted))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.mean(x) / self.mean(torch.ones_like(x[:1, :1]))
+        ones = F.pad(torch.ones_like(x[:1, :1]), self.counted, value=1.0)
+        ones = F.pad(ones, self.uncounted)
+        return self.mean(x) / F.avg_pool2d(ones, self.kernel_size, self.stride)
 ''',
     "SumPool2d": '''
 class SumPool2d(WindowPool2d):

@@ -8,11 +8,13 @@ fixed at build time (padding, mode), never on tensor values.
 
 # No `from __future__ import annotations` here: TorchScript reads the class-level annotations
 # (List[int], Dict[str, ...]) and cannot resolve them as strings.
-from typing import List
+from typing import List, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from cnnstudio.core.geometry import adaptive_windows
 
 def activation_module(name: str, negative_slope: float = 0.01, alpha: float = 1.0) -> nn.Module:
     """The torch module for an activation name; 'none' is the identity."""
@@ -34,6 +36,14 @@ def activation_module(name: str, negative_slope: float = 0.01, alpha: float = 1.
         return nn.Sigmoid()
     if name == "softmax":
         return nn.Softmax(dim=1)
+    if name == "relu6":
+        return nn.ReLU6()
+    if name == "silu":
+        return nn.SiLU()
+    if name == "hardswish":
+        return nn.Hardswish()
+    if name == "hardsigmoid":
+        return nn.Hardsigmoid()
     raise ValueError(f"unknown activation {name!r}")
 
 
@@ -123,12 +133,14 @@ class FlattenLayer(nn.Module):
 
 
 class PoolLayer(nn.Module):
-    """Windowed pooling with Keras-style padding, done explicitly in front of the pool.
+    """Windowed pooling as core.blocks.pool.PoolPlan lays it out.
 
-    Every non-max mode is built on avg_pool2d over a zero-padded input, because that exports
-    everywhere (divisor_override does not): sum = mean · window area, L2 = √(sum of x²), and
-    'same' average divides the sum by the number of real pixels in each window (the same pooling
-    applied to a padded tensor of ones), as Keras does.
+    Max and average pool with torch's own symmetric padding (max pads with −∞, average divides
+    as count_include_pad says). Otherwise a copy is padded in front (max with −∞, the others
+    with zeros). Sum and L2 are built on avg_pool2d, because that exports everywhere
+    (divisor_override does not): sum = mean · window area, L2 = √(sum of x²). An average over a
+    padded copy divides by the pixels each window counts: the same pooling applied to a map of
+    ones padded alike (ones where the padding counts, zeros where it does not).
     """
 
     mode: str
@@ -136,9 +148,17 @@ class PoolLayer(nn.Module):
     stride: List[int]
     pads: List[int]
     padded: bool
+    padding: List[int]
+    count_include_pad: bool
+    divides_by_count: bool
+    counted_pads: List[int]
+    uncounted_pads: List[int]
     area: float
 
-    def __init__(self, mode: str, kernel: List[int], stride: List[int], pads: List[int]) -> None:
+    def __init__(self, mode: str, kernel: Sequence[int], stride: Sequence[int],
+                 pads: Sequence[int], padding: Sequence[int] = (0, 0),
+                 count_include_pad: bool = True, counted_pads: Sequence[int] = (0, 0, 0, 0),
+                 divides_by_count: bool = False) -> None:
         super().__init__()
         if mode not in ("max", "average", "sum", "l2"):
             raise ValueError(f"unknown windowed pooling mode {mode!r}")
@@ -147,6 +167,11 @@ class PoolLayer(nn.Module):
         self.stride = list(stride)
         self.pads = list(pads)
         self.padded = any(p != 0 for p in pads)
+        self.padding = list(padding)
+        self.count_include_pad = count_include_pad
+        self.divides_by_count = divides_by_count
+        self.counted_pads = list(counted_pads)
+        self.uncounted_pads = [p - c for p, c in zip(pads, counted_pads)]
         self.area = float(kernel[0] * kernel[1])
 
     def forward(self, inputs: List[Tensor]) -> Tensor:
@@ -154,15 +179,19 @@ class PoolLayer(nn.Module):
         if self.mode == "max":
             if self.padded:
                 x = F.pad(x, self.pads, value=float("-inf"))
-            return F.max_pool2d(x, self.kernel, self.stride)
+            return F.max_pool2d(x, self.kernel, self.stride, self.padding)
+        if self.mode == "average" and not self.padded:
+            return F.avg_pool2d(x, self.kernel, self.stride, self.padding,
+                                count_include_pad=self.count_include_pad)
         if self.mode == "l2":
             x = x * x
         if self.padded:
             x = F.pad(x, self.pads)
         mean = F.avg_pool2d(x, self.kernel, self.stride)
         if self.mode == "average":
-            if self.padded:
-                ones = F.pad(torch.ones_like(inputs[0][:1, :1]), self.pads)
+            if self.divides_by_count:
+                ones = F.pad(torch.ones_like(inputs[0][:1, :1]), self.counted_pads, value=1.0)
+                ones = F.pad(ones, self.uncounted_pads)
                 mean = mean / F.avg_pool2d(ones, self.kernel, self.stride)
             return mean
         total = mean * self.area
@@ -171,6 +200,52 @@ class PoolLayer(nn.Module):
         # sqrt(0) has an infinite gradient: an all-zero window (common after ReLU) would turn
         # the backward pass into NaN. The floor keeps it finite and moves the value by 1e-15.
         return torch.sqrt(torch.clamp(total, min=1e-30))
+
+
+class AdaptivePoolLayer(nn.Module):
+    """adaptive_max / adaptive_average: torch's adaptive pooling to a fixed output size.
+
+    ONNX has no adaptive pooling whose output size does not divide the input size, so while
+    exporting, such a layer pools window by window instead (the windows of
+    core.geometry.adaptive_windows, rows first, then columns: the same values).
+    """
+
+    use_max: bool
+    output_size: List[int]
+    divides: bool
+
+    def __init__(self, mode: str, output_size: Sequence[int], input_size: Sequence[int]) -> None:
+        super().__init__()
+        if mode not in ("adaptive_max", "adaptive_average"):
+            raise ValueError(f"unknown adaptive pooling mode {mode!r}")
+        self.use_max = mode == "adaptive_max"
+        self.output_size = list(output_size)
+        self.divides = all(i % o == 0 for i, o in zip(input_size, output_size))
+        self._windows = [adaptive_windows(i, o) for i, o in zip(input_size, output_size)]
+
+    def forward(self, inputs: List[Tensor]) -> Tensor:
+        x = inputs[0]
+        if not torch.jit.is_scripting() and not self.divides and _exporting_onnx():
+            return self._window_by_window(x)
+        if self.use_max:
+            return F.adaptive_max_pool2d(x, self.output_size)
+        return F.adaptive_avg_pool2d(x, self.output_size)
+
+    @torch.jit.unused
+    def _window_by_window(self, x: Tensor) -> Tensor:
+        for axis, windows in ((2, self._windows[0]), (3, self._windows[1])):
+            parts = [x.narrow(axis, start, end - start) for start, end in windows]
+            if self.use_max:
+                parts = [part.amax(dim=axis, keepdim=True) for part in parts]
+            else:
+                parts = [part.mean(dim=axis, keepdim=True) for part in parts]
+            x = torch.cat(parts, dim=axis)
+        return x
+
+
+@torch.jit.unused
+def _exporting_onnx() -> bool:
+    return torch.onnx.is_in_onnx_export()
 
 
 class GlobalPoolLayer(nn.Module):
@@ -204,6 +279,25 @@ class AddLayer(nn.Module):
         for other in inputs[1:]:
             total = total + other
         return total
+
+
+class MultiplyLayer(nn.Module):
+    """Multiply two inputs value by value; a vector of channel weights on `vector_port` is
+    viewed as (N, C, 1, 1) first so that it scales each channel of the image."""
+
+    vector_port: int
+
+    def __init__(self, vector_port: int = -1) -> None:
+        super().__init__()
+        self.vector_port = vector_port
+
+    def forward(self, inputs: List[Tensor]) -> Tensor:
+        a, b = inputs[0], inputs[1]
+        if self.vector_port == 0:
+            a = a[:, :, None, None]
+        elif self.vector_port == 1:
+            b = b[:, :, None, None]
+        return a * b
 
 
 def penalized_weight(layer: nn.Module) -> Tensor | None:

@@ -6,8 +6,9 @@ import re
 
 import pytest
 
+from cnnstudio.core import registry
 from cnnstudio.core.analysis import analyze
-from cnnstudio.core.graph import Graph
+from cnnstudio.core.graph import Graph, GraphError
 from cnnstudio.core.summary import format_bytes, memory_summary, render_table, summary_dict
 from tests.residual import RESNET18_LEARNABLE, RESNET18_RUNNING_STATISTICS, resnet_graph
 
@@ -429,3 +430,115 @@ def test_initial_kernel_must_match_the_kernel_size():
     assert diag.repair == {"action": "set_param", "param": "kernel", "value": [2, 3]}
     g.set_params(conv.id, {"initial_kernel": None})
     assert analyze(g).ok
+
+
+# -- the blocks of modern networks (issue 13) --------------------------------------------------
+
+
+def pooled(size: int, params: dict, channels: int = 4):
+    g = Graph()
+    _, pool = g.chain([("Input", {"channels": channels, "height": size, "width": size}),
+                       ("Pooling", params, "pool")])
+    return analyze(g).blocks[pool.id]
+
+
+@pytest.mark.parametrize(
+    "size, params, expected",
+    [
+        (112, {"pool_size": 3, "stride": 2, "padding": [1, 1]}, 56),  # ResNet's stem
+        (111, {"pool_size": 3, "stride": 2, "ceil_mode": True}, 55),  # SqueezeNet
+        (112, {"pool_size": 3, "stride": 2}, 55),
+        (112, {"pool_size": 3, "stride": 2, "ceil_mode": True}, 56),  # one partial window more
+        (5, {"pool_size": 2, "stride": 2, "padding": [1, 1], "ceil_mode": True}, 3),  # not 4:
+        # that window would start in the right padding
+        (9, {"pool_size": 2, "padding": "same", "ceil_mode": True}, 5),  # ignored for 'same'
+        (2, {"pool_size": 3, "stride": 2, "ceil_mode": True}, 1),  # wider than its input
+        (14, {"mode": "average", "pool_size": 3, "stride": 1, "padding": [1, 1]}, 14),
+    ],
+)
+def test_pooling_padding_and_ceil_mode(size, params, expected):
+    info = pooled(size, params)
+    assert info.output_shape == (4, expected, expected)
+    assert (info.params, info.macs) == (0, 0)
+
+
+@pytest.mark.parametrize("mode", ["adaptive_average", "adaptive_max"])
+@pytest.mark.parametrize("size, window, stride", [(14, 2, 2), (3, 1, 1), (15, 3, 2)])
+def test_adaptive_pooling_gives_its_output_size_whatever_the_input(mode, size, window, stride):
+    info = pooled(size, {"mode": mode, "output_size": [7, 7], "pool_size": 5})
+    assert info.output_shape == (4, 7, 7)  # an image still, not a vector
+    assert (info.params, info.macs) == (0, 0)
+    # the receptive field treats it as windows of ⌈in/out⌉, ⌊in/out⌋ apart
+    assert info.receptive_field == (window, window) and info.jump == (stride, stride)
+
+
+def test_pooling_refuses_full_padding_and_more_than_half_a_window():
+    full = block_errors(analyze(pooled_graph({"pool_size": 3, "padding": "full"})))
+    assert "no 'full' padding" in full[0].message
+    assert full[0].repair == {"action": "set_param", "param": "padding", "value": "same"}
+    (wide,) = block_errors(analyze(pooled_graph({"pool_size": [3, 5], "padding": [2, 2]})))
+    assert wide.message == ("Pooling 'pool': padding 2×2 is more than half the 3×5 pooling "
+                            "window (a window could then see padding only)")
+    assert wide.fix == "pad at most 1×2"
+    assert wide.repair == {"action": "set_param", "param": "padding", "value": [1, 2]}
+
+
+def pooled_graph(params: dict) -> Graph:
+    g = Graph()
+    g.chain([("Input", {"channels": 2, "height": 9, "width": 9}), ("Pooling", params, "pool")])
+    return g
+
+
+def test_depthwise_conv_takes_its_filters_and_groups_from_the_input_channels():
+    g = Graph()
+    _, conv = g.chain([("Input", {"channels": 24, "height": 10, "width": 10}),
+                       ("Conv2D", {"depthwise": True, "filters": 5, "groups": 5, "kernel": 3,
+                                   "stride": 2, "padding": "same"})])
+    info = analyze(g).blocks[conv.id]
+    assert info.output_shape == (24, 5, 5)
+    assert info.params == 3 * 3 * 24 + 24
+    assert info.macs == 5 * 5 * 24 * 3 * 3
+    assert info.receptive_field == (3, 3)
+    declared = registry.get("Conv2D")
+    assert set(declared.unused(declared.normalize(conv.params)[0])) == {"filters", "groups"}
+    assert declared.unused(declared.defaults()) == {}
+
+
+def se_graph(scale_shape: tuple[int, ...], image_port: int = 1) -> tuple[Graph, str]:
+    """An image 6×6×8 and a second input of `scale_shape` (made by a Dense or a Conv2D)."""
+    g = Graph()
+    _, image = g.chain([("Input", {"channels": 3, "height": 6, "width": 6}),
+                        ("Conv2D", {"filters": 8, "kernel": 1})])
+    if len(scale_shape) == 1:
+        _, scale = g.chain([("Pooling", {"mode": "global_average"}),
+                            ("Dense", {"units": scale_shape[0], "activation": "sigmoid"})],
+                           after=image.id)
+    else:
+        _, scale = g.chain([("Pooling", {"mode": "adaptive_average"}),
+                            ("Conv2D", {"filters": scale_shape[0], "kernel": 1})],
+                           after=image.id)
+    multiply = g.add_block("Multiply", name="se")
+    g.connect(image.id if image_port == 0 else scale.id, multiply.id)
+    g.connect(scale.id if image_port == 0 else image.id, multiply.id)
+    return g, multiply.id
+
+
+@pytest.mark.parametrize("scale_shape", [(8,), (8, 1, 1)])
+@pytest.mark.parametrize("image_port", [0, 1])
+def test_multiply_scales_each_channel_of_the_image(scale_shape, image_port):
+    g, multiply = se_graph(scale_shape, image_port)
+    a = analyze(g)
+    assert block_errors(a) == []
+    assert a.blocks[multiply].output_shape == (8, 6, 6)
+    assert (a.blocks[multiply].params, a.blocks[multiply].macs) == (0, 0)
+
+
+def test_multiply_says_how_many_channel_weights_the_image_needs():
+    g, _ = se_graph((5,))
+    (diag,) = block_errors(analyze(g))
+    assert diag.message == ("Multiply 'se': input shapes a vector of 5 values and 6×6×8 do not "
+                            "match: an image of 8 channels needs 8 channel weights, not a "
+                            "vector of 5 values")
+    assert diag.fix == "give the scale branch 8 values (its last Dense layer 8 units)"
+    with pytest.raises(GraphError, match="Multiply 'se' already has its 2 inputs; remove one"):
+        g.connect(g.input_block().id, g.find("se").id)  # two factors at most

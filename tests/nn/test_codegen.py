@@ -26,9 +26,10 @@ from cnnstudio.nn import ModelBuildError, build_model
 from cnnstudio.nn.codegen import attribute_name, class_name_for, generate_python
 from cnnstudio.nn.export import LoadedRun, load_run
 from cnnstudio.nn.torch_files import NOT_PLAIN_CHECKPOINT
-from tests.nn.test_export import make_run, save_weights_with_code, zoo_graph
+from tests.nn.test_export import make_run, modern_graph, save_weights_with_code, zoo_graph
 
-CASES = [*TEMPLATES, "zoo"]
+CASES = [*TEMPLATES, "zoo", "modern"]
+GRAPHS = {"zoo": zoo_graph, "modern": modern_graph}
 
 RUNNER = """
 import importlib.util, json, sys
@@ -74,7 +75,7 @@ def one_torch_thread():
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, LoadedRun]:
     root = tmp_path_factory.mktemp("runs")
-    return {case: load_run(make_run(root / case, zoo_graph() if case == "zoo" else case,
+    return {case: load_run(make_run(root / case, GRAPHS[case]() if case in GRAPHS else case,
                                     seed=index))
             for index, case in enumerate(CASES)}
 
@@ -173,6 +174,23 @@ def test_helpers_appear_only_where_torch_lacks_the_layer(sources):
     assert "self.bn_2 = nn.BatchNorm1d(12)" in zoo
     assert "self.class_layer = nn.Linear(48, 12)" in zoo
     assert "self.train_layer = nn.LeakyReLU(0.2)" in zoo
+
+
+def test_modern_blocks_are_plain_torch_layers(sources):
+    modern = sources["modern"]
+    for line in ("self.dw = nn.Conv2d(8, 8, kernel_size=3, padding=1, groups=8)",
+                 "dw = F.hardswish(self.dw(x))",
+                 "self.max_pad = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)",
+                 "nn.AvgPool2d(kernel_size=3, stride=2, padding=1, count_include_pad=False)",
+                 "self.avg_counted = nn.AvgPool2d(kernel_size=3, stride=2, padding=1)",
+                 "self.aavg = nn.AdaptiveAvgPool2d(10)", "self.amax = nn.AdaptiveMaxPool2d(10)",
+                 "self.relu6 = nn.ReLU6()", "self.hardsigmoid = nn.Hardsigmoid()",
+                 "se = excite[:, :, None, None] * hardsigmoid", "x = se * gate",
+                 "self.max_ceil = nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True)",
+                 "nn.AvgPool2d(kernel_size=3, stride=2, padding=1, ceil_mode=True)",
+                 "self.l2_ceil = L2Pool2d(kernel_size=3, stride=2, pads=(1, 2, 1, 1))",
+                 "kernel_size=2, stride=1, pads=(0, 1, 0, 1), counted=(0, 1, 0, 1)"):
+        assert line in modern, line
 
 
 def test_auxiliary_heads_are_left_out(runs, sources, tmp_path):

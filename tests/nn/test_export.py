@@ -82,6 +82,63 @@ def zoo_graph() -> Graph:
     return g
 
 
+def modern_graph() -> Graph:
+    """Every option of issue 13: explicit and ceil-mode pooling, counted padding, adaptive
+    pooling (output sizes that do not divide the input), ReLU6, SiLU, Hardswish, Hardsigmoid
+    (fused and as blocks), depthwise convolution and Multiply (squeeze-and-excitation)."""
+    g = Graph()
+    g.add_block("Input", {"channels": 3, "height": 19, "width": 20}, name="image",
+                block_id="input")
+
+    def add(type_id: str, params: dict, name: str, *sources: str) -> str:
+        block = g.add_block(type_id, params, name=name)
+        for source in sources:
+            g.connect(source, block.id)
+        return block.id
+
+    def pool(name: str, source: str, mode: str, k: int, s: int, **options) -> str:
+        return add("Pooling", {"mode": mode, "pool_size": [k, k], "stride": [s, s], **options},
+                   name, source)
+
+    stem = add("Conv2D", {"filters": 8, "kernel": [3, 3], "padding": [1, 1],
+                          "activation": "silu"}, "stem", "input")
+    dw = add("Conv2D", {"depthwise": True, "filters": 99, "groups": 7, "kernel": [3, 3],
+                        "padding": "same", "activation": "hardswish"}, "dw", stem)
+    same_size = [  # each 10×10
+        pool("max pad", dw, "max", 3, 2, padding=[1, 1]),
+        pool("avg ceil", dw, "average", 2, 2, ceil_mode=True),
+        pool("sum ceil", dw, "sum", 2, 2, ceil_mode=True),
+        pool("avg counted", dw, "average", 3, 2, padding=[1, 1], count_padding=True),
+        pool("avg real", dw, "average", 3, 2, padding=[1, 1]),
+    ]
+    residual = add("Add", {}, "residual", *same_size)
+    resized = [
+        add("Pooling", {"mode": "adaptive_max", "output_size": [10, 10]}, "amax",
+            pool("max ceil", dw, "max", 3, 2, ceil_mode=True)),
+        add("Pooling", {"mode": "adaptive_average", "output_size": [10, 10]}, "aavg",
+            pool("avg counted ceil", dw, "average", 3, 2, padding=[1, 1], ceil_mode=True,
+                 count_padding=True)),
+        add("Pooling", {"mode": "adaptive_max", "output_size": [10, 10]}, "amax2",
+            pool("l2 ceil", dw, "l2", 3, 2, padding=[1, 1], ceil_mode=True)),
+        add("Pooling", {"mode": "adaptive_average", "output_size": [10, 10]}, "aavg2",
+            pool("avg same counted", dw, "average", 2, 1, padding="same", count_padding=True)),
+    ]
+    x = add("Concatenate", {}, "mix", residual, *resized)
+    for function in ("relu6", "silu", "hardswish", "hardsigmoid"):
+        x = add("Activation", {"function": function}, function, x)
+    squeeze = add("Pooling", {"mode": "global_average"}, "squeeze", x)
+    excite = add("Dense", {"units": 40, "activation": "hardsigmoid"}, "excite",
+                 add("Dense", {"units": 8, "activation": "relu6"}, "reduce", squeeze))
+    x = add("Multiply", {}, "se", excite, x)
+    gate = add("Conv2D", {"filters": 40, "kernel": [1, 1], "activation": "sigmoid"}, "gate",
+               add("Pooling", {"mode": "adaptive_average", "output_size": [1, 1]}, "pool 1x1", x))
+    x = add("Multiply", {}, "se map", x, gate)
+    hidden = add("Dense", {"units": 12, "activation": "silu"}, "hidden",
+                 add("Pooling", {"mode": "global_max"}, "gmax", x))
+    add("Output", {}, "output", add("Dense", {"units": 5}, "logits", hidden))
+    return g
+
+
 def randomise(model: nn.Module, seed: int = 0) -> None:
     """Weights that keep activations O(1) through deep stacks, and non-trivial BatchNorm stats."""
     generator = torch.Generator().manual_seed(seed)
@@ -219,6 +276,19 @@ def test_onnx_export_of_the_block_zoo(tmp_path):
                                direct_probabilities(run, x), atol=1e-4)
 
 
+def test_onnx_export_of_the_modern_blocks(tmp_path):
+    run = load_run(make_run(tmp_path / "run", modern_graph(), name="Modern"))
+    report = export_onnx(run, tmp_path / "modern.onnx", benchmark_runs=0)
+    assert report.max_abs_diff <= 1e-4
+    session = ort.InferenceSession(str(tmp_path / "modern.onnx"),
+                                   providers=["CPUExecutionProvider"])
+    x = images(run, 3)
+    np.testing.assert_allclose(session.run(None, {"image": x.numpy()})[0],
+                               direct_probabilities(run, x), atol=1e-4)
+    ops = {node.op_type for node in onnx.load(str(tmp_path / "modern.onnx")).graph.node}
+    assert {"MaxPool", "AveragePool", "HardSwish", "HardSigmoid", "Mul"} <= ops
+
+
 def test_given_samples_are_checked_with_batches_of_1_and_7(keras_run, tmp_path):
     report = export_onnx(keras_run, tmp_path / "m.onnx", samples=images(keras_run, 3),
                          benchmark_runs=0)
@@ -250,9 +320,11 @@ def test_samples_of_the_wrong_shape_are_refused(keras_run, tmp_path):
 
 
 @pytest.mark.filterwarnings(r"ignore:`torch\.jit\.load` is deprecated")
-@pytest.mark.parametrize("source", ["keras-mnist", "inception-small", "zoo"])
+@pytest.mark.parametrize("source", ["keras-mnist", "inception-small", "zoo", "modern"])
 def test_torchscript_export_matches_pytorch(source, tmp_path):
-    run = load_run(make_run(tmp_path / "run", zoo_graph() if source == "zoo" else source))
+    graphs = {"zoo": zoo_graph, "modern": modern_graph}
+    run = load_run(make_run(tmp_path / "run",
+                            graphs[source]() if source in graphs else source))
     report = export_torchscript(run, tmp_path / "model.ts")
     assert report.format == "torchscript" and report.max_abs_diff <= 1e-5
     extra = {"cnnstudio.json": ""}

@@ -20,6 +20,7 @@ from cnnstudio.core.graph import Graph
 from cnnstudio.core.templates import build_template
 from cnnstudio.nn.build import build_model, running_stat_count
 from cnnstudio.nn.memory import measure_saved_activations
+from tests.nn.test_export import modern_graph
 from tests.property.test_build_property import networks
 from tests.residual import resnet_graph
 
@@ -84,7 +85,11 @@ def test_every_block_keeps_what_it_declares_in_random_networks(one_thread, graph
     and auxiliary heads that the property test of build_model draws."""
     analysis = analyze(graph)
     assume(analysis.ok)
-    batch = 3
+    assert_each_block_keeps_what_it_declares(graph)
+
+
+def assert_each_block_keeps_what_it_declares(graph: Graph, batch: int = 3) -> None:
+    analysis = analyze(graph)
     model = build_model(graph)
     x = torch.randn(batch, *analysis.blocks[model.input_id].output_shape)
     measured = measure_saved_activations(model, x).per_block
@@ -93,6 +98,13 @@ def test_every_block_keeps_what_it_declares_in_random_networks(one_thread, graph
     assert estimated == measured, {
         f"{graph.block(b).type} {b}": (estimated.get(b), measured.get(b))
         for b in set(estimated) | set(measured) if estimated.get(b) != measured.get(b)}
+
+
+def test_the_blocks_of_modern_networks_keep_what_they_declare(one_thread):
+    """Explicit-pad and ceil-mode max, average and sum pooling, counted padding, adaptive
+    average and max pooling (1×1 too), ReLU6, SiLU, Hardswish, Hardsigmoid (fused and as
+    blocks), depthwise convolution and Multiply by a vector and by a 1×1 map."""
+    assert_each_block_keeps_what_it_declares(modern_graph())
 
 
 def test_total_parameters_are_torch_parameters_plus_batchnorm_running_statistics():
@@ -107,3 +119,20 @@ def test_total_parameters_are_torch_parameters_plus_batchnorm_running_statistics
     assert analysis.total_params == parameters + running
     assert analysis.learnable_params == parameters
     assert analysis.memory(8).weights == 4 * (parameters + running)
+
+
+def test_a_factor_is_kept_only_for_a_gradient_that_is_needed(one_thread):
+    """image × conv(image): the image needs no gradient, so the convolution's output is not
+    kept for one; the image is, for the convolution's gradient."""
+    graph = Graph()
+    image, conv = graph.chain([("Input", {"channels": 2, "height": 5, "width": 5}),
+                               ("Conv2D", {"filters": 2, "kernel": 3, "padding": "same"})])
+    multiply = graph.add_block("Multiply")
+    graph.connect(image.id, multiply.id)
+    graph.connect(conv.id, multiply.id)
+    graph.chain([("Flatten", {}), ("Dense", {"units": 2}), ("Output", {})], after=multiply.id)
+    saved = analyze(graph).blocks[multiply.id].saved
+    assert (saved.per_sample, saved.per_batch) == (0, 0)  # the image: the convolution keeps it
+    assert_each_block_keeps_what_it_declares(graph)
+    graph.set_params(conv.id, {"trainable": False})
+    assert_each_block_keeps_what_it_declares(graph)

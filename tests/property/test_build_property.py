@@ -15,15 +15,16 @@ from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from cnnstudio.core.analysis import analyze
-from cnnstudio.core.geometry import window_axis
+from cnnstudio.core.geometry import pool_axis, window_axis
 from cnnstudio.core.graph import Graph
 from tests.nn.test_build import assert_matches_analysis
 
 MAX_SIDE = 24
 MAX_CHANNELS = 8
 WINDOWED = ("max", "average", "sum", "l2")
-ACTIVATIONS = ("relu", "leaky_relu", "elu", "selu", "gelu", "tanh", "sigmoid", "softmax")
-FUSED = ("none", "relu", "leaky_relu", "elu", "selu", "gelu", "tanh", "sigmoid")
+MODERN = ("relu6", "silu", "hardswish", "hardsigmoid")
+ACTIVATIONS = ("relu", "leaky_relu", "elu", "selu", "gelu", "tanh", "sigmoid", "softmax", *MODERN)
+FUSED = ("none", "relu", "leaky_relu", "elu", "selu", "gelu", "tanh", "sigmoid", *MODERN)
 
 Shape = tuple[int, ...]
 Spec = tuple[str, dict[str, Any]]
@@ -37,6 +38,12 @@ def window_out(padding: Any, shape: Shape, kernel, stride, dilation=(1, 1)) -> t
     return tuple(  # type: ignore[return-value]
         window_axis(padding, shape[1 + a], kernel[a], stride[a], dilation[a], a)[0]
         for a in (0, 1)
+    )
+
+
+def pool_out(padding: Any, shape: Shape, kernel, stride, ceil_mode: bool) -> tuple[int, int]:
+    return tuple(  # type: ignore[return-value]
+        pool_axis(padding, shape[1 + a], kernel[a], stride[a], ceil_mode, a)[0] for a in (0, 1)
     )
 
 
@@ -59,7 +66,10 @@ class Builder:
     def conv(self, filters: int | None = None, stride: int | None = None) -> None:
         """A Conv2D; with stride given it keeps ⌈size/stride⌉ ('same' or centred explicit)."""
         draw, (c, h, w) = self.draw, self.shape
-        if filters is None:
+        depthwise = filters in (None, c) and draw(st.integers(0, 4)) == 0
+        if depthwise:
+            filters, groups = c, c
+        elif filters is None:
             groups = draw(st.sampled_from(divisors(c)))
             filters = groups * draw(st.integers(1, max(1, MAX_CHANNELS // groups)))
         else:
@@ -86,27 +96,66 @@ class Builder:
             "padding": padding, "groups": groups, "bias": draw(st.booleans()),
             "activation": draw(st.sampled_from(FUSED)), "trainable": draw(st.booleans()),
         }
+        if depthwise:  # the filters and groups given are not used
+            event("Conv2D depthwise")
+            params.update(depthwise=True, filters=draw(st.integers(1, 9)),
+                          groups=draw(st.integers(1, 3)))
         self.add("Conv2D", params, (filters, *out))
 
     def pool(self, stride: int | None = None) -> None:
-        """A windowed Pooling; with stride given it is 'same' and keeps ⌈size/stride⌉."""
+        """A windowed Pooling (or, without a stride given, sometimes an adaptive one); with
+        stride given it is 'same' and keeps ⌈size/stride⌉."""
         draw = self.draw
+        if stride is None and draw(st.integers(0, 4)) == 0:
+            mode = draw(st.sampled_from(["adaptive_average", "adaptive_max"]))
+            size = [draw(st.integers(1, 6)), draw(st.integers(1, 6))]
+            event(f"Pooling {mode}")
+            self.add("Pooling", {"mode": mode, "output_size": size}, (self.shape[0], *size))
+            return
         mode = draw(st.sampled_from(WINDOWED))
         size = [draw(st.integers(1, 3)), draw(st.integers(1, 3))]
+        ceil_mode = False
         if stride is not None:
             strides: list[int] | None = [stride, stride]
-            padding = "same"
+            padding: Any = "same"
         else:
             strides = draw(st.one_of(st.none(), st.lists(st.integers(1, 3), min_size=2,
                                                          max_size=2)))
-            padding = draw(st.sampled_from(["valid", "same"]))
+            padding = draw(st.sampled_from(["valid", "same", "explicit", "explicit"]))
+            if padding == "explicit":
+                padding = [draw(st.integers(0, k // 2)) for k in size]
+            ceil_mode = draw(st.booleans())
         effective = strides if strides is not None else size
-        if not fits(window_out(padding, self.shape, size, effective)):
+        if not fits(pool_out(padding, self.shape, size, effective, ceil_mode)):
             padding = "same"
-        event(f"Pooling {mode} {padding}")
-        out = window_out(padding, self.shape, size, effective)
-        params = {"mode": mode, "pool_size": size, "stride": strides, "padding": padding}
+        event(f"Pooling {mode} {padding if isinstance(padding, str) else 'explicit'}"
+              f"{' ceil' if ceil_mode and padding != 'same' else ''}")
+        out = pool_out(padding, self.shape, size, effective, ceil_mode)
+        params = {"mode": mode, "pool_size": size, "stride": strides, "padding": padding,
+                  "ceil_mode": ceil_mode, "count_padding": draw(st.booleans())}
         self.add("Pooling", params, (self.shape[0], *out))
+
+    def squeeze_excite(self) -> None:
+        """Global pooling → Dense → Dense sigmoid → Multiply with the image (either port), or
+        adaptive pooling to 1×1 → Conv2D 1×1 sigmoid → Multiply."""
+        draw, graph, image, shape = self.draw, self.graph, self.cursor, self.shape
+        gate = draw(st.sampled_from(["sigmoid", "hardsigmoid"]))
+        if draw(st.booleans()):
+            self.add("Pooling", {"mode": "global_average"}, (shape[0],))
+            self.dense(draw(st.integers(1, 4)))
+            params = {"units": shape[0], "activation": gate}
+            self.add("Dense", params, (shape[0],))
+            event("Multiply by a vector")
+        else:
+            self.add("Pooling", {"mode": "adaptive_average"}, (shape[0], 1, 1))
+            self.add("Conv2D", {"filters": shape[0], "kernel": [1, 1], "activation": gate},
+                     (shape[0], 1, 1))
+            event("Multiply by a 1×1 map")
+        multiply = graph.add_block("Multiply")
+        ports = [image, self.cursor]
+        for source in ports if draw(st.booleans()) else ports[::-1]:
+            graph.connect(source, multiply.id)
+        self.cursor, self.shape = multiply.id, shape
 
     def elementwise(self) -> None:
         """A block that keeps the shape: Activation, Dropout, BatchNorm or (images) LRN."""
@@ -134,11 +183,12 @@ class Builder:
         self.add("Dense", params, (units,))
 
     def image_merge(self) -> None:
-        """2–3 branches from the cursor that keep one spatial size, then Concatenate or Add."""
+        """2–3 branches from the cursor that keep one spatial size, then Concatenate or Add (or
+        Multiply of two)."""
         draw, graph, start, start_shape = self.draw, self.graph, self.cursor, self.shape
-        merge = draw(st.sampled_from(["Concatenate", "Add"]))
+        merge = draw(st.sampled_from(["Concatenate", "Add", "Multiply"]))
         stride = draw(st.sampled_from([1, 1, 2]))
-        count = draw(st.integers(2, 3))
+        count = 2 if merge == "Multiply" else draw(st.integers(2, 3))
         identity = stride == 1 and draw(st.booleans())
         target = start_shape[0] if identity else draw(st.integers(1, MAX_CHANNELS))
         ends: list[tuple[str, Shape]] = [(start, start_shape)] if identity else []
@@ -151,7 +201,7 @@ class Builder:
                 self.pool(stride=stride)
             for _ in range(draw(st.integers(0, 1))):
                 self.elementwise()
-            if merge == "Add" and self.shape[0] != target:
+            if merge != "Concatenate" and self.shape[0] != target:
                 self.conv(filters=target, stride=1)
             ends.append((self.cursor, self.shape))
         self.merge(merge, ends)
@@ -173,7 +223,7 @@ class Builder:
         for end, _ in ends:
             self.graph.connect(end, block.id)
         first = ends[0][1]
-        shape = first if merge == "Add" else (sum(s[0] for _, s in ends), *first[1:])
+        shape = first if merge != "Concatenate" else (sum(s[0] for _, s in ends), *first[1:])
         event(f"{merge} of {len(ends)} {'images' if len(first) == 3 else 'vectors'}")
         self.cursor, self.shape = block.id, shape
 
@@ -202,9 +252,11 @@ def networks(draw) -> Graph:
     main = Builder(draw, graph, inp.id, shape)
     for _ in range(draw(st.integers(0, 6))):
         step = draw(st.sampled_from(
-            ["conv", "conv", "pool", "elementwise", "merge", "merge", "aux"]
+            ["conv", "conv", "pool", "elementwise", "merge", "merge", "se", "aux"]
         ))
-        if step == "conv":
+        if step == "se":
+            main.squeeze_excite()
+        elif step == "conv":
             main.conv()
         elif step == "pool":
             main.pool()

@@ -198,6 +198,35 @@ def test_padding_combo_updates_the_analysis_and_follows_outside_edits(qtbot, doc
     assert output.text().startswith("(14,10,32)")
 
 
+def test_depthwise_greys_out_filters_and_groups_with_the_reason(qtbot, doc):
+    inspector = shown(qtbot, InspectorPanel(doc))
+    inspector.show_blocks(["conv2"])
+    filters, groups = inspector.fields["filters"], inspector.fields["groups"]
+    assert filters.widget.isEnabled() and groups.widget.isEnabled()
+    check = inspector.fields["depthwise"].check
+    qtbot.mouseClick(check, Qt.LeftButton, pos=QPoint(check.width() // 4, check.height() // 2))
+    assert doc.graph.block("conv2").params["depthwise"] is True
+    assert not filters.widget.isEnabled() and not groups.widget.isEnabled()
+    assert "follows the input channels" in filters.spin.toolTip()
+    assert inspector._facts["Output shape"].text().startswith("(14,14,16)")  # C_in = 16
+    assert inspector.fields["kernel"].widget.isEnabled()
+    doc.undo_stack.undo()
+    assert filters.widget.isEnabled()
+    assert filters.spin.toolTip() == registry.get("Conv2D").param("filters").help
+
+
+def test_pooling_greys_out_what_its_mode_does_not_use(qtbot, doc):
+    inspector = shown(qtbot, InspectorPanel(doc))
+    inspector.show_blocks(["pool1"])  # max pooling
+    enabled = {name: f.widget.isEnabled() for name, f in inspector.fields.items()}
+    assert enabled == {"mode": True, "pool_size": True, "stride": True, "padding": True,
+                       "ceil_mode": True, "count_padding": False, "output_size": False}
+    doc.edit("adaptive", lambda g: g.set_params("pool1", {"mode": "adaptive_average"}))
+    assert inspector.fields["output_size"].widget.isEnabled()
+    assert not inspector.fields["pool_size"].widget.isEnabled()
+    assert "output size sets the windows" in inspector.fields["pool_size"].line.toolTip()
+
+
 def test_multi_selection_edits_every_block_in_one_undo_step(qtbot, doc):
     inspector = shown(qtbot, InspectorPanel(doc))
     inspector.show_blocks(["conv1", "conv2"])

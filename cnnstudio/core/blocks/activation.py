@@ -12,7 +12,8 @@ from cnnstudio.core.blocks.base import (
 )
 from cnnstudio.core.params import ParamSpec
 
-ACTIVATIONS = ("relu", "leaky_relu", "elu", "selu", "gelu", "tanh", "sigmoid", "softmax")
+ACTIVATIONS = ("relu", "leaky_relu", "elu", "selu", "gelu", "tanh", "sigmoid", "softmax",
+               "relu6", "silu", "hardswish", "hardsigmoid")
 
 
 def _infer_activation(params, inputs):
@@ -30,7 +31,9 @@ ACTIVATION = BlockType(
     category="Activation",
     help=(
         "Applies a non-linearity to every value: ReLU max(0, x), Leaky ReLU (slope ε for x < 0), "
-        "ELU, SELU, GELU, tanh, sigmoid, or softmax across channels. No parameters."
+        "ELU, SELU, GELU, tanh, sigmoid, softmax across channels, ReLU6 min(max(0, x), 6), "
+        "SiLU (Swish) x·sigmoid(x), Hardswish x·ReLU6(x + 3)/6 or Hardsigmoid ReLU6(x + 3)/6 "
+        "(MobileNet). No parameters."
     ),
     params=(
         ParamSpec("function", "choice", "relu", choices=ACTIVATIONS,

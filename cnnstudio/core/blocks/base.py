@@ -74,7 +74,9 @@ class Saved:
     (a tensor only this block holds: pooling indices, a dropout mask, a padded copy, statistics).
     Inputs and outputs are activations other blocks may keep too; the analysis counts each one
     once, as autograd stores it once. Their size comes from the shape; an own tensor has
-    `values` values per sample, or per batch when `per_sample` is False.
+    `values` values per sample, or per batch when `per_sample` is False. A tensor kept only for
+    the gradient of one input (a factor of a product, for the other's gradient) names that
+    input's port as `for_port`: it is not kept when that input needs no gradient.
     """
 
     tensor: str
@@ -82,6 +84,7 @@ class Saved:
     itemsize: int = 4  # bytes per value: float32 4, int64 indices 8
     per_sample: bool = True
     port: int = 0
+    for_port: int | None = None
 
 
 SAVES_INPUT = Saved("input")
@@ -98,6 +101,10 @@ def _saves_nothing(params: Params, inputs: Sequence[Shape], output: Shape) -> tu
 
 def _never(params: Params) -> bool:
     return False
+
+
+def _all_used(params: Params) -> Mapping[str, str]:
+    return {}
 
 
 def always(params: Params) -> bool:
@@ -118,6 +125,11 @@ class BlockType:
     (Flatten, Output), so that a tensor kept through either is counted once.
     glyph: the short text on the block's icon (palette, inspector, summary); empty: the first
     letter of the display name.
+    unused(params) -> {parameter name: why} for the parameters that these values leave unused
+    (a depthwise Conv2D's filters and groups); the inspector greys them out.
+    added_params: parameters added after files with this block type were first saved, each
+    with the default that keeps what such a file meant (a Pooling without ceil_mode rounds
+    down): a file that lacks one is complete, so loading needs no note about filling it in.
     Shapes are PyTorch-ordered without the batch axis: (C, H, W) for images, (N,) for vectors.
     """
 
@@ -133,6 +145,8 @@ class BlockType:
     rf_step: Callable[[Params, Sequence[Shape]], RFStep] = _identity_rf
     saved: Callable[[Params, Sequence[Shape], Shape], tuple[Saved, ...]] = _saves_nothing
     aliases_input: Callable[[Params], bool] = _never
+    unused: Callable[[Params], Mapping[str, str]] = _all_used
+    added_params: frozenset[str] = frozenset()
     min_inputs: int = 1
     max_inputs: int | None = 1  # None: any number (Concatenate, Add)
     has_output_port: bool = True
@@ -150,6 +164,8 @@ class BlockType:
         object.__setattr__(self, "_by_name", {p.name: p for p in self.params})
         if len(self._by_name) != len(self.params):
             raise ValueError(f"{self.type_id}: duplicate parameter names")
+        if not self.added_params <= set(self._by_name):
+            raise ValueError(f"{self.type_id}: added_params names an unknown parameter")
 
     def param(self, name: str) -> ParamSpec:
         return self._by_name[name]
@@ -241,12 +257,14 @@ L1 = ParamSpec("l1", "float", 0.0, label="L1 penalty", minimum=0.0, maximum=10.0
 L2 = ParamSpec("l2", "float", 0.0, label="L2 penalty", minimum=0.0, maximum=10.0,
                help="Weight of the L2 penalty λ₂·Σw² on this block's weights, added to the loss.")
 
-FUSED_ACTIVATIONS = ("none", "relu", "leaky_relu", "elu", "selu", "gelu", "tanh", "sigmoid")
+FUSED_ACTIVATIONS = ("none", "relu", "leaky_relu", "elu", "selu", "gelu", "tanh", "sigmoid",
+                     "relu6", "silu", "hardswish", "hardsigmoid")
 
 # What the backward pass of each non-linearity needs: its result (ReLU: where it is positive;
 # tanh, sigmoid, softmax: derivatives written in the output) or its argument.
 KEEPS_RESULT = frozenset({"relu", "tanh", "sigmoid", "softmax"})
-KEEPS_ARGUMENT = frozenset({"leaky_relu", "elu", "selu", "gelu"})
+KEEPS_ARGUMENT = frozenset({"leaky_relu", "elu", "selu", "gelu", "relu6", "silu", "hardswish",
+                            "hardsigmoid"})
 
 
 def fused_activation_saved(name: str, output: Shape) -> tuple[Saved, ...]:

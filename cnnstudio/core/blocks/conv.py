@@ -22,6 +22,20 @@ from cnnstudio.core.params import ParamSpec
 MAX_KERNEL = 255
 
 
+def conv_groups_filters(params, c_in: int) -> tuple[int, int]:
+    """(groups, filters) in effect: depthwise takes both from the input channels."""
+    if params["depthwise"]:
+        return c_in, c_in
+    return params["groups"], params["filters"]
+
+
+DEPTHWISE_UNUSED = "Depthwise is on: this follows the input channels (one filter per channel)."
+
+
+def _unused_conv(params) -> dict[str, str]:
+    return {"filters": DEPTHWISE_UNUSED, "groups": DEPTHWISE_UNUSED} if params["depthwise"] else {}
+
+
 def _conv_axes(params, shape):
     c, h, w = shape
     kh, kw = params["kernel"]
@@ -45,7 +59,7 @@ def _kernel_text(params) -> str:
 
 def _infer_conv(params, inputs):
     c, h, w = require_image("Conv2D", inputs[0])
-    groups, filters = params["groups"], params["filters"]
+    groups, filters = conv_groups_filters(params, c)
     if c % groups or filters % groups:
         raise ShapeError(
             f"groups = {groups} must divide both the {c} input channels and the {filters} filters",
@@ -79,15 +93,17 @@ def _check_initial_kernel(params) -> None:
 
 def _count_conv(params, inputs, output):
     c = inputs[0][0]
+    groups, filters = conv_groups_filters(params, c)
     kh, kw = params["kernel"]
-    weights = kh * kw * (c // params["groups"]) * params["filters"]
-    return weights + (params["filters"] if params["bias"] else 0), 0
+    weights = kh * kw * (c // groups) * filters
+    return weights + (filters if params["bias"] else 0), 0
 
 
 def _macs_conv(params, inputs, output):
     filters, oh, ow = output
     kh, kw = params["kernel"]
-    return oh * ow * filters * kh * kw * (inputs[0][0] // params["groups"])
+    groups, _ = conv_groups_filters(params, inputs[0][0])
+    return oh * ow * filters * kh * kw * (inputs[0][0] // groups)
 
 
 def _saved_conv(params, inputs, output) -> tuple[Saved, ...]:
@@ -136,6 +152,11 @@ CONV2D = BlockType(
                   help="Spacing between kernel taps (atrous convolution)."),
         ParamSpec("groups", "int", 1, minimum=1, maximum=65536,
                   help="Split channels into groups convolved separately (groups = C_in: depthwise)."),
+        ParamSpec("depthwise", "bool", False,
+                  help=(
+                      "Depthwise convolution: one kh×kw filter per input channel (groups = "
+                      "filters = C_in; the Filters and Groups values are not used)."
+                  )),
         ParamSpec("bias", "bool", True, help="Add a learned bias to each output channel."),
         fused_activation("none"),
         L1,
@@ -153,6 +174,8 @@ CONV2D = BlockType(
     macs=_macs_conv,
     rf_step=_rf_conv,
     saved=_saved_conv,
+    unused=_unused_conv,
+    added_params=frozenset({"depthwise"}),
     name_prefix="conv",
     glyph="∗",
     key_params=("filters", "kernel", "stride", "padding", "activation"),

@@ -35,7 +35,13 @@ from cnnstudio.core.params import ParamError
 from cnnstudio.core.summary import PARAMETERS_TIP
 from cnnstudio.ui import icons, theme
 from cnnstudio.ui.document import Document
-from cnnstudio.ui.panels.param_fields import MIXED, LineField, ParamField, make_field
+from cnnstudio.ui.panels.param_fields import (
+    MIXED,
+    LineField,
+    ParamField,
+    make_field,
+    show_unused,
+)
 
 NO_SELECTION = "Select a block on the canvas to see and edit its parameters."
 NAME_RULE = "a block name needs 1 to 64 characters"
@@ -246,12 +252,22 @@ class InspectorPanel(QWidget):
                 continue
             values = [b.params.get(name) for b in blocks]
             field.set_value(values[0] if all(v == values[0] for v in values) else MIXED)
+        self._grey_unused(blocks)
         if self.name_field is not None and self.name_field is not self._applying:
             self.name_field.set_value(", ".join(b.name for b in blocks))
         if self.title_label is not None:
             name = self._type.display_name
             self.title_label.setText(f"{blocks[0].name}  ·  {name}" if len(blocks) == 1
                                      else f"{len(blocks)} × {name}")
+
+    def _grey_unused(self, blocks: list[Block]) -> None:
+        """Grey out the fields that the other values leave unused in every shown block (the
+        declaration's `unused`), with the reason as the tooltip."""
+        assert self._type is not None
+        unused = [self._type.unused(self._type.normalize(b.params)[0]) for b in blocks]
+        for name, field in self.fields.items():
+            reason = unused[0].get(name, "") if all(name in u for u in unused) else ""
+            show_unused(field, self._type.param(name), reason)
 
     def _refresh_info(self) -> None:
         if not self._facts or not self._ids:

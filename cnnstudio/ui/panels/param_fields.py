@@ -44,6 +44,9 @@ EXPLICIT = "explicit"
 CHOICE_LABELS = {
     "relu": "ReLU", "leaky_relu": "Leaky ReLU", "elu": "ELU", "selu": "SELU", "gelu": "GELU",
     "l2": "L2 norm", "global_max": "global max", "global_average": "global average",
+    "adaptive_max": "adaptive max", "adaptive_average": "adaptive average",
+    "relu6": "ReLU6", "silu": "SiLU (Swish)", "hardswish": "Hardswish",
+    "hardsigmoid": "Hardsigmoid",
     "none": "none",
 }
 PADDING_LABELS = {"valid": "valid (no padding)", "same": "same (keep size)",
@@ -79,6 +82,7 @@ class ParamField(QObject):
     edited = Signal(object)
 
     def __init__(self, host: ParamField | None = None) -> None:
+        self.unused_reason = ""  # why the values of the other fields leave this one unused
         if host is not None:
             super().__init__(host)
             self.widget: QWidget = host.widget
@@ -443,6 +447,18 @@ class MatrixField(ParamField):
         self.label.setText(text)
         self.label.setToolTip(f"{self.spec.help}\n\n{matrix}" if matrix else self.spec.help)
         self.clear_button.setEnabled(value is MIXED or bool(value))
+
+
+def show_unused(field: ParamField, spec: ParamSpec, reason: str) -> None:
+    """Grey a field out with the reason why it is unused as its tooltip, or (reason '') enable
+    it again with its help; nothing changes when the reason is the one shown already."""
+    if reason == field.unused_reason:
+        return
+    field.unused_reason = reason
+    field.widget.setEnabled(not reason)
+    for widget in (field.widget, *field.widget.findChildren(QWidget)):
+        if widget is not field.error_label:
+            widget.setToolTip(reason or spec.help)
 
 
 def make_field(spec: ParamSpec) -> ParamField:

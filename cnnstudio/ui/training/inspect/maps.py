@@ -349,7 +349,10 @@ class FilterView(InspectPage):
         graph = self.context.graph
         if graph is None:
             return []
-        return [b for b in analyze(graph).order if graph.block(b).type == "Conv2D"]
+        analysis = analyze(graph)
+        self._filters = {b: analysis.blocks[b].output_shape[0] for b in analysis.order
+                         if graph.block(b).type == "Conv2D" and analysis.blocks[b].output_shape}
+        return [b for b in analysis.order if b in self._filters]
 
     def clear_content(self) -> None:
         self._weights = None
@@ -364,7 +367,7 @@ class FilterView(InspectPage):
             self.block_combo.clear()
             for block_id in self._conv_blocks():
                 block = graph.block(block_id)
-                self.block_combo.addItem(f"{block.name} · {block.params['filters']} filters",
+                self.block_combo.addItem(f"{block.name} · {self._filters[block_id]} filters",
                                          block_id)
             self.block_combo.setCurrentIndex(max(0, self.block_combo.findData(previous)))
             self.block_combo.blockSignals(False)
