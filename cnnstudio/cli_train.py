@@ -83,7 +83,8 @@ def add_train_parser(sub: Any) -> None:
     p.add_argument("--init-from", type=user_path, metavar="RUN_DIR",
                    help="start from another run's weights (matched by block id, then name)")
     p.add_argument("--weights", type=user_path, metavar="FILE.pth",
-                   help="torchvision ImageNet weights for the alexnet, vgg11 and vgg16 templates")
+                   help="torchvision's ImageNet weights for a project made from a template "
+                        "built after a torchvision model (alexnet, resnet18, ...)")
     p.add_argument("--resume", action="store_true", help="continue the stopped run in --out")
     p.add_argument("--force", action="store_true",
                    help="with --resume and --dataset: go on with another dataset than the run "
@@ -229,9 +230,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     control = TrainingControl()
     if args.random_start:
         project.weights = None
-    if args.weights and project.template not in ("alexnet", "vgg11", "vgg16"):
-        raise CLIError("--weights loads torchvision's ImageNet weights into projects made from "
-                       "the alexnet, vgg11 and vgg16 templates only")
+    if args.weights:
+        from cnnstudio.train.transfer import TORCHVISION_WEIGHTS
+
+        if project.template not in TORCHVISION_WEIGHTS:
+            raise CLIError("--weights loads torchvision's ImageNet weights into projects made "
+                           f"from these templates only: {', '.join(TORCHVISION_WEIGHTS)}")
     previous = signal.getsignal(signal.SIGINT)
 
     def interrupt(signum, frame):  # first Ctrl-C: stop after this batch and keep the weights

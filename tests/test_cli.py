@@ -54,7 +54,8 @@ def test_templates_list(capsys):
     ids = [t["id"] for t in json.loads(out)]
     assert code == 0
     assert ids == ["lenet5", "keras-mnist", "course-example", "alexnet", "vgg11", "vgg16",
-                   "googlenet", "inception-small", "inception-v3-module"]
+                   "googlenet", "inception-small", "inception-v3-module", "resnet18", "resnet50",
+                   "mobilenet-v2", "squeezenet1.1", "vgg11-bn"]
     code, out, _ = run(capsys, "templates")
     assert "keras-mnist" in out and "93,322 parameters" in out
 

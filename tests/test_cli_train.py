@@ -108,6 +108,20 @@ def test_bad_training_input_gives_a_message(capsys, tmp_path, args, message):
     assert "Traceback" not in err
 
 
+def test_weights_go_with_every_template_built_after_torchvision(capsys, tmp_path):
+    import torch
+
+    not_squeezenet = tmp_path / "other.pth"
+    torch.save({"fc.weight": torch.zeros(2, 2)}, not_squeezenet)
+    code, _, err = run(capsys, "train", "--template", "squeezenet1.1", "--dataset",
+                       "mnist-sample", "--weights", not_squeezenet, "--out", tmp_path / "a")
+    assert code == 1 and "Traceback" not in err
+    assert "also holds fc" in err and "(expected squeezenet1_1-b8a52dc0.pth)" in err
+    code, _, err = run(capsys, "train", "--template", "lenet5", "--dataset", "mnist-sample",
+                       "--weights", not_squeezenet, "--out", tmp_path / "b")
+    assert code == 2 and "alexnet, vgg11, vgg16, resnet18, resnet50" in err
+
+
 def test_export_of_a_folder_that_is_not_a_run(capsys, tmp_path):
     code, _, err = run(capsys, "export", tmp_path, "--format", "onnx", "--out", tmp_path / "m.onnx")
     assert code == 1 and "Traceback" not in err and err.strip()

@@ -9,6 +9,7 @@ differs in shape, so it alone starts from scratch.
 
 from __future__ import annotations
 
+import functools
 import pickle
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -21,6 +22,9 @@ from torch import Tensor, nn
 from cnnstudio.core import registry
 from cnnstudio.core.graph import Block, Graph
 from cnnstudio.core.project import ProjectError, load_project
+from cnnstudio.core.templates import build_template, torchvision_nets
+from cnnstudio.nn.module_weights import WEIGHT_SUBMODULE, graph_state_from_module_state
+from cnnstudio.nn.module_weights import strip_wrappers as _strip_wrappers
 from cnnstudio.nn.torch_files import holds_python_objects, torch_file_problem
 
 MODEL_FILE = "model.pt"
@@ -31,17 +35,29 @@ TORCHVISION_WEIGHTS: dict[str, tuple[str, str]] = {
                 "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth"),
     "vgg11": ("vgg11-8a719046.pth", "https://download.pytorch.org/models/vgg11-8a719046.pth"),
     "vgg16": ("vgg16-397923af.pth", "https://download.pytorch.org/models/vgg16-397923af.pth"),
+    "resnet18": ("resnet18-f37072fd.pth",
+                 "https://download.pytorch.org/models/resnet18-f37072fd.pth"),
+    "resnet50": ("resnet50-0676ba61.pth",
+                 "https://download.pytorch.org/models/resnet50-0676ba61.pth"),
+    "mobilenet-v2": ("mobilenet_v2-b0353104.pth",
+                     "https://download.pytorch.org/models/mobilenet_v2-b0353104.pth"),
+    "squeezenet1.1": ("squeezenet1_1-b8a52dc0.pth",
+                      "https://download.pytorch.org/models/squeezenet1_1-b8a52dc0.pth"),
+    "vgg11-bn": ("vgg11_bn-6002323d.pth",
+                 "https://download.pytorch.org/models/vgg11_bn-6002323d.pth"),
 }
-# (Conv2d layers, Linear layers) of each torchvision model: a file with other counts is not the
-# template's weights (vgg11's file offered for vgg16, say) and would load nonsense by position.
+# Templates whose blocks carry torchvision's module names: their weights map by name
+# (nn.module_weights). The older AlexNet and VGG templates use the paper's names, so their
+# weights map by position, checked by these (Conv2d layers, Linear layers) counts: a file with
+# other counts is not the template's weights (vgg11's file offered for vgg16, say).
+_BY_NAME = frozenset(template.id for template in torchvision_nets.TEMPLATES)
 _TORCHVISION_LAYERS = {"alexnet": (5, 3), "vgg11": (8, 3), "vgg16": (13, 3)}
 # Where each layer class keeps its torch module inside a block (cnnstudio.nn.layers);
 # tests/test_block_tables.py builds both blocks and checks the names.
-_SUBMODULE = {"Conv2D": "conv", "Dense": "linear"}
+_SUBMODULE = {type_id: WEIGHT_SUBMODULE[type_id] for type_id in ("Conv2D", "Dense")}
 # Counted by BatchNorm but not worth refusing a block over when a source lacks it.
 _OPTIONAL = ("num_batches_tracked",)
 _LISTED = 8  # blocks named in a summary line before "and n more"
-_WRAPPERS = ("module.", "_orig_mod.")  # prefixes added by DataParallel and torch.compile
 
 
 class TransferError(Exception):
@@ -50,11 +66,16 @@ class TransferError(Exception):
 
 @dataclass
 class MatchReport:
-    """What load_matching_weights did: block ids loaded, skipped (with reason) and left over."""
+    """What load_matching_weights did: block ids loaded, skipped (with reason) and left over.
+
+    `mapping` pairs each torchvision module with the block it was given to (module path, block
+    id), for torchvision's weights; `unused` then lists the modules no block received.
+    """
 
     loaded: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     unused: list[str] = field(default_factory=list)
+    mapping: list[tuple[str, str]] = field(default_factory=list)
 
     def summary(self) -> str:
         """A few lines for the log or a status bar."""
@@ -76,16 +97,6 @@ def _listing(items: list[str], separator: str) -> str:
 
 
 # -- matching ------------------------------------------------------------------------------
-
-
-def _strip_wrappers(key: str) -> str:
-    changed = True
-    while changed:
-        changed = False
-        for prefix in _WRAPPERS:
-            if key.startswith(prefix):
-                key, changed = key[len(prefix):], True
-    return key
 
 
 def _group_by_block(state: Mapping[str, Any]) -> dict[str, dict[str, Tensor]]:
@@ -267,7 +278,8 @@ def load_run_weights(
     if not _group_by_block(state):
         raise TransferError(
             f"'{model_pt}' holds no CNN Studio weights (keys like 'blocks.conv1.conv.weight'); "
-            "for torchvision's ImageNet weights use the AlexNet or VGG template's ImageNet option"
+            "for torchvision's ImageNet weights use --weights with a template built after "
+            "torchvision"
         )
     source_graph = None
     project_file = model_pt.parent / PROJECT_FILE
@@ -304,13 +316,16 @@ def _module_order(path: str) -> tuple:
 class _TorchvisionMap:
     state: dict[str, Tensor]
     unmatched_layers: list[str]  # torchvision layers with no block to go to
-    unmatched_blocks: list[str]  # Conv2D / Dense blocks with no torchvision layer
+    unmatched_blocks: list[str]  # weighted blocks with no torchvision layer
+    pairs: list[tuple[str, str]]  # (torchvision module path, block id)
 
 
 def _map_torchvision(
     template_id: str, tv_state: Mapping[str, Tensor], target_graph: Graph, origin: str
 ) -> _TorchvisionMap:
     file_name, _ = _check_template(template_id)
+    if template_id in _BY_NAME:
+        return _map_by_name(template_id, tv_state, target_graph, origin, file_name)
     modules: dict[str, dict[str, Tensor]] = {}
     for key, value in tv_state.items():
         if isinstance(key, str) and isinstance(value, Tensor):
@@ -334,22 +349,61 @@ def _map_torchvision(
     mapped: dict[str, Tensor] = {}
     unmatched_layers: list[str] = []
     unmatched_blocks: list[str] = []
+    pairs: list[tuple[str, str]] = []
     for block_type, layers in (("Conv2D", convs), ("Dense", linears)):
         blocks = [b for b in order if target_graph.block(b).type == block_type]
         for layer, block_id in zip(layers, blocks):
             for leaf, tensor in modules[layer].items():
                 mapped[f"blocks.{block_id}.{_SUBMODULE[block_type]}.{leaf}"] = tensor
+            pairs.append((layer, block_id))
         unmatched_layers += layers[len(blocks):]
         unmatched_blocks += blocks[len(layers):]
-    return _TorchvisionMap(mapped, unmatched_layers, unmatched_blocks)
+    return _TorchvisionMap(mapped, unmatched_layers, unmatched_blocks, pairs)
+
+
+@functools.cache
+def _torchvision_modules(template_id: str) -> frozenset[str]:
+    """The module paths with weights in torchvision's model: the names of the template's
+    weighted blocks (its blocks are named after them)."""
+    graph = build_template(template_id)
+    return frozenset(b.name for b in graph.blocks if b.type in WEIGHT_SUBMODULE)
+
+
+def _map_by_name(
+    template_id: str, tv_state: Mapping[str, Tensor], target_graph: Graph, origin: str,
+    file_name: str,
+) -> _TorchvisionMap:
+    """Each module's tensors (BatchNorm running statistics too) go to the block named after it.
+
+    The file must hold exactly the modules of torchvision's model (resnet18's file offered for
+    resnet50 is refused); the target graph may lack some (a block removed or renamed since).
+    """
+    named = graph_state_from_module_state(tv_state, target_graph)
+    offered = {path for path, _ in named.mapped} | set(named.unmatched_modules)
+    expected = _torchvision_modules(template_id)
+    if offered != expected:
+        problems = []
+        for what, paths in (("lacks", expected - offered), ("also holds", offered - expected)):
+            if paths:
+                shown = sorted(paths)
+                more = f" and {len(shown) - 3} more" if len(shown) > 3 else ""
+                problems.append(f"{what} {', '.join(shown[:3])}{more}")
+        raise TransferError(
+            f"{origin} {' and '.join(problems)}: these are not torchvision's {template_id} "
+            f"ImageNet weights (expected {file_name})"
+        )
+    return _TorchvisionMap(named.state, named.unmatched_modules, named.unmatched_blocks,
+                           named.mapped)
 
 
 def torchvision_state_to_graph(
     template_id: str, tv_state: Mapping[str, Tensor], target_graph: Graph
 ) -> dict[str, Tensor]:
-    """torchvision's keys renamed to GraphModel keys: the k-th Conv2d goes to the k-th Conv2D
-    block in topological order, the k-th Linear to the k-th Dense block. Shapes are not checked
-    here; load_matching_weights skips the blocks that do not fit."""
+    """torchvision's keys renamed to GraphModel keys. For the templates named after torchvision's
+    modules (ResNet, MobileNetV2, SqueezeNet, VGG-11-BN) by name; for AlexNet, VGG-11 and VGG-16
+    by position: the k-th Conv2d goes to the k-th Conv2D block in topological order, the k-th
+    Linear to the k-th Dense block. Shapes are not checked here; load_matching_weights skips
+    the blocks that do not fit."""
     return _map_torchvision(template_id, tv_state, target_graph, "the torchvision state").state
 
 
@@ -361,7 +415,8 @@ def load_torchvision_weights(
     download: bool = False,
     cache_dir: Path | None = None,
 ) -> MatchReport:
-    """torchvision's ImageNet weights for the AlexNet / VGG-11 / VGG-16 templates.
+    """torchvision's ImageNet weights for a template built after a torchvision model
+    (TORCHVISION_WEIGHTS); the report's `mapping` says which module went to which block.
 
     From `path` when given; else from the cache folder (torch.hub's checkpoints folder unless
     `cache_dir` is given); else downloaded into it, only when `download` is true.
@@ -385,8 +440,10 @@ def load_torchvision_weights(
         )
     mapping = _map_torchvision(template_id, state, target_graph, f"'{source}'")
     if not mapping.state:
+        receivers = ("no block named after a module of torchvision's " + template_id
+                     if template_id in _BY_NAME else "no Conv2D or Dense block")
         raise TransferError(
-            f"the network has no Conv2D or Dense block to receive {template_id}'s ImageNet weights"
+            f"the network has {receivers} to receive {template_id}'s ImageNet weights"
         )
     report = load_matching_weights(model, mapping.state, None, target_graph)
     no_layer = f"no counterpart in torchvision's {template_id}"
@@ -396,6 +453,7 @@ def load_torchvision_weights(
         for block_id, reason in report.skipped
     ]
     report.unused = mapping.unmatched_layers
+    report.mapping = mapping.pairs
     return report
 
 

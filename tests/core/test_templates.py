@@ -8,12 +8,14 @@ import pytest
 
 from cnnstudio.core.analysis import Analysis, analyze
 from cnnstudio.core.graph import Block, Graph
+from cnnstudio.core.layout import STEP_X
 from cnnstudio.core.templates import (
     TEMPLATES,
     Template,
     UnknownTemplate,
     build_template,
     get_template,
+    torchvision_nets,
 )
 
 IDS = [
@@ -26,8 +28,14 @@ IDS = [
     "googlenet",
     "inception-small",
     "inception-v3-module",
+    "resnet18",
+    "resnet50",
+    "mobilenet-v2",
+    "squeezenet1.1",
+    "vgg11-bn",
 ]
 SIZES = ["default", (1, 28, 28), (3, 32, 32)]
+LAID_OUT = {template.id for template in torchvision_nets.TEMPLATES}  # by core.layout
 CASES = list(itertools.product(IDS, SIZES))
 
 
@@ -46,6 +54,21 @@ def build(template_id: str, size: object = "default", classes: int | None = None
 def main_output(graph: Graph) -> Block:
     (block,) = [b for b in graph.blocks if b.type == "Output" and not b.params["auxiliary"]]
     return block
+
+
+def class_layer(graph: Graph, output: Block) -> Block:
+    """The layer with one unit per class: the Dense feeding the Output or, in SqueezeNet, the
+    1×1 convolution behind the global pooling and the Flatten."""
+    (source,) = graph.inputs_of(output.id)
+    block = graph.block(source)
+    while block.type in ("Flatten", "Pooling"):
+        (source,) = graph.inputs_of(block.id)
+        block = graph.block(source)
+    return block
+
+
+def class_count(block: Block) -> int:
+    return block.params["units" if block.type == "Dense" else "filters"]
 
 
 def shape(graph: Graph, analysis: Analysis, name: str) -> tuple[int, ...]:
@@ -120,8 +143,12 @@ def test_builds_without_any_diagnostic(template_id, size):
             assert block.type == "Output", f"{block.label} ends a branch"
         if block.type == "Output":
             (source,) = graph.inputs_of(block.id)
-            last = graph.block(source)
-            assert last.type == "Dense" and last.params["activation"] == "none"
+            last = class_layer(graph, block)
+            if last.type == "Conv2D":  # SqueezeNet: torchvision's ReLU before the pooling
+                assert last.params["kernel"] == [1, 1] and template_id == "squeezenet1.1"
+            else:
+                assert last.type == "Dense" and last.params["activation"] == "none"
+            assert class_count(last) == classes
             assert analysis.blocks[source].output_shape == (classes,)
 
 
@@ -133,21 +160,24 @@ def test_blocks_have_distinct_ids_readable_names_and_a_readable_layout(template_
     assert len({b.name for b in blocks}) == len(blocks)
     assert all(0 < len(b.name) <= 64 for b in blocks)
     assert (blocks[0].x, blocks[0].y) == (0.0, 0.0)
-    assert main_output(graph).x == 0.0
+    if template_id in LAID_OUT:  # the layered layout may end half a column off centre
+        assert abs(main_output(graph).x) <= STEP_X / 2
+    else:
+        assert main_output(graph).x == 0.0
     for a, b in itertools.combinations(blocks, 2):
         assert abs(a.x - b.x) >= 80 or abs(a.y - b.y) >= 80, f"{a.label} overlaps {b.label}"
     for edge in graph.edges:
         src, dst = graph.block(edge.src), graph.block(edge.dst)
         assert dst.y - src.y >= 110, f"{src.label} → {dst.label} does not run downwards"
-    if not any(b.type == "Concatenate" for b in blocks):
+    if not any(b.type in ("Concatenate", "Add") for b in blocks):
         assert all(b.x == 0.0 for b in blocks), "a plain chain runs straight down at x = 0"
 
 
 @pytest.mark.parametrize("template_id", IDS)
 def test_changing_classes_changes_every_final_dense_layer(template_id):
     graph = build(template_id, "default", classes=7)
-    finals = [graph.block(graph.inputs_of(b.id)[0]) for b in graph.blocks if b.type == "Output"]
-    assert finals and all(block.params["units"] == 7 for block in finals)
+    finals = [class_layer(graph, b) for b in graph.blocks if b.type == "Output"]
+    assert finals and all(class_count(block) == 7 for block in finals)
     assert not analyze(graph).diagnostics
 
 

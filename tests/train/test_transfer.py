@@ -274,7 +274,13 @@ def test_the_weight_table_holds_torchvisions_own_file_names_and_urls():
         "alexnet": torchvision.models.AlexNet_Weights.IMAGENET1K_V1,
         "vgg11": torchvision.models.VGG11_Weights.IMAGENET1K_V1,
         "vgg16": torchvision.models.VGG16_Weights.IMAGENET1K_V1,
+        "resnet18": torchvision.models.ResNet18_Weights.IMAGENET1K_V1,
+        "resnet50": torchvision.models.ResNet50_Weights.IMAGENET1K_V1,
+        "mobilenet-v2": torchvision.models.MobileNet_V2_Weights.IMAGENET1K_V1,
+        "squeezenet1.1": torchvision.models.SqueezeNet1_1_Weights.IMAGENET1K_V1,
+        "vgg11-bn": torchvision.models.VGG11_BN_Weights.IMAGENET1K_V1,
     }
+    assert TORCHVISION_WEIGHTS.keys() == enums.keys()
     for template_id, (file_name, url) in TORCHVISION_WEIGHTS.items():
         assert url == enums[template_id].url
         assert url == f"https://download.pytorch.org/models/{file_name}"
@@ -428,7 +434,7 @@ def test_corrupt_or_missing_pth_files_and_unknown_templates_raise_transfer_error
     with pytest.raises(TransferError, match="does not exist"):
         load_torchvision_weights(model, "alexnet", graph, path=tmp_path / "nowhere.pth")
     with pytest.raises(TransferError, match="alexnet, vgg11, vgg16"):
-        load_torchvision_weights(model, "resnet50", graph, path=broken)
+        load_torchvision_weights(model, "resnet34", graph, path=broken)
     with pytest.raises(TransferError, match="alexnet, vgg11, vgg16"):
         torchvision_state_to_graph("lenet5", {}, graph)
 

@@ -10,12 +10,13 @@ from collections.abc import Sequence
 
 from cnnstudio.core.graph import Graph
 from cnnstudio.core.project import Project
-from cnnstudio.core.templates import classic, imagenet, inception
+from cnnstudio.core.templates import classic, imagenet, inception, torchvision_nets
 from cnnstudio.core.templates.base import InputShape, Template
 
 TEMPLATES: dict[str, Template] = {
     template.id: template
-    for template in (*classic.TEMPLATES, *imagenet.TEMPLATES, *inception.TEMPLATES)
+    for template in (*classic.TEMPLATES, *imagenet.TEMPLATES, *inception.TEMPLATES,
+                     *torchvision_nets.TEMPLATES)
 }
 
 
