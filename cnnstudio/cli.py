@@ -16,7 +16,8 @@ import contextlib
 import os
 import sys
 import traceback
-from typing import Sequence
+from pathlib import Path
+from typing import Any, Sequence
 
 from cnnstudio.cli_common import (
     CLIError,
@@ -30,7 +31,7 @@ from cnnstudio.cli_common import (
 )
 
 DEFAULT_TEMPLATE = "keras-mnist"
-SUBCOMMANDS = ("gui", "templates", "new", "summary", "train", "export", "tour")
+SUBCOMMANDS = ("gui", "templates", "new", "summary", "train", "export", "import", "tour")
 EXIT_BROKEN_PIPE = 128 + 13  # 128 + SIGPIPE, what a shell reports for `yes | head -1`
 
 
@@ -87,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_train_parser(sub)
     add_export_parser(sub)
+    _add_import_parser(sub)
     tour = sub.add_parser(
         "tour", help="train the default project in the window off-screen and save screenshots "
         "of each step (python -m cnnstudio.tour, for the built application)")
@@ -95,6 +97,42 @@ def build_parser() -> argparse.ArgumentParser:
     tour.add_argument("--epochs", type=parse_positive_int, default=1, metavar="N",
                       help="epochs to train (default 1)")
     return parser
+
+
+def _project_name(text: str) -> str:
+    if not text.strip() or len(text) > 200:
+        raise argparse.ArgumentTypeError(
+            f"expected a project name of 1 to 200 characters, got {text!r}")
+    return text
+
+
+def _add_import_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "import", help="turn an ONNX file or a torchvision model into a project with its weights",
+        description="Import a network: an ONNX file, or a torchvision model by name. Writes "
+        "NET.cnnproj and NET.weights.pt beside it; training starts from those weights. A "
+        "network with an operation that has no block is refused as a whole, naming each one. "
+        "Examples: cnnstudio import resnet18.onnx -o resnet18.cnnproj; "
+        "cnnstudio import --torchvision resnet18 --weights resnet18-f37072fd.pth")
+    p.add_argument("model", nargs="?", type=user_path, metavar="MODEL.onnx",
+                   help="an ONNX file (from torch.onnx.export, for example)")
+    p.add_argument("--torchvision", metavar="NAME",
+                   help="import this torchvision model (resnet18, squeezenet1_1, …) instead of "
+                   "a file")
+    p.add_argument("--weights", type=user_path, metavar="FILE.pth",
+                   help="with --torchvision: the model's state dict (torchvision's downloaded "
+                   ".pth file); without it the model keeps torchvision's random start")
+    p.add_argument("--input", type=parse_input_shape, metavar="C,H,W",
+                   help="input channels, height and width: for --torchvision (default "
+                   "3,224,224), or for an ONNX file whose height and width are left open")
+    p.add_argument("-o", "--output", type=user_path, metavar="NET.cnnproj",
+                   help="the project file to write (default: the model's name with .cnnproj, "
+                   "in the current folder); the weights go to NET.weights.pt beside it")
+    p.add_argument("--name", type=_project_name, metavar="NAME",
+                   help="the project's name (default: where it came from, e.g. resnet18.onnx)")
+    p.add_argument("--force", action="store_true",
+                   help="replace NET.cnnproj and NET.weights.pt if they exist (never a device, "
+                   "a pipe or a folder)")
 
 
 def load_network(args: argparse.Namespace, default_template: str | None = None):
@@ -208,6 +246,84 @@ def cmd_export(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _import_target(args: argparse.Namespace) -> str:
+    """-o, or the model's name with .cnnproj in the current folder."""
+    from cnnstudio.core.project import EXTENSION
+
+    if args.output:
+        output = args.output
+    elif args.torchvision:
+        output = args.torchvision + EXTENSION
+    else:
+        output = os.path.splitext(os.path.basename(args.model))[0] + EXTENSION
+    if os.path.isdir(output):
+        raise CLIError(f"{output} is a folder; give the project file to write, such as "
+                       f"-o {os.path.join(output, 'net' + EXTENSION)}")
+    return output
+
+
+def _check_import_args(args: argparse.Namespace) -> None:
+    if args.model and args.torchvision:
+        raise CLIError("give either an ONNX file or --torchvision NAME, not both")
+    if not args.model and not args.torchvision:
+        raise CLIError("name an ONNX file or a torchvision model (--torchvision resnet18)")
+    if args.model and args.weights:
+        raise CLIError("--weights goes with --torchvision; an ONNX file holds its own weights")
+    for path, what in ((args.model, "ONNX file"), (args.weights, "weights file")):
+        if path and not os.path.isfile(path):
+            reason = "is not a file" if os.path.exists(path) else "does not exist"
+            raise CLIError(f"the {what} {path} {reason}; check the path")
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """An ONNX file or a torchvision model to NET.cnnproj + NET.weights.pt, then a summary."""
+    _check_import_args(args)
+    output = _import_target(args)
+    from cnnstudio import importers
+    from cnnstudio.importers.common import weights_path_for, write_refusal
+
+    refusal = write_refusal((Path(output), weights_path_for(Path(output))), args.force)
+    if refusal is not None:  # before the import, which can take a while
+        raise CLIError(refusal)
+    if args.torchvision:
+        from cnnstudio.importers.torch_fx import from_torchvision
+
+        result = from_torchvision(args.torchvision, args.weights,
+                                  input_shape=args.input or (3, 224, 224))
+    else:
+        result = importers.from_onnx(args.model, input_shape=args.input)
+    try:
+        project_path, weights_path = importers.write_import(result, output, name=args.name,
+                                                            force=args.force)
+    except OSError as err:  # an existing file (FileExistsError) or a failed write
+        raise CLIError(str(err)) from None
+    for line in import_summary(result, project_path, weights_path):
+        echo(line)
+    return 0
+
+
+def import_summary(result: Any, project_path: Path, weights_path: Path) -> list[str]:
+    """What `cnnstudio import` prints: the source, the network's figures, the files, notes
+    (`result` is an importers.ImportResult; importers load torch, so only inside commands)."""
+    from cnnstudio.core.analysis import analyze
+
+    analysis = analyze(result.graph)
+    shapes = [analysis.blocks[b.id].output_shape for b in result.graph.output_blocks()]
+    outputs = ", ".join(f"{shape[0]:,} classes" if len(shape) == 1 else
+                        "×".join(map(str, shape)) for shape in shapes if shape) or "none"
+    lines = [f"Imported {result.source}",
+             f"  blocks       {len(result.graph):,}",
+             f"  parameters   {analysis.trainable_params:,} trainable / "
+             f"{analysis.total_params:,} total (with BatchNorm running statistics)",
+             f"  MACs         {analysis.macs:,} per image",
+             f"  outputs      {outputs}",
+             f"Wrote {project_path}",
+             f"Wrote {weights_path}"]
+    lines += [f"note: {note}" for note in result.notes]
+    lines += [f"warning: {problem.message}" for problem in analysis.errors]
+    return lines
+
+
 def cmd_tour(args: argparse.Namespace) -> int:
     """The tour as `python -m cnnstudio.tour` runs it, ending the same way: without Qt's and
     torch's teardown of what the tour leaves behind."""
@@ -220,7 +336,7 @@ def cmd_tour(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"gui": cmd_gui, "templates": cmd_templates, "new": cmd_new, "summary": cmd_summary,
-            "train": cmd_train, "export": cmd_export, "tour": cmd_tour}
+            "train": cmd_train, "export": cmd_export, "import": cmd_import, "tour": cmd_tour}
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -232,7 +348,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     for module, name in (("cnnstudio.train.data", "DatasetError"),
                          ("cnnstudio.train.engine", "TrainingError"),
                          ("cnnstudio.train.run_folder", "RunFolderError"),
-                         ("cnnstudio.nn.export", "ExportError")):
+                         ("cnnstudio.nn.export", "ExportError"),
+                         ("cnnstudio.importers.common", "ImportRefused")):
         loaded = sys.modules.get(module)  # only if the command imported it: keeps start-up light
         if loaded is not None and hasattr(loaded, name):
             errors.append(getattr(loaded, name))

@@ -82,6 +82,48 @@ def block_name_for(name: str) -> str:
     return name if len(name) <= 64 else "…" + name[-63:]
 
 
+def first_line(err: BaseException) -> str:
+    """The first line of an error's message (its type when it has none), for a refusal."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+_OP_SEGMENT = re.compile(r"^[A-Z][A-Za-z0-9]*(_\d+)?$")
+# ops torch writes for a function call inside a module's forward (`x + y`, `torch.cat`), so the
+# node's path names the enclosing module: the op is added to the name
+_FUNCTIONAL_OPS = frozenset({"add", "mul", "concat", "flatten", "reshape", "sub", "div"})
+
+
+def module_path_name(node_name: str) -> str:
+    """A readable block name from a node name that torch's ONNX exporter wrote.
+
+    "/layer1/layer1.0/conv1/Conv" -> "layer1.0.conv1" (the module path, as the torch importer
+    and the torchvision templates name blocks); "/layer1/layer1.0/Add" -> "layer1.0.add";
+    "/Flatten" -> "flatten". Names written otherwise are returned unchanged.
+    """
+    if not node_name.startswith("/"):
+        return node_name
+    segments = [s for s in node_name.strip("/").split("/") if s]
+    if not segments:
+        return node_name
+    op = ""
+    if len(segments) > 1 or _OP_SEGMENT.match(segments[0]):
+        if _OP_SEGMENT.match(segments[-1]):
+            op = segments.pop().split("_")[0].lower()
+    # each segment is a module's name inside its parent, and a child of a container repeats
+    # the container's name ("downsample", "downsample.0"): it replaces that name in the path
+    path = last = ""
+    for segment in segments:
+        if last and segment.startswith(last + "."):
+            path = path[: len(path) - len(last)] + segment
+        else:
+            path = f"{path}.{segment}" if path else segment
+        last = segment
+    if not path:
+        return op or node_name
+    return f"{path}.{op}" if op in _FUNCTIONAL_OPS else path
+
+
 def lay_out(graph: Graph) -> None:
     """Place every block with the canvas's layered layout (top to bottom)."""
     for block_id, (x, y) in layered_layout(graph).items():
@@ -129,5 +171,5 @@ def write_import(result: ImportResult, project_path: str | os.PathLike[str], *,
     return project_path, weights_path
 
 
-__all__ = ["ImportRefused", "ImportResult", "WEIGHTS_SUFFIX", "block_id_for", "block_name_for",
-           "lay_out", "weights_path_for", "write_import", "write_refusal"]
+__all__ = ["module_path_name", "ImportRefused", "ImportResult", "WEIGHTS_SUFFIX", "block_id_for", "block_name_for",
+           "first_line", "lay_out", "weights_path_for", "write_import", "write_refusal"]
