@@ -1,18 +1,22 @@
 """Fit a network to a dataset: set the Input block's size and the number of classes.
 
 Used by the command line (--input, --classes on a project file) and by the window's one-click
-fixes when a dataset and the network disagree. `class_mismatches` is the one check of a
-network's outputs against a dataset's classes: the engine, the command line, the Training page
-and export all ask it.
+fixes when a dataset and the network disagree. A network made from a template is refitted the
+way File → New builds it: the parameters the template derives from the input size (LeNet-5's C1
+padding) follow the new size too, on the blocks the user left as the template made them.
+`class_mismatches` is the one check of a network's outputs against a dataset's classes: the
+engine, the command line, the Training page and export all ask it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from cnnstudio.core import registry
 from cnnstudio.core.analysis import Analysis, analyze
 from cnnstudio.core.graph import Block, Graph, GraphError
+from cnnstudio.core.templates import TEMPLATES
 
 
 def input_block_id(graph: Graph) -> str:
@@ -39,12 +43,49 @@ def classifier_block_ids(graph: Graph) -> list[str]:
     return ids
 
 
+def template_changes(graph: Graph, template_id: str | None,
+                     input_shape: tuple[int, int, int]) -> dict[str, dict[str, Any]]:
+    """{block id: {param: value}}: what the template sets differently at `input_shape` than
+    at the graph's present input size, for each block still as the template made it there.
+
+    Empty when the graph came from no known template, or the template cannot be built at
+    either size; a block the user edited keeps the user's values.
+    """
+    template = TEMPLATES.get(template_id or "")
+    input_block = graph.input_block()
+    if template is None or input_block is None:
+        return {}
+    params = input_block.params
+    present = (int(params["channels"]), int(params["height"]), int(params["width"]))
+    channels, height, width = input_shape
+    try:
+        before = template.build(present, template.default_classes)
+        after = template.build((channels, height, width), template.default_classes)
+    except ValueError:  # too small for the template (GraphError, ParamError included)
+        return {}
+    changes: dict[str, dict[str, Any]] = {}
+    for block in after.blocks:
+        if block.id == input_block.id or block.id not in before or block.id not in graph:
+            continue
+        made, current = before.block(block.id).params, graph.block(block.id)
+        if current.type != block.type or before.block(block.id).type != block.type:
+            continue
+        differ = {name: value for name, value in block.params.items()
+                  if made.get(name) != value}
+        if differ and all(current.params.get(name) == made.get(name) for name in differ):
+            changes[block.id] = differ
+    return changes
+
+
 def planned_changes(
-    graph: Graph, input_shape: tuple[int, int, int] | None = None, classes: int | None = None
-) -> dict[str, dict[str, int]]:
-    """{block id: {param: value}} that fit the graph to this input shape and class count."""
-    changes: dict[str, dict[str, int]] = {}
+    graph: Graph, input_shape: tuple[int, int, int] | None = None, classes: int | None = None,
+    template_id: str | None = None,
+) -> dict[str, dict[str, Any]]:
+    """{block id: {param: value}} that fit the graph to this input shape and class count;
+    with the id of the template the graph came from, its size-dependent parameters too."""
+    changes: dict[str, dict[str, Any]] = {}
     if input_shape is not None:
+        changes.update(template_changes(graph, template_id, input_shape))
         channels, height, width = input_shape
         changes[input_block_id(graph)] = {"channels": channels, "height": height, "width": width}
     if classes is not None:
@@ -54,10 +95,11 @@ def planned_changes(
 
 
 def adapt(
-    graph: Graph, input_shape: tuple[int, int, int] | None = None, classes: int | None = None
+    graph: Graph, input_shape: tuple[int, int, int] | None = None, classes: int | None = None,
+    template_id: str | None = None,
 ) -> None:
     """Apply planned_changes to the graph (raises GraphError with a plain message)."""
-    for block_id, params in planned_changes(graph, input_shape, classes).items():
+    for block_id, params in planned_changes(graph, input_shape, classes, template_id).items():
         graph.set_params(block_id, params)
 
 

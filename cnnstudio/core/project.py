@@ -31,6 +31,8 @@ MAX_CONNECTIONS = 50_000
 MAX_PORT = 65_535
 MAX_COORDINATE = 1e9
 MAX_LISTED_PROBLEMS = 20
+MAX_NAME = 200
+DEFAULT_NAME = "Untitled"  # a network nobody named: it takes its file's name (name_from_file)
 
 # schema n -> function turning a schema-n project dict into a schema-(n + 1) one. Applied in
 # order to older files; the loader sets schema_version after each step.
@@ -66,7 +68,7 @@ class ProjectError(Exception):
 @dataclass
 class Project:
     graph: Graph
-    name: str = "Untitled"
+    name: str = DEFAULT_NAME
     description: str = ""
     template: str | None = None
     dataset: dict[str, Any] = field(default_factory=DATASET.defaults)
@@ -92,7 +94,7 @@ class Project:
         cls,
         graph: Graph | None = None,
         *,
-        name: str = "Untitled",
+        name: str = DEFAULT_NAME,
         description: str = "",
         template: str | None = None,
         dataset: Mapping[str, Any] | None = None,
@@ -172,6 +174,17 @@ def _dump(value: Any, indent: str) -> str:
     inner = indent + "  "
     body = ",\n".join(inner + entry(k, _dump(v, inner)) for k, v in items)
     return f"{opening}\n{body}\n{indent}{closing}"
+
+
+def name_from_file(name: str, path: StrPath) -> str:
+    """The name of a project the user keeps in a file: the user's, or for a network nobody
+    named (DEFAULT_NAME) the file's (course.cnnproj → 'course'), so runs and exports say which.
+    The window's Save, Save As and Open apply it; files the program writes for itself (run
+    snapshots, recovery copies) keep the name they are given."""
+    if name != DEFAULT_NAME:
+        return name
+    stem = os.path.splitext(os.path.basename(os.fspath(path)))[0].strip()
+    return stem[:MAX_NAME] or name
 
 
 def save_project(project: Project, path: StrPath) -> None:
@@ -335,7 +348,7 @@ def project_from_dict(data: Any) -> Project:
     data = _upgrade(data, problems)
     if problems:
         raise ProjectError(f"invalid project: {_count(problems)}", problems)
-    name = _text(data, "name", "Untitled", 200, problems)
+    name = _text(data, "name", DEFAULT_NAME, MAX_NAME, problems)
     description = _text(data, "description", "", 100_000, problems)
     template = data.get("template")
     if template is not None and not (isinstance(template, str) and len(template) <= 200):
@@ -523,7 +536,10 @@ def _block_params(
         return {}, []
     values, found = block_type.normalize(params)
     problems.extend(f"{where}.params.{param}: {message}" for param, message in found)
-    return values, [spec.name for spec in block_type.params if spec.name not in params]
+    # a parameter added after the file was written takes its default without a note: the
+    # default is what the block did before the parameter existed
+    return values, [spec.name for spec in block_type.params
+                    if spec.name not in params and spec.name not in block_type.added_params]
 
 
 def _position(entry: dict[str, Any], where: str, problems: list[str]) -> tuple[float, float]:

@@ -83,7 +83,7 @@ def _initial_document(file: str | None, template: str | None,
         except ProjectError as err:
             return None, err
         try:
-            adapt(project.graph, input_shape, classes)
+            adapt(project.graph, input_shape, classes, project.template)
         except GraphError as err:
             raise AppError(str(err)) from None
         return Document(project, Path(file).resolve()), None

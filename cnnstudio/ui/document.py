@@ -7,6 +7,7 @@ through `edit()`, which records the change as one undoable command.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
@@ -17,7 +18,7 @@ from cnnstudio.core.analysis import Analysis, analyze
 from cnnstudio.core.graph import Graph, GraphEvent
 from cnnstudio.core.history import Edit, record
 from cnnstudio.core.params import ParamError
-from cnnstudio.core.project import Project
+from cnnstudio.core.project import Project, name_from_file
 from cnnstudio.core.settings import GROUPS
 
 T = TypeVar("T")
@@ -179,8 +180,11 @@ class Document(QObject):
         self.settings_changed.emit(group, dict(values))
 
     def set_project(self, project: Project, path: Path | None = None, dirty: bool = False) -> None:
-        """Replace the whole project (New, Open, Recover): the undo history starts afresh."""
+        """Replace the whole project (New, Open, Recover): the undo history starts afresh. A
+        network nobody named takes the name of its file (core.project.name_from_file)."""
         self._unsubscribe()
+        if path is not None:
+            project.name = name_from_file(project.name, path)
         self._project = project
         self._unsubscribe = project.graph.subscribe(self.graph_event.emit)
         self._analysis = None
@@ -199,5 +203,13 @@ class Document(QObject):
         self.path_changed.emit(self._path)
 
     def mark_saved(self, path: Path) -> None:
+        """Saved to `path` (as `file_project(path)` wrote it)."""
+        self._project.name = name_from_file(self._project.name, path)
         self.set_path(path)
         self.undo_stack.setClean()
+
+    def file_project(self, path: Path) -> Project:
+        """The project as a file at `path` holds it: named after the file when nobody named
+        it (Save As course.cnnproj: runs and exports say 'course', not 'Untitled')."""
+        return dataclasses.replace(self._project,
+                                   name=name_from_file(self._project.name, path))

@@ -40,6 +40,7 @@ from cnnstudio.core.templates import new_project
 from cnnstudio.ui import theme
 from cnnstudio.ui.canvas import CanvasView
 from cnnstudio.ui.document import Document
+from cnnstudio.ui.import_action import ImportFlow
 from cnnstudio.ui.panels.inspector import InspectorPanel
 from cnnstudio.ui.panels.palette import PalettePanel
 from cnnstudio.ui.panels.summary import ProblemsPanel, SummaryPanel
@@ -291,12 +292,6 @@ class MainWindow(QMainWindow):
         action.setText(text)
         self._add(menu, key, action, window_wide=False)
 
-    @staticmethod
-    def _add_shortcut(action: QAction, key: str) -> None:
-        keys = [s.toString() for s in action.shortcuts()]
-        if key not in keys:
-            action.setShortcuts([QKeySequence(k) for k in [key, *keys]])
-
     def _build_menus(self) -> None:
         bar = self.menuBar()
         file = bar.addMenu("&File")
@@ -306,6 +301,13 @@ class MainWindow(QMainWindow):
         self.recent_menu = file.addMenu("Open &Recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         self._fill_recent_menu()
+        self.importer = ImportFlow(self)
+        self.importer.actions = [
+            self._action(file, "import_onnx", "&Import…", self.importer.import_onnx,
+                         ["Ctrl+I"], "Open an ONNX model as a new project with its weights"),
+            self._action(file, "import_torchvision", "Import &torchvision Model…",
+                         self.importer.import_torchvision, ["Ctrl+Shift+I"],
+                         tip="Import a torchvision classification model, e.g. resnet18")]
         file.addSeparator()
         self._action(file, "save", "&Save", self.save, [QKeySequence.StandardKey.Save])
         self._action(file, "save_as", "Save &As…", self.save_as, ["Ctrl+Shift+S"])
@@ -345,7 +347,6 @@ class MainWindow(QMainWindow):
         for key, text in (("zoom_in", "Zoom &In"), ("zoom_out", "Zoom &Out"), ("fit_all", "&Fit"),
                           ("reset_zoom", "&Actual Size"), ("auto_layout", "Auto &Layout")):
             self._canvas_action(view, key, text)
-        self._add_shortcut(self.actions["auto_layout"], "Ctrl+L")
         view.addSeparator()
         health = self._action(view, "training_health", "Training &Health on the Canvas",
                               self.toggle_training_health, ["Ctrl+Shift+H"],
@@ -432,6 +433,7 @@ class MainWindow(QMainWindow):
 
     def _on_project_replaced(self) -> None:
         self.inspector.show_blocks([])
+        self.banner.project_replaced()  # recovered changes of the previous project: gone
         self._update_title()
         self._refresh_status()
 
@@ -563,17 +565,23 @@ class MainWindow(QMainWindow):
             return False
         if not self.confirm_discard():
             return False
+        self.show_project(project, path, f"Opened {path}")
+        return True
+
+    def show_project(self, project: Project, path: Path, message: str) -> None:
+        """Make a project loaded from `path` the document (Open, Import), once the user has
+        agreed to replace the current one."""
         self.document.set_project(project, path.resolve())
         self.settings.add_recent(path)
-        self.statusBar().showMessage(f"Opened {path}", 5000)
+        self.statusBar().showMessage(message, 8000)
         self._show_load_notes(project)
-        return True
 
     def _show_load_notes(self, project: Project) -> None:
         """Say which parameters the opened file lacked and which defaults stand in for them."""
         if project.load_notes:
             self.banner.show_message("Parameters missing from the file were filled in with "
-                                     "their defaults: " + "; ".join(project.load_notes))
+                                     "their defaults: " + "; ".join(project.load_notes),
+                                     about_project=True)
 
     def open_recent(self, path: Path) -> bool:
         if not path.is_file():
@@ -596,7 +604,7 @@ class MainWindow(QMainWindow):
     def save_to(self, path: Path) -> bool:
         """Write atomically; on failure the project stays open and marked unsaved."""
         try:
-            save_project(self.document.project, path)
+            save_project(self.document.file_project(Path(path)), path)
         except ProjectError as err:
             self.show_error(err.summary, err.problems, "Cannot save the project")
             return False
@@ -652,7 +660,8 @@ class MainWindow(QMainWindow):
         more = f" {remaining} more will be offered at the next start." if remaining else ""
         self.banner.show_message(
             f"Recovered the unsaved changes of {entry.description} from a session that ended "
-            f"unexpectedly. Save to keep them.{more}", [("Save…", self.save)])
+            f"unexpectedly. Save to keep them.{more}", [("Save…", self.save)],
+            about_project=True)
         self.statusBar().showMessage("Recovered unsaved changes from the last session", 15_000)
 
     # -- view --------------------------------------------------------------------------------

@@ -187,7 +187,11 @@ class Autosaver(QObject):
 
 
 class Banner(QFrame):
-    """A non-blocking message strip above the canvas, with optional buttons and a close button."""
+    """A non-blocking message strip above the canvas, with optional buttons and a close button.
+
+    A message about the open project (recovered changes and their Save… button, defaults filled
+    in on opening) goes when another project replaces it (`project_replaced`).
+    """
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -199,6 +203,7 @@ class Banner(QFrame):
         self.label.setWordWrap(True)
         self._layout.addWidget(self.label, 1)
         self._buttons: list[QPushButton] = []
+        self.about_project = False
         self.close_button = QToolButton()
         self.close_button.setText("✕")
         self.close_button.setAutoRaise(True)
@@ -209,7 +214,9 @@ class Banner(QFrame):
         self.hide()
 
     def show_message(self, text: str,
-                     actions: list[tuple[str, Callable[[], None]]] | None = None) -> None:
+                     actions: list[tuple[str, Callable[[], None]]] | None = None,
+                     about_project: bool = False) -> None:
+        self.about_project = about_project
         for button in self._buttons:
             button.deleteLater()
         self._buttons = []
@@ -224,6 +231,12 @@ class Banner(QFrame):
 
     def buttons(self) -> list[QPushButton]:
         return list(self._buttons)
+
+    def project_replaced(self) -> None:
+        """Another project is open: a message about the previous one no longer applies."""
+        if self.about_project:
+            self.about_project = False
+            self.hide()
 
     def refresh_theme(self) -> None:
         dark = theme.current().dark

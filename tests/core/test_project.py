@@ -112,11 +112,44 @@ def test_file_layout(tmp_path: Path):
                                        "collapsed"]
     assert data["blocks"][1]["params"] == {
         "filters": 8, "kernel": [3, 3], "stride": [1, 1], "padding": "same",
-        "dilation": [1, 1], "groups": 1, "bias": True, "activation": "none", "l1": 0.0,
-        "l2": 0.0, "initial_kernel": None, "trainable": True,
+        "dilation": [1, 1], "groups": 1, "depthwise": False, "bias": True, "activation": "none",
+        "l1": 0.0, "l2": 0.0, "initial_kernel": None, "trainable": True,
     }
     assert list(data["training"]) == list(TRAINING.names)
     assert list(data["dataset"]) == list(DATASET.names)
+
+
+def test_the_blocks_of_modern_networks_round_trip(tmp_path: Path):
+    """Explicit and ceil-mode pooling, counted padding, adaptive pooling, the MobileNet
+    activations, depthwise convolution and Multiply: saved, loaded, saved again, unchanged."""
+    g = Graph()
+    image, stem, dw, pool, adaptive, act = g.chain([
+        ("Input", {"channels": 3, "height": 32, "width": 32}),
+        ("Conv2D", {"filters": 8, "activation": "hardswish"}),
+        ("Conv2D", {"depthwise": True, "padding": "same", "activation": "relu6"}),
+        ("Pooling", {"mode": "average", "pool_size": 3, "stride": 2, "padding": [1, 1],
+                     "ceil_mode": True, "count_padding": True}),
+        ("Pooling", {"mode": "adaptive_max", "output_size": [5, 7]}),
+        ("Activation", {"function": "silu"}),
+    ])
+    _, gate = g.chain([("Pooling", {"mode": "global_average"}),
+                       ("Dense", {"units": 8, "activation": "hardsigmoid"})], after=act.id)
+    multiply = g.add_block("Multiply")
+    g.connect(gate.id, multiply.id, 0)
+    g.connect(act.id, multiply.id, 1)
+    g.chain([("Flatten", {}), ("Dense", {"units": 10}), ("Output", {})], after=multiply.id)
+    path = tmp_path / "modern.cnnproj"
+    save_project(Project.new(g, name="modern"), path)
+    loaded = load_project(path)
+    assert loaded.load_notes == []
+    assert loaded.graph.block(dw.id).params["depthwise"] is True
+    assert loaded.graph.block(pool.id).params["padding"] == [1, 1]
+    assert loaded.graph.block(adaptive.id).params["output_size"] == [5, 7]
+    assert loaded.graph.inputs_of(multiply.id) == [gate.id, act.id]
+    assert project_to_dict(loaded) == project_to_dict(Project.new(g, name="modern"))
+    again = tmp_path / "again.cnnproj"
+    save_project(loaded, again)
+    assert again.read_bytes() == path.read_bytes()
 
 
 def test_connection_order_does_not_depend_on_wiring_order():

@@ -279,7 +279,7 @@ def test_every_menu_command_has_a_shortcut(window):
     for key, expected in (("new", "Ctrl+N"), ("open", "Ctrl+O"), ("save", "Ctrl+S"),
                           ("quit", "Ctrl+Q"), ("duplicate", "Ctrl+D"), ("select_all", "Ctrl+A"),
                           ("rename", "F2"), ("fit_all", "F"), ("reset_zoom", "Ctrl+0"),
-                          ("auto_layout", "Ctrl+L"), ("zoom_in", "Ctrl+="),
+                          ("auto_layout", "Ctrl+Shift+L"), ("zoom_in", "Ctrl+="),
                           ("zoom_out", "Ctrl+-")):
         assert expected in [s.toString() for s in window.actions[key].shortcuts()], key
 

@@ -265,7 +265,7 @@ def test_a_nan_run_shows_the_message_and_a_second_run_starts(make_page, qtbot, t
     click(qtbot, box.button(Button.Ok))
     qtbot.waitUntil(lambda: page.failure_box is None)
 
-    monkeypatch.undo()
+    monkeypatch.setattr(Trainer, "_output_loss", original)  # not undo(): that drops `config`
     with qtbot.waitSignal(page.session.finished, timeout=LONG) as finished:
         click(qtbot, page.train_button)  # the window is still usable
     assert finished.args[0].status == "completed" and not page.error.isVisible()

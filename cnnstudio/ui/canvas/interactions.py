@@ -7,11 +7,12 @@ wire) and ends in one `document.edit(...)`, or does nothing to the model.
 
 from __future__ import annotations
 
+import html
 from typing import Protocol
 
-from PySide6.QtCore import QPoint, QPointF, Qt, SignalInstance
+from PySide6.QtCore import QPoint, QPointF, QRect, Qt, SignalInstance
 from PySide6.QtGui import QMouseEvent, QPen
-from PySide6.QtWidgets import QApplication, QGraphicsPathItem, QScrollBar, QWidget
+from PySide6.QtWidgets import QApplication, QGraphicsPathItem, QScrollBar, QToolTip, QWidget
 
 from cnnstudio.core.edits import snap
 from cnnstudio.core.graph import GraphError
@@ -19,6 +20,8 @@ from cnnstudio.ui import theme
 from cnnstudio.ui.canvas.items import BlockItem, wire_path
 from cnnstudio.ui.canvas.scene import CanvasScene
 from cnnstudio.ui.document import Document
+
+REFUSAL_SHOWN_MS = 10_000  # how long the reason for a refused wire stays at the pointer
 
 
 class GestureHost(Protocol):
@@ -165,15 +168,24 @@ class WireInteraction(Interaction):
         src, dst = self.source.block_id, target.block_id
         problem = document.graph.connection_problem(src, dst)
         if problem:
-            self.view.status_message.emit(f"Cannot connect: {problem}")
+            self.refuse(event, f"Cannot connect: {problem}")
             return
         try:
             document.edit("Connect", lambda g: g.connect(src, dst))
         except GraphError as err:
-            self.view.status_message.emit(f"Cannot connect: {err}")
+            self.refuse(event, f"Cannot connect: {err}")
             return
         self.view.status_message.emit(
             f"Connected {document.graph.block(src).name} → {document.graph.block(dst).name}")
+
+    def refuse(self, event: QMouseEvent, reason: str) -> None:
+        """Say why at the drop point, whole (a tooltip wraps; the status bar's one line cuts a
+        long reason off), and in the status bar too."""
+        self.view.status_message.emit(reason)
+        viewport = self.view.viewport()
+        point = viewport.mapToGlobal(event.position().toPoint())
+        QToolTip.showText(point, f"<p>{html.escape(reason)}</p>", viewport, QRect(),
+                          REFUSAL_SHOWN_MS)
 
     def cancel(self) -> None:
         if self.target is not None:

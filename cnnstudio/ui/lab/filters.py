@@ -1,5 +1,6 @@
-"""The Filters tab: a photograph, a kernel, the convolution output on a diverging colour scale,
-the output after an activation, and its pooling, with the output sizes written out."""
+"""The Filters tab: a photograph, a kernel, the convolution output (a diverging colour scale for
+values of both signs, grey for values of one sign), the output after an activation, and its
+pooling, with the output sizes written out."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from cnnstudio.lab import ops
 from cnnstudio.ui.images import IMAGE_FILTER, qimage
 from cnnstudio.ui.lab.images import LabImageError, available_samples, load_image, sample_path
 from cnnstudio.ui.lab.kernel_editor import KernelEditor
-from cnnstudio.ui.lab.widgets import MapView, Tile, diverging_rgb, mute, robust_scale
+from cnnstudio.ui.lab.widgets import MapView, Tile, colour_scale, mute
 
 ACTIVATION_CHOICES = (("none", "none"), ("relu", "ReLU"), ("leaky_relu", "Leaky ReLU"),
                       ("elu", "ELU"))
@@ -182,9 +183,11 @@ class FiltersView(QWidget):
         layout.addWidget(self.time_label)
         self.output_view = MapView()
         layout.addWidget(self.output_view)
-        hint = QLabel("Blue is negative, white 0, red positive; values beyond the ends of the "
-                      "bar (≤, ≥) take the end colour. Hover over any picture to read its "
-                      "values; drop an image file on the photograph to use it.")
+        hint = QLabel("Values of both signs: blue is negative, white 0, red positive. Values of "
+                      "one sign (a blur, the output of ReLU): grey, from black for the lowest "
+                      "to white for the highest. Values beyond the ends of the bar (≤, ≥) take "
+                      "the end colour. Hover over any picture to read its values; drop an "
+                      "image file on the photograph to use it.")
         hint.setWordWrap(True)
         layout.addWidget(mute(hint))
         layout.addStretch(1)
@@ -371,12 +374,11 @@ class FiltersView(QWidget):
                                         for n, name in ((h, "height"), (w, "width"))))
 
     def _show_maps(self, view: MapView, values: np.ndarray, caption: str) -> None:
-        """One map, or one per channel under a common title, on a symmetric scale."""
-        scale, clipped = robust_scale(values)
+        """One map, or one per channel under a common title, on one colour scale."""
+        colours = colour_scale(values)
         if values.ndim == 2:
-            view.set_tiles([Tile(caption, qimage(diverging_rgb(values, scale)), values)], scale,
-                           clipped=clipped)
+            view.set_tiles([Tile(caption, qimage(colours.rgb(values)), values)], colours)
             return
-        tiles = [Tile(CHANNELS[k], qimage(diverging_rgb(channel, scale)), channel)
+        tiles = [Tile(CHANNELS[k], qimage(colours.rgb(channel)), channel)
                  for k, channel in enumerate(values)]
-        view.set_tiles(tiles, scale, title=f"{caption}, per channel", clipped=clipped)
+        view.set_tiles(tiles, colours, title=f"{caption}, per channel")

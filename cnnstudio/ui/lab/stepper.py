@@ -27,6 +27,7 @@ from cnnstudio.ui import theme
 from cnnstudio.ui.lab.widgets import MatrixTable, mute
 
 PLAY_INTERVAL_MS = 800
+STEP_BUTTON_WIDTH = 110
 MAX_INPUT = 9
 MAX_KERNEL = 5
 POOL_NAMES = {"max": "Max", "average": "Average", "sum": "Sum", "l2": "L2"}
@@ -140,7 +141,7 @@ class StepperView(QWidget):
         buttons.addStretch(1)
         for button in (self.reset_button, self.previous_button, self.play_button,
                        self.next_button):
-            button.setMinimumWidth(110)
+            button.setFixedWidth(STEP_BUTTON_WIDTH)  # "▶ Play" and "Pause" take the same room
             buttons.addWidget(button)
         buttons.addStretch(1)
 
@@ -154,9 +155,9 @@ class StepperView(QWidget):
         layout.addWidget(self.formula_label)
         layout.addWidget(self.step_label)
         layout.addWidget(self.size_label)
+        layout.addStretch(1)
         layout.addSpacing(16)
-        layout.addLayout(buttons)
-        layout.addStretch(2)
+        layout.addLayout(buttons)  # at the bottom: the same place for every example and size
 
         self.example_combo.currentIndexChanged.connect(
             lambda i: self.load_example(str(self.example_combo.itemData(i))))

@@ -1,5 +1,5 @@
-"""Drawing pieces of the lab: the diverging colour map, array tiles, a colour bar and an
-editable matrix table.
+"""Drawing pieces of the lab: the colour maps (diverging for values of both signs, grey for
+values of one sign), array tiles, a colour bar and an editable matrix table.
 
 Arrays become QImages in one NumPy step each (a lookup table indexed by the scaled values); the
 tiles are painted with QPainter, so a refresh has no Python loop over pixels.
@@ -39,17 +39,19 @@ from cnnstudio.lab.ops import fmt
 from cnnstudio.ui.images import image_paths, text_on
 
 _STOPS = ("#2166ac", "#67a9cf", "#f7f7f7", "#ef8a62", "#b2182b")  # blue − · white 0 · red +
+GREY_STOPS = ("#000000", "#ffffff")  # values of one sign: the lowest black, the highest white
 
 
-def _diverging_lut() -> np.ndarray:
-    stops = np.array([QColor(c).getRgb()[:3] for c in _STOPS], dtype=np.float64)
+def _lut(colours: tuple[str, ...]) -> np.ndarray:
+    stops = np.array([QColor(c).getRgb()[:3] for c in colours], dtype=np.float64)
     positions = np.linspace(0.0, 1.0, len(stops))
     t = np.linspace(0.0, 1.0, 256)
     lut = np.stack([np.interp(t, positions, stops[:, k]) for k in range(3)], axis=1)
     return np.rint(lut).astype(np.uint8)
 
 
-DIVERGING = _diverging_lut()
+DIVERGING = _lut(_STOPS)
+GREYS = _lut(GREY_STOPS)
 
 
 def symmetric_scale(values: np.ndarray) -> float:
@@ -86,6 +88,65 @@ def colour_of(value: float, scale: float) -> QColor:
     return QColor(int(r), int(g), int(b))
 
 
+@dataclass(frozen=True)
+class ColourScale:
+    """How a map's values become colours, from `low` to `high`.
+
+    Values of both signs take the diverging map (−m blue, 0 white, +m red); values of one sign
+    a grey ramp from the lowest (black) to the highest (white), so that a blurred photograph
+    looks like a photograph, not like a negative in pale red. clipped: values lie beyond the
+    ends (the bar's labels read ≤ and ≥)."""
+
+    low: float
+    high: float
+    clipped: bool = False
+
+    @property
+    def diverging(self) -> bool:
+        return self.low < 0 < self.high
+
+    @property
+    def magnitude(self) -> float:
+        return max(-self.low, self.high)
+
+    @property
+    def stops(self) -> tuple[str, ...]:
+        return _STOPS if self.diverging else GREY_STOPS
+
+    def rgb(self, values: np.ndarray) -> np.ndarray:
+        """H×W values as H×W×3 colours."""
+        if self.diverging:
+            return diverging_rgb(values, self.magnitude)
+        index = np.asarray(values, dtype=np.float32) - np.float32(self.low)
+        index *= np.float32(255.0 / (self.high - self.low))
+        index += np.float32(0.5)
+        np.clip(index, 0.0, 255.0, out=index)
+        return GREYS[index.astype(np.uint8)]
+
+    def labels(self) -> tuple[str, str, str]:
+        """The bar's left, middle and right labels."""
+        m = self.magnitude
+        digits = 0 if m >= 100 else 1 if m >= 10 else 3
+        low, high = fmt(round(self.low, digits), digits), fmt(round(self.high, digits), digits)
+        middle = "0" if self.diverging else fmt(round((self.low + self.high) / 2, digits), digits)
+        if self.clipped and self.low < 0:
+            low = f"≤ {low}"
+        if self.clipped and self.high > 0:
+            high = f"≥ {high}"
+        return low, middle, high
+
+
+def colour_scale(values: np.ndarray) -> ColourScale:
+    """The scale a map of these values is drawn with (robust_scale sets its ends)."""
+    m, clipped = robust_scale(values)
+    finite = values[np.isfinite(values)] if values.size else values
+    if finite.size == 0 or float(finite.min()) >= 0:
+        return ColourScale(0.0, m, clipped)
+    if float(finite.max()) <= 0:
+        return ColourScale(-m, 0.0, clipped)
+    return ColourScale(-m, m, clipped)
+
+
 @dataclass
 class Tile:
     caption: str
@@ -95,8 +156,9 @@ class Tile:
 
 class MapView(QWidget):
     """One or more images in a grid of equal tiles, captioned, aspect kept, drawn from the
-    top; with a scale, the diverging colour bar (−m, 0, +m) right under them. The tooltip
-    names the pixel and its value. With accept_files it takes dropped image files."""
+    top; with a colour scale, its bar (−m, 0, +m, or 0 to m for values of one sign) right
+    under them. The tooltip names the pixel and its value. With accept_files it takes dropped
+    image files."""
 
     file_dropped = Signal(Path)
 
@@ -107,8 +169,7 @@ class MapView(QWidget):
         self.tiles: list[Tile] = []
         self.message = ""
         self.title = ""
-        self.scale: float | None = None
-        self.clipped = False
+        self.colours: ColourScale | None = None
         self.setAcceptDrops(accept_files)
         self.setMinimumSize(160, 120)
         policy = QSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
@@ -135,29 +196,28 @@ class MapView(QWidget):
         top = caption_h if self.title else 0
         return top + rows * (tile_h + caption_h + 4) + self._bar_height()
 
-    def set_tiles(self, tiles: list[Tile], scale: float | None = None, title: str = "",
-                  clipped: bool = False) -> None:
-        """Show the tiles (a title above them all when given), with a colour bar for scale;
-        clipped: values lie beyond ±scale (the bar's ends read ≤ and ≥)."""
-        self.tiles, self.message, self.scale, self.title = tiles, "", scale, title
-        self.clipped = clipped
+    def set_tiles(self, tiles: list[Tile], colours: ColourScale | None = None,
+                  title: str = "") -> None:
+        """Show the tiles (a title above them all when given), with the bar of the colour
+        scale they were drawn with."""
+        self.tiles, self.message, self.colours, self.title = tiles, "", colours, title
         self.updateGeometry()
         self.update()
 
     def set_message(self, text: str) -> None:
-        self.tiles, self.message, self.scale, self.title = [], text, None, ""
+        self.tiles, self.message, self.colours, self.title = [], text, None, ""
         self.update()
 
+    @property
+    def scale(self) -> float | None:
+        """The largest magnitude the colours tell apart (None without a colour scale)."""
+        return self.colours.magnitude if self.colours is not None else None
+
     def bar_labels(self) -> tuple[str, str, str]:
-        scale = self.scale or 1.0
-        digits = 0 if scale >= 100 else 1 if scale >= 10 else 3
-        low, high = fmt(-round(scale, digits), digits), fmt(round(scale, digits), digits)
-        if self.clipped:
-            return f"≤ {low}", "0", f"≥ {high}"
-        return low, "0", high
+        return self.colours.labels() if self.colours is not None else ("", "", "")
 
     def _bar_height(self) -> int:
-        return self.fontMetrics().height() + 18 if self.scale is not None else 0
+        return self.fontMetrics().height() + 18 if self.colours is not None else 0
 
     def _layout(self) -> list[tuple[QRect, QRect]]:
         """(caption rect, image rect) per tile, with as many columns as make tiles biggest."""
@@ -210,14 +270,15 @@ class MapView(QWidget):
             painter.setPen(palette.color(QPalette.ColorRole.Mid))
             painter.drawRect(target.adjusted(0, 0, -1, -1))
             bottom = max(bottom, target.bottom())
-        if self.scale is not None and self.tiles:
+        if self.colours is not None and self.tiles:
             width = min(self.width() - 80, 360)
-            self._paint_bar(painter, QRect((self.width() - width) // 2, bottom + 8, width, 10))
+            self._paint_bar(painter, QRect((self.width() - width) // 2, bottom + 8, width, 10),
+                            self.colours.stops)
 
-    def _paint_bar(self, painter: QPainter, bar: QRect) -> None:
+    def _paint_bar(self, painter: QPainter, bar: QRect, stops: tuple[str, ...]) -> None:
         gradient = QLinearGradient(bar.left(), 0, bar.right(), 0)
-        for k, colour in enumerate(_STOPS):
-            gradient.setColorAt(k / (len(_STOPS) - 1), QColor(colour))
+        for k, colour in enumerate(stops):
+            gradient.setColorAt(k / (len(stops) - 1), QColor(colour))
         painter.fillRect(bar, gradient)
         palette = self.palette()
         painter.setPen(palette.color(QPalette.ColorRole.Mid))
@@ -275,10 +336,11 @@ def parse_number(text: str) -> float | None:
 
 
 class MatrixTable(QTableWidget):
-    """A small matrix in a grid of square cells, editable or not, with highlighted cells.
+    """A small matrix in a grid of cells, editable or not, with highlighted cells.
 
-    `edited` carries the whole matrix after a cell edit that parses as a number; any other
-    text puts the previous value back."""
+    Cells are `cell` pixels square, wider where a value's text needs it (a Gaussian's 0.013
+    would otherwise be cut to '0…'). `edited` carries the whole matrix after a cell edit that
+    parses as a number; any other text puts the previous value back."""
 
     edited = Signal(object)  # np.ndarray
 
@@ -286,6 +348,7 @@ class MatrixTable(QTableWidget):
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.cell = cell
+        self.column_width = cell
         self._values = np.zeros((0, 0))
         self._fixed: set[tuple[int, int]] = set()
         self._filling = False
@@ -329,7 +392,26 @@ class MatrixTable(QTableWidget):
                     flags |= Qt.ItemFlag.ItemIsEditable
                 item.setFlags(flags)
         self._filling = False
+        self._size_columns(values)
         self.fit()
+
+    def _size_columns(self, values: np.ndarray) -> None:
+        """Every column as wide as the widest value needs (at least `cell`), so that no number
+        is cut off and the grid stays even; blank cells are measured with their values."""
+        texts = [[self.item(r, c).text() for c in range(self.columnCount())]
+                 for r in range(self.rowCount())]
+        self._filling = True
+        for r in range(self.rowCount()):
+            for c in range(self.columnCount()):
+                self.item(r, c).setText(fmt(values[r, c]))
+        needed = max((self.sizeHintForColumn(c) for c in range(self.columnCount())), default=0)
+        for r, row in enumerate(texts):
+            for c, text in enumerate(row):
+                self.item(r, c).setText(text)
+        self._filling = False
+        self.column_width = max(self.cell, needed + 1)  # + the grid line
+        for column in range(self.columnCount()):
+            self.setColumnWidth(column, self.column_width)
 
     def show_cells(self, texts: dict[tuple[int, int], str]) -> None:
         """Replace the text of some cells (the output cells computed so far)."""
@@ -366,7 +448,7 @@ class MatrixTable(QTableWidget):
 
     def fit(self) -> None:
         """Exactly as big as its cells, so a small matrix looks like one."""
-        width = self.columnCount() * self.cell + 2 * self.frameWidth()
+        width = self.columnCount() * self.column_width + 2 * self.frameWidth()
         height = self.rowCount() * self.cell + 2 * self.frameWidth()
         self.setFixedSize(max(width, self.cell), max(height, self.cell))
 

@@ -8,6 +8,7 @@ is generated from the registry, so a newly declared block type appears here by i
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,17 +53,92 @@ class PaletteEntry:
     def payload(self) -> dict[str, Any]:
         return {"type": self.type_id, "params": {k: _copy(v) for k, v in self.params.items()}}
 
-    def matches(self, needle: str) -> bool:
+    def names(self) -> list[str]:
+        """What the entry is called: its title, type, display name and every alias that
+        SEARCH_ALIASES gives its type and preset parameters."""
+        names = [self.title, self.type_id, self.block_type.display_name]
+        for type_id, params, aliases in SEARCH_ALIASES:
+            if type_id == self.type_id and all(self.params.get(k) == v for k, v in params.items()):
+                names.extend(aliases)
+        return names
+
+    def rank(self, needle: str) -> int | None:
+        """How well a search matches (0 best, None: not at all); see MATCH_RANKS."""
         if not needle:
-            return True
-        block_type = self.block_type
-        haystack = " ".join((self.title, self.type_id, block_type.display_name, block_type.help,
-                             self.note))
-        return needle.casefold() in haystack.casefold()
+            return 0
+        wanted = _squashed(needle)
+        if wanted:
+            names = self.names()
+            squashed = [_squashed(name) for name in names]
+            if wanted in squashed:
+                return MATCH_RANKS["name"]
+            words = [word for name in names for word in _words(name)]
+            if any(name.startswith(wanted) for name in squashed + words):
+                return MATCH_RANKS["name start"]
+            if any(wanted in name for name in squashed):
+                return MATCH_RANKS["inside a name"]
+        text = f"{self.block_type.help} {self.note}".casefold()
+        return MATCH_RANKS["description"] if needle.casefold() in text else None
+
+    def matches(self, needle: str) -> bool:
+        return self.rank(needle) is not None
+
+
+def _squashed(text: str) -> str:
+    """Lower case, letters and digits only: 'Max pooling', 'MaxPool2d' and 'max_pool' meet."""
+    return re.sub(r"[^0-9a-z]+", "", text.casefold())
+
+
+def _words(text: str) -> list[str]:
+    return [word for word in re.split(r"[^0-9a-z]+", text.casefold()) if word]
 
 
 def _copy(value: Any) -> Any:
     return list(value) if isinstance(value, list) else value
+
+
+# Search ranks, best first: a whole name or alias ('fc'), the start of one or of one of its
+# words ('max' → Max pooling), a part of one, then only the help text mentions it.
+MATCH_RANKS = {"name": 0, "name start": 1, "inside a name": 2, "description": 3}
+
+# The names a block goes by in PyTorch, Keras and the literature, for the search box:
+# (block type, the preset parameters they name ({}: every entry of the type), aliases).
+SEARCH_ALIASES: tuple[tuple[str, Mapping[str, Any], tuple[str, ...]], ...] = (
+    ("Input", {}, ("InputLayer", "image")),
+    ("Conv2D", {}, ("Conv2d", "nn.Conv2d", "Convolution2D", "conv", "convolution", "filter")),
+    ("Conv2D", {"kernel": [1, 1]}, ("pointwise", "1x1 conv")),
+    ("Conv2D", {"depthwise": True}, ("DepthwiseConv2D", "depthwise", "dwconv", "separable")),
+    ("Activation", {}, ("nonlinearity",)),
+    ("Activation", {"function": "relu"}, ("nn.ReLU", "rectifier")),
+    ("Activation", {"function": "leaky_relu"}, ("LeakyReLU", "nn.LeakyReLU")),
+    ("Activation", {"function": "gelu"}, ("nn.GELU",)),
+    ("Activation", {"function": "tanh"}, ("nn.Tanh",)),
+    ("Activation", {"function": "sigmoid"}, ("nn.Sigmoid", "logistic")),
+    ("Activation", {"function": "softmax"}, ("nn.Softmax",)),
+    ("Activation", {"function": "relu6"}, ("nn.ReLU6",)),
+    ("Activation", {"function": "silu"}, ("nn.SiLU", "swish")),
+    ("Activation", {"function": "hardswish"}, ("nn.Hardswish",)),
+    ("Activation", {"function": "hardsigmoid"}, ("nn.Hardsigmoid",)),
+    ("Pooling", {}, ("pool", "subsampling", "downsampling")),
+    ("Pooling", {"mode": "max"}, ("MaxPool2d", "nn.MaxPool2d", "MaxPooling2D", "maxpool")),
+    ("Pooling", {"mode": "average"},
+     ("AvgPool2d", "nn.AvgPool2d", "AveragePooling2D", "avgpool", "meanpool")),
+    ("Pooling", {"mode": "global_average"}, ("GlobalAveragePooling2D", "GAP", "global avgpool")),
+    ("Pooling", {"mode": "global_max"}, ("GlobalMaxPooling2D", "global maxpool")),
+    ("Pooling", {"mode": "adaptive_average"}, ("AdaptiveAvgPool2d", "nn.AdaptiveAvgPool2d")),
+    ("Pooling", {"mode": "adaptive_max"}, ("AdaptiveMaxPool2d", "nn.AdaptiveMaxPool2d")),
+    ("Dropout", {}, ("nn.Dropout",)),
+    ("Dropout", {"mode": "channel"}, ("Dropout2d", "nn.Dropout2d", "SpatialDropout2D")),
+    ("BatchNorm", {}, ("BatchNorm2d", "nn.BatchNorm2d", "BatchNormalization", "bn",
+                       "batch normalisation", "batch normalization", "norm")),
+    ("LocalResponseNorm", {}, ("LRN", "nn.LocalResponseNorm")),
+    ("Flatten", {}, ("nn.Flatten", "reshape", "view")),
+    ("Dense", {}, ("Linear", "nn.Linear", "fc", "fully connected", "classifier", "MLP")),
+    ("Concatenate", {}, ("concat", "cat", "torch.cat", "join")),
+    ("Add", {}, ("residual", "skip connection", "shortcut", "sum", "torch.add")),
+    ("Multiply", {}, ("mul", "torch.mul", "product", "gate", "squeeze-and-excitation")),
+    ("Output", {}, ("head", "logits", "prediction")),
+)
 
 
 # block type -> its presets; a type not listed gets one entry with its defaults
@@ -74,6 +150,10 @@ PRESETS: dict[str, tuple[PaletteEntry, ...]] = {
                      "3×3 kernel, padding 'same' (keeps height and width), fused ReLU."),
         PaletteEntry("Pointwise conv 1×1", "Conv2D", {"kernel": [1, 1], "activation": "relu"},
                      "1×1 kernel with ReLU: mixes channels, keeps height and width."),
+        PaletteEntry("Depthwise conv", "Conv2D",
+                     {"depthwise": True, "kernel": [3, 3], "padding": "same"},
+                     "One 3×3 filter per input channel (groups = filters = C_in), padding "
+                     "'same': MobileNet's depthwise convolution."),
     ),
     "Activation": (
         PaletteEntry("ReLU", "Activation", {"function": "relu"}, "ReLU: max(0, x)."),
@@ -85,6 +165,14 @@ PRESETS: dict[str, tuple[PaletteEntry, ...]] = {
         PaletteEntry("Softmax", "Activation", {"function": "softmax"},
                      "Softmax across channels or features. Just before an Output its values "
                      "are probabilities: no second softmax is applied."),
+        PaletteEntry("ReLU6", "Activation", {"function": "relu6"},
+                     "ReLU6: min(max(0, x), 6) (MobileNetV2)."),
+        PaletteEntry("SiLU (Swish)", "Activation", {"function": "silu"},
+                     "SiLU, also called Swish: x·sigmoid(x) (EfficientNet)."),
+        PaletteEntry("Hardswish", "Activation", {"function": "hardswish"},
+                     "Hardswish: x·ReLU6(x + 3)/6 (MobileNetV3)."),
+        PaletteEntry("Hardsigmoid", "Activation", {"function": "hardsigmoid"},
+                     "Hardsigmoid: ReLU6(x + 3)/6, a cheap sigmoid (MobileNetV3 gates)."),
     ),
     "Pooling": (
         PaletteEntry("Max pooling", "Pooling", {"mode": "max"}, "Maximum of each 2×2 window."),
@@ -94,6 +182,18 @@ PRESETS: dict[str, tuple[PaletteEntry, ...]] = {
                      "Mean of each channel: H×W×C becomes a vector of C values."),
         PaletteEntry("Global max pooling", "Pooling", {"mode": "global_max"},
                      "Maximum of each channel: H×W×C becomes a vector of C values."),
+        PaletteEntry("Adaptive average pooling", "Pooling",
+                     {"mode": "adaptive_average", "output_size": [7, 7]},
+                     "Averages down to a 7×7 map whatever the input size (PyTorch "
+                     "AdaptiveAvgPool2d, as VGG and AlexNet in torchvision)."),
+        PaletteEntry("Adaptive max pooling", "Pooling", {"mode": "adaptive_max"},
+                     "Maximum over windows that cut the input into the output size you choose "
+                     "(PyTorch AdaptiveMaxPool2d); 1×1 by default."),
+    ),
+    "Multiply": (
+        PaletteEntry("Multiply (channel-wise)", "Multiply", {},
+                     "Scales each channel of an image by one value of a vector of channel "
+                     "weights (squeeze-and-excitation); equal shapes multiply value by value."),
     ),
     "Dropout": (
         PaletteEntry("Dropout", "Dropout"),
@@ -181,7 +281,8 @@ class PalettePanel(QWidget):
         layout.addWidget(self.tree, 1)
         layout.addWidget(self.empty_label)
 
-        self._categories: list[QTreeWidgetItem] = []
+        self._categories: list[QTreeWidgetItem] = []  # in palette order, whatever is shown
+        self._children: dict[QTreeWidgetItem, list[QTreeWidgetItem]] = {}
         self._populate()
         self.search.textChanged.connect(self.apply_filter)
         self.search.installEventFilter(self)
@@ -205,6 +306,7 @@ class PalettePanel(QWidget):
                 item.setToolTip(0, self._tooltip(entry))
                 item.setFlags(Qt.ItemIsEnabled | Qt.ItemIsSelectable | Qt.ItemIsDragEnabled)
             self._categories.append(header)
+            self._children[header] = [header.child(i) for i in range(header.childCount())]
         self.tree.expandAll()
 
     @staticmethod
@@ -224,7 +326,17 @@ class PalettePanel(QWidget):
                 if not (visible_only and item.isHidden())]
 
     def _entry_items(self) -> list[QTreeWidgetItem]:
-        return [header.child(i) for header in self._categories for i in range(header.childCount())]
+        return [item for header in self._categories for item in self._children[header]]
+
+    def _shown_items(self) -> list[QTreeWidgetItem]:
+        """The entries the search shows, top to bottom."""
+        tree = self.tree
+        headers = (tree.topLevelItem(k) for k in range(tree.topLevelItemCount()))
+        return [header.child(i) for header in headers if not header.isHidden()
+                for i in range(header.childCount()) if not header.child(i).isHidden()]
+
+    def shown_titles(self) -> list[str]:
+        return [item.text(0) for item in self._shown_items()]
 
     def item_for(self, title: str) -> QTreeWidgetItem | None:
         return next((item for item in self._entry_items() if item.text(0) == title), None)
@@ -239,22 +351,48 @@ class PalettePanel(QWidget):
         self.search.selectAll()
 
     def apply_filter(self, text: str) -> None:
+        """Show the entries that match, best first: categories ordered by their best match,
+        entries by theirs (ties keep the palette's order); the empty search restores it."""
         needle = text.strip()
-        first: QTreeWidgetItem | None = None
-        for header in self._categories:
-            shown = 0
-            for i in range(header.childCount()):
-                item = header.child(i)
-                visible = item.data(0, ENTRY_ROLE).matches(needle)
-                item.setHidden(not visible)
-                if visible:
-                    shown += 1
-                    first = first or item
-            header.setHidden(shown == 0)
-            if needle and shown:
-                header.setExpanded(True)
+        order: list[tuple[int, int, QTreeWidgetItem, list[QTreeWidgetItem]]] = []
+        for index, header in enumerate(self._categories):
+            ranked = []
+            for item in self._children[header]:
+                rank = item.data(0, ENTRY_ROLE).rank(needle)
+                item.setHidden(rank is None)
+                if rank is not None:
+                    ranked.append((rank, len(ranked), item))
+            ranked.sort(key=lambda entry: entry[:2])
+            header.setHidden(not ranked)
+            best = ranked[0][0] if ranked else len(MATCH_RANKS)
+            order.append((best, index, header, [item for _r, _i, item in ranked]))
+        order.sort(key=lambda entry: entry[:2])
+        self._arrange([(header, items) for _b, _i, header, items in order], bool(needle))
+        first = next((items[0] for _b, _i, _h, items in order if items), None)
         self.empty_label.setVisible(first is None)
         self.tree.setCurrentItem(first if needle else None)
+
+    def _arrange(self, order: list[tuple[QTreeWidgetItem, list[QTreeWidgetItem]]],
+                 expand: bool) -> None:
+        """Put categories and their shown entries in this order (hidden entries last)."""
+        tree = self.tree
+        current = [tree.topLevelItem(i) for i in range(tree.topLevelItemCount())]
+        wanted = [header for header, _items in order]
+        same = current == wanted and all(
+            [header.child(i) for i in range(len(items))] == items for header, items in order)
+        if not same:
+            expanded = {header: header.isExpanded() for header in wanted}
+            while tree.topLevelItemCount():
+                tree.takeTopLevelItem(0)
+            for header, items in order:
+                rest = [item for item in self._children[header] if item not in items]
+                header.takeChildren()
+                header.addChildren(items + rest)
+                tree.addTopLevelItem(header)
+                header.setExpanded(expanded[header])
+        for header, items in order:
+            if expand and items:
+                header.setExpanded(True)
 
     def _on_activated(self, item: QTreeWidgetItem, _column: int = 0) -> None:
         entry = item.data(0, ENTRY_ROLE)
@@ -272,7 +410,7 @@ class PalettePanel(QWidget):
             if key == Qt.Key_Down:
                 self.tree.setFocus(Qt.TabFocusReason)
                 if self.tree.currentItem() is None:
-                    visible = [i for i in self._entry_items() if not i.isHidden()]
+                    visible = self._shown_items()
                     if visible:
                         self.tree.setCurrentItem(visible[0])
                 return True

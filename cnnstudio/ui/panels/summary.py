@@ -15,6 +15,7 @@ from typing import Any
 from PySide6.QtCore import (
     QAbstractListModel,
     QAbstractTableModel,
+    QEvent,
     QModelIndex,
     QPersistentModelIndex,
     QRect,
@@ -52,6 +53,7 @@ from cnnstudio.ui.document import Document
 BLOCK_ID_ROLE = Qt.UserRole + 1
 LAYER_COLUMN = 1
 TOTAL_LABEL = "Total"
+TABLE_STYLE = "QTableView::item { padding: 0px 6px; } QHeaderView::section { padding: 2px 6px; }"
 _Index = QModelIndex | QPersistentModelIndex
 _ROOT = QModelIndex()
 
@@ -159,8 +161,7 @@ class SummaryPanel(QWidget):
         self.view.setAlternatingRowColors(True)
         self.view.setShowGrid(False)
         self.view.setWordWrap(False)
-        self.view.setStyleSheet("QTableView::item { padding: 0px 6px; }"
-                                "QHeaderView::section { padding: 2px 6px; }")
+        self.view.setStyleSheet(TABLE_STYLE)
         self.view.setHorizontalScrollMode(QAbstractItemView.ScrollPerPixel)
         self.view.verticalHeader().hide()
         self.view.verticalHeader().setDefaultSectionSize(
@@ -189,6 +190,14 @@ class SummaryPanel(QWidget):
         document.analysis_changed.connect(self.refresh)
         document.settings_changed.connect(lambda _group, _changes: self.refresh())
         self.refresh()
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt's name)
+        """A widget with its own style sheet keeps the palette it was polished with, so a theme
+        switch would reach the table one switch late: polish it again with the new palette."""
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange:
+            self.view.setStyleSheet("")
+            self.view.setStyleSheet(TABLE_STYLE)
 
     def refresh(self) -> None:
         selected = self.selected_block()

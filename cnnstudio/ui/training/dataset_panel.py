@@ -465,8 +465,10 @@ class DatasetPanel(QWidget):
         parts = ([f"Input {shape_text(shape)}"] if shape else []) + (
             [f"{count} classes"] if count else [])
 
+        template_id = self.document.project.template  # refitted as File → New builds it
+
         def fit(graph: Graph) -> None:
-            adapt(graph, shape, None)
+            adapt(graph, shape, None, template_id)
             if count is not None:  # the Outputs that do not fit, asked again after the input
                 repair_class_mismatches(graph, class_mismatches(graph, count))
 

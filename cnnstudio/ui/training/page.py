@@ -81,6 +81,7 @@ class TrainingPage(QWidget):
         self.failure_box: QMessageBox | None = None
         self.last_result: Any = None
         self._resumed = False
+        self._running_text = ""  # what the status line says while the run trains
         self._graph = document.graph  # the graph object the run started from
         self._shown = False
 
@@ -117,6 +118,7 @@ class TrainingPage(QWidget):
         document.project_replaced.connect(self._show_start_weights)
         document.path_changed.connect(self._on_path_changed)
         self._on_state(session.state)
+        self._show_readiness()
         self._show_start_weights()
         self.apply_theme()
 
@@ -249,10 +251,9 @@ class TrainingPage(QWidget):
         """Start a run of the project as it is now; False when it cannot start."""
         if self.session.running:
             return False
-        errors = self.document.analysis.errors
-        if errors:
-            self._show_error(f"The network has {len(errors)} problem(s); fix them on the "
-                             f"Network page first. The first: {errors[0].message}.")
+        problem = self.network_problem()
+        if problem:
+            self._show_error(problem)
             return False
         problem, tab = self.setup_problem()
         if problem:
@@ -261,6 +262,14 @@ class TrainingPage(QWidget):
             return False
         return self._start(self.document.project, new_run_dir(self.runs_root()), resume=False,
                            revision=self.document.graph.revision)
+
+    def network_problem(self) -> str:
+        """Why the network itself cannot train ('' if it can): the analysis' errors."""
+        errors = self.document.analysis.errors
+        if not errors:
+            return ""
+        return (f"The network has {len(errors)} problem(s); fix them on the Network page "
+                f"first. The first: {errors[0].message}.")
 
     def setup_problem(self) -> tuple[str, int]:
         """Why the project cannot train with its settings and the loaded dataset ('' if it
@@ -313,6 +322,7 @@ class TrainingPage(QWidget):
         self._set_facts("", "", "")
         self.health = ({}, 0)
         self.health_changed.emit()
+        self._running_text = ""
         self.status.setText(f"Loading the dataset for run {run_dir.name} …")
         self.runs.add_session_run(run_dir)
         self._update_changed()
@@ -370,6 +380,8 @@ class TrainingPage(QWidget):
         self.runs.set_busy(not idle)
         if state == "paused":
             self.status.setText("Paused. Resume continues with the next batch.")
+        elif state == "running" and self._running_text:  # resumed: what it said before
+            self.status.setText(self._running_text)
         elif state == "stopping":
             self.status.setText("Stopping after this batch …")
         if not idle and self.session.run_dir is not None:
@@ -381,9 +393,10 @@ class TrainingPage(QWidget):
         if event.start_epoch > 1 and event.run_dir:
             self.plots.add_history(read_metrics(Path(event.run_dir)))
         notes = "".join(f" {note[:1].upper()}{note[1:]}." for note in event.notes)
-        self.status.setText(
+        self._running_text = (
             f"Training on {event.device}: {event.train_count:,} training and "
             f"{event.val_count:,} validation images, {len(event.classes)} classes.{notes}")
+        self.status.setText(self._running_text)
         self.runs.set_live(self.session.run_dir, "running")
 
     def _on_progress(self, event: Any) -> None:
@@ -487,8 +500,12 @@ class TrainingPage(QWidget):
 
     def _show_readiness(self, *_: Any) -> None:
         """Before any run, the status line says whether Train would start (the problem itself
-        and its fix are shown on the side tab it names)."""
+        and its fix are shown on the Network page or the side tab it names)."""
         if self.session.running or self.last_result is not None:
+            return
+        network = self.network_problem()
+        if network:
+            self.status.setText(f"Not ready to train. {network}")
             return
         problem, tab = self.setup_problem()
         where = self.side_tabs.tabText(tab) if problem else ""
