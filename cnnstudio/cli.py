@@ -313,8 +313,7 @@ def import_summary(result: Any, project_path: Path, weights_path: Path) -> list[
                         "×".join(map(str, shape)) for shape in shapes if shape) or "none"
     lines = [f"Imported {result.source}",
              f"  blocks       {len(result.graph):,}",
-             f"  parameters   {analysis.trainable_params:,} trainable / "
-             f"{analysis.total_params:,} total (with BatchNorm running statistics)",
+             f"  parameters   {_parameter_line(analysis)}",
              f"  MACs         {analysis.macs:,} per image",
              f"  outputs      {outputs}",
              f"Wrote {project_path}",
@@ -322,6 +321,15 @@ def import_summary(result: Any, project_path: Path, weights_path: Path) -> list[
     lines += [f"note: {note}" for note in result.notes]
     lines += [f"warning: {problem.message}" for problem in analysis.errors]
     return lines
+
+
+def _parameter_line(analysis: Any) -> str:
+    """Total = trainable + non-trainable (BatchNorm running statistics, frozen blocks)."""
+    frozen = analysis.total_params - analysis.trainable_params
+    if not frozen:
+        return f"{analysis.total_params:,} (all trainable)"
+    return (f"{analysis.total_params:,} = {analysis.trainable_params:,} trainable + {frozen:,} "
+            "non-trainable (BatchNorm running statistics)")
 
 
 def cmd_tour(args: argparse.Namespace) -> int:

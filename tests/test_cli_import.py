@@ -87,7 +87,8 @@ def test_an_onnx_file_becomes_a_project_whose_weights_reproduce_the_model(capsys
     assert f"blocks       {len(project.graph):,}" in out
     assert "BatchNorm" in {block.type for block in project.graph.blocks}
     total = learnable(module) + running_statistics(module)
-    assert f"{learnable(module):,} trainable / {total:,} total" in out
+    assert (f"{total:,} = {learnable(module):,} trainable + {running_statistics(module):,} "
+            "non-trainable") in out
     assert "5 classes" in out and "MACs" in out
     assert f"Wrote {target}" in out and f"Wrote {weights}" in out
 
@@ -142,7 +143,7 @@ def test_torchvision_squeezenet_takes_its_weights_from_a_file(capsys, tmp_path):
     image = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
         assert torch.allclose(model(image), reference(image), atol=1e-4)
-    assert f"{learnable(reference):,} trainable" in out and "1,000 classes" in out
+    assert f"{learnable(reference):,} (all trainable)" in out and "1,000 classes" in out
 
 
 def test_an_unknown_torchvision_model_is_a_clear_error(capsys, tmp_path):

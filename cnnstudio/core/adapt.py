@@ -28,14 +28,16 @@ def input_block_id(graph: Graph) -> str:
 
 
 def classifier_block_ids(graph: Graph) -> list[str]:
-    """The Dense layers that produce the class scores of every Output block."""
+    """The blocks that produce the class scores of every Output block (Dense layers, or a
+    Conv2D pooled to one value a channel)."""
     ids = []
     for block in graph.output_blocks():
         dense_id = _classifier_of(graph, block.id)
         if dense_id is None:
             raise GraphError(
-                f"{block.label} is not fed by a Dense layer, so the number of classes "
-                "cannot be set; connect the last Dense layer to it"
+                f"{block.label} is not fed by a Dense layer (or a convolution pooled to one "
+                "value a channel), so the number of classes cannot be set; connect the last "
+                "Dense layer to it"
             )
         ids.append(dense_id)
     if not ids:
@@ -90,7 +92,7 @@ def planned_changes(
         changes[input_block_id(graph)] = {"channels": channels, "height": height, "width": width}
     if classes is not None:
         for block_id in classifier_block_ids(graph):
-            changes[block_id] = {"units": classes}
+            changes[block_id] = {_class_param(graph.block(block_id)): classes}
     return changes
 
 
@@ -138,16 +140,35 @@ class ClassMismatch:
 
 
 def _classifier_of(graph: Graph, output_id: str) -> str | None:
-    """The Dense whose units set how many values the Output gives, or None."""
+    """The block whose units set how many values the Output gives, or None: the Dense before
+    it, or a Conv2D whose maps a pooling reduces to one value each (SqueezeNet's classifier)."""
     sources = graph.inputs_of(output_id)
+    pooled = False  # passed a pooling to one value per channel: a convolution may classify
     while len(sources) == 1:
         block = graph.block(sources[0])
         if block.type == "Dense":
             return block.id
-        if block.type not in _LENGTH_KEEPING:
+        if block.type == "Conv2D" and pooled and not block.params.get("depthwise"):
+            return block.id
+        if _pools_to_one_value(block):
+            pooled = True
+        elif block.type not in _LENGTH_KEEPING and block.type != "Flatten":
             return None
         sources = graph.inputs_of(block.id)
     return None
+
+
+def _pools_to_one_value(block: Block) -> bool:
+    if block.type != "Pooling":
+        return False
+    mode = block.params.get("mode", "")
+    return mode.startswith("global") or (mode.startswith("adaptive")
+                                         and list(block.params.get("output_size", [])) == [1, 1])
+
+
+def _class_param(block: Block) -> str:
+    """The parameter that sets a classifier's number of class scores."""
+    return "filters" if block.type == "Conv2D" else "units"
 
 
 def _named(block: Block) -> str:
@@ -178,7 +199,8 @@ def class_mismatches(graph: Graph, classes: int, dataset: str = "",
         block = graph.block(dense_id or sources[0])
         role = f"feeds the auxiliary output '{output.name}' and " if auxiliary else ""
         if dense_id is not None:
-            fix, repair = f"set its units to {classes}", {"units": classes}
+            param = _class_param(block)
+            fix, repair = f"set its {param} to {classes}", {param: classes}
         else:
             fix, repair = (f"end the network with a Dense layer of {classes} units before "
                            f"'{output.name}'"), None
