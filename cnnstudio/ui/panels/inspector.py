@@ -11,10 +11,9 @@ edit runs, so nothing echoes.
 from __future__ import annotations
 
 from collections.abc import Callable
-from html import escape
 from typing import Any
 
-from PySide6.QtCore import QEvent, Qt
+from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QFormLayout,
@@ -28,13 +27,14 @@ from PySide6.QtWidgets import (
 )
 
 from cnnstudio.core import registry
-from cnnstudio.core.analysis import BlockInfo, Diagnostic
+from cnnstudio.core.analysis import BlockInfo
 from cnnstudio.core.blocks.base import BlockType, format_shape
 from cnnstudio.core.graph import Block, EventKind, Graph, GraphError, GraphEvent
 from cnnstudio.core.params import ParamError
 from cnnstudio.core.summary import PARAMETERS_TIP
 from cnnstudio.ui import icons, theme
 from cnnstudio.ui.document import Document
+from cnnstudio.ui.fixes import ProblemList, apply_repair
 from cnnstudio.ui.panels.param_fields import (
     MIXED,
     LineField,
@@ -62,7 +62,10 @@ def _selectable(text: str = "") -> QLabel:
 
 
 class InspectorPanel(QWidget):
-    """Parameters of the selected block(s), their numbers and their problems."""
+    """Parameters of the selected block(s), their numbers and their problems (each with a Fix
+    button where the repair is one click)."""
+
+    status_message = Signal(str)  # what a fix did, for the status bar
 
     def __init__(self, document: Document, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -73,7 +76,7 @@ class InspectorPanel(QWidget):
         self.name_field: LineField | None = None
         self._applying: ParamField | None = None
         self._facts: dict[str, QLabel] = {}
-        self.diagnostics_label: QLabel | None = None
+        self.problem_list: ProblemList | None = None
         self.title_label: QLabel | None = None
 
         self.message = QLabel(NO_SELECTION, self)
@@ -144,7 +147,7 @@ class InspectorPanel(QWidget):
         self.fields = {}
         self.name_field = None
         self._facts = {}
-        self.diagnostics_label = None
+        self.problem_list = None
         self.title_label = None
         old = self.scroll.takeWidget()
         if old is not None:
@@ -191,9 +194,10 @@ class InspectorPanel(QWidget):
         self._facts["MACs"].setToolTip("Multiply-accumulates for one image")
         self._facts["Parameters"].setToolTip(PARAMETERS_TIP)
         outer.addLayout(facts)
-        self.diagnostics_label = _selectable()
-        self.diagnostics_label.setTextFormat(Qt.RichText)
-        outer.addWidget(self.diagnostics_label)
+        self.problem_list = ProblemList()
+        self.problem_list.fix_chosen.connect(
+            lambda diagnostic: self.status_message.emit(apply_repair(self.document, diagnostic)))
+        outer.addWidget(self.problem_list)
         outer.addStretch(1)
         self.scroll.setWidget(content)
 
@@ -280,9 +284,9 @@ class InspectorPanel(QWidget):
         for row, label in self._facts.items():
             label.setText(facts[row])
         diagnostics = [d for d in analysis.diagnostics if d.block_id in set(self._ids)]
-        if self.diagnostics_label is not None:
-            self.diagnostics_label.setText(_diagnostics_html(diagnostics))
-            self.diagnostics_label.setVisible(bool(diagnostics))
+        if self.problem_list is not None:
+            self.problem_list.set_diagnostics(diagnostics, self.document.graph)
+            self.problem_list.setVisible(bool(diagnostics))
 
     def _on_graph_event(self, event: GraphEvent) -> None:
         if not self._ids or event.block_id not in self._ids:
@@ -380,15 +384,3 @@ def _params_text(info: BlockInfo) -> str:
     return (f"{text}  ({info.trainable:,} trainable, {info.non_trainable:,} non-trainable: "
             f"{' + '.join(kept)})")
 
-
-def _diagnostics_html(diagnostics: list[Diagnostic]) -> str:
-    current = theme.current()
-    parts = []
-    for diagnostic in diagnostics:
-        colour = current.error if diagnostic.is_error else current.warning
-        mark = "Error" if diagnostic.is_error else "Warning"
-        fix = (f"<br><span style='color:{current.subtext.name()}'>Fix: "
-               f"{escape(diagnostic.fix)}</span>" if diagnostic.fix else "")
-        parts.append(f"<p style='margin:0 0 6px 0'><b style='color:{colour.name()}'>{mark}:</b> "
-                     f"{escape(diagnostic.message)}{fix}</p>")
-    return "".join(parts)

@@ -18,6 +18,7 @@ from PySide6.QtCore import (
     QEvent,
     QModelIndex,
     QPersistentModelIndex,
+    QPoint,
     QRect,
     QSize,
     Qt,
@@ -26,9 +27,12 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QFont, QIcon, QPainter, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QHBoxLayout,
     QHeaderView,
     QLabel,
     QListView,
+    QMenu,
+    QPushButton,
     QStyle,
     QStyledItemDelegate,
     QStyleOptionViewItem,
@@ -37,7 +41,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cnnstudio.core import registry
+from cnnstudio.core import registry, repairs
 from cnnstudio.core.analysis import Diagnostic
 from cnnstudio.core.summary import (
     COLUMNS,
@@ -49,10 +53,12 @@ from cnnstudio.core.summary import (
 )
 from cnnstudio.ui import icons, theme
 from cnnstudio.ui.document import Document
+from cnnstudio.ui.fixes import apply_all_repairs, apply_repair
 
 BLOCK_ID_ROLE = Qt.UserRole + 1
 LAYER_COLUMN = 1
 TOTAL_LABEL = "Total"
+FIX_HINT = "Double-click a problem to apply its fix; right-click for more."
 TABLE_STYLE = "QTableView::item { padding: 0px 6px; } QHeaderView::section { padding: 2px 6px; }"
 _Index = QModelIndex | QPersistentModelIndex
 _ROOT = QModelIndex()
@@ -264,10 +270,18 @@ class ProblemsModel(QAbstractListModel):
             return diagnostic.block_id
         if role == Qt.ToolTipRole:
             fix = f"\nFix: {diagnostic.fix}" if diagnostic.fix else ""
-            return f"{diagnostic.severity.capitalize()}: {diagnostic.message}{fix}"
+            apply = f"\n\n{FIX_HINT}" if repairs.can_repair(diagnostic) else ""
+            return f"{diagnostic.severity.capitalize()}: {diagnostic.message}{fix}{apply}"
         if role == Qt.UserRole:
             return diagnostic
         return None
+
+
+def _fix_line(diagnostic: Diagnostic) -> str:
+    """The row's second line; a one-click fix says how to apply it (and shows in the link
+    colour)."""
+    apply = "  (double-click to apply)" if repairs.can_repair(diagnostic) else ""
+    return f"Fix: {diagnostic.fix}{apply}"
 
 
 class _ProblemDelegate(QStyledItemDelegate):
@@ -288,7 +302,7 @@ class _ProblemDelegate(QStyledItemDelegate):
         metrics = option.fontMetrics
         flags = int(Qt.TextWordWrap)
         message = metrics.boundingRect(QRect(0, 0, width, 10_000), flags, diagnostic.message)
-        fix = (metrics.boundingRect(QRect(0, 0, width, 10_000), flags, f"Fix: {diagnostic.fix}")
+        fix = (metrics.boundingRect(QRect(0, 0, width, 10_000), flags, _fix_line(diagnostic))
                if diagnostic.fix else QRect())
         return message, fix
 
@@ -312,7 +326,9 @@ class _ProblemDelegate(QStyledItemDelegate):
         selected = bool(option.state & QStyle.State_Selected)
         palette = option.palette
         text_colour = palette.color(QPalette.HighlightedText if selected else QPalette.Text)
-        fix_colour = text_colour if selected else theme.current().subtext
+        fix_colour = text_colour if selected else (
+            theme.current().selection if repairs.can_repair(diagnostic)
+            else theme.current().subtext)
         icons.severity_icon(diagnostic.severity).paint(
             painter, QRect(rect.left(), rect.top() + 1, self.ICON, self.ICON))
         left = rect.left() + self.ICON + self.PADDING
@@ -325,15 +341,17 @@ class _ProblemDelegate(QStyledItemDelegate):
         if diagnostic.fix:
             painter.setPen(fix_colour)
             painter.drawText(QRect(left, rect.top() + message.height() + 2, width, fix.height()),
-                             int(Qt.TextWordWrap), f"Fix: {diagnostic.fix}")
+                             int(Qt.TextWordWrap), _fix_line(diagnostic))
         painter.restore()
 
 
 class ProblemsPanel(QWidget):
-    """Every diagnostic of the network, errors first; click one to go to its block."""
+    """Every diagnostic of the network, errors first. Click one to go to its block; a
+    double-click, the row's menu or Fix All applies one-click repairs (ui/fixes.py)."""
 
     block_activated = Signal(str)
     count_changed = Signal(int, int)  # errors, warnings
+    status_message = Signal(str)  # what a fix did, for the status bar
 
     def __init__(self, document: Document, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -353,13 +371,28 @@ class ProblemsPanel(QWidget):
         self.empty_label.setWordWrap(True)
         self.empty_label.setAlignment(Qt.AlignCenter)
         self.empty_label.setEnabled(False)
+        self.fix_all_button = QPushButton(self)
+        self.fix_all_button.setToolTip("Apply every one-click fix, as one undo step")
+        self.fix_all_button.clicked.connect(self.fix_all)
+        self.hint_label = QLabel(FIX_HINT, self)
+        self.hint_label.setEnabled(False)
+        self.hint_label.setWordWrap(True)
+        bar = QHBoxLayout()
+        bar.setContentsMargins(6, 2, 6, 0)
+        bar.addWidget(self.hint_label, 1)
+        bar.addWidget(self.fix_all_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        layout.addLayout(bar)
         layout.addWidget(self.view, 1)
         layout.addWidget(self.empty_label, 1)
         self._counts = (-1, -1)
         self.view.clicked.connect(self._on_clicked)
         self.view.activated.connect(self._on_clicked)
+        self.view.doubleClicked.connect(self._on_double_clicked)
+        self.view.setContextMenuPolicy(Qt.CustomContextMenu)
+        self.view.customContextMenuRequested.connect(self._show_row_menu)
         document.analysis_changed.connect(self.refresh)
         self.refresh()
 
@@ -378,6 +411,10 @@ class ProblemsPanel(QWidget):
         empty = not errors and not warnings
         self.view.setVisible(not empty)
         self.empty_label.setVisible(empty)
+        fixable = len(repairs.repairable(errors + warnings))
+        self.fix_all_button.setText(f"Fix All ({fixable})")
+        self.fix_all_button.setVisible(fixable > 0)
+        self.hint_label.setVisible(fixable > 0)
         counts = (len(errors), len(warnings))
         if counts != self._counts:
             self._counts = counts
@@ -387,3 +424,38 @@ class ProblemsPanel(QWidget):
         block_id = index.data(BLOCK_ID_ROLE)
         if block_id:
             self.block_activated.emit(block_id)
+
+    def _on_double_clicked(self, index: QModelIndex) -> None:
+        diagnostic = index.data(Qt.UserRole)
+        if diagnostic is not None and repairs.can_repair(diagnostic):
+            self.fix(diagnostic)
+
+    def fix(self, diagnostic: Diagnostic) -> None:
+        self.status_message.emit(apply_repair(self.document, diagnostic))
+
+    def fix_all(self) -> None:
+        self.status_message.emit(apply_all_repairs(self.document))
+
+    def row_menu(self, index: QModelIndex) -> QMenu | None:
+        """The menu of one problem: Fix (when it has a repair) and Go to Block."""
+        diagnostic: Diagnostic | None = index.data(Qt.UserRole)
+        if diagnostic is None:
+            return None
+        menu = QMenu(self)
+        if repairs.can_repair(diagnostic):
+            fix = menu.addAction(f"Fix: {diagnostic.fix}")
+            fix.triggered.connect(lambda _checked=False, d=diagnostic: self.fix(d))
+        block_id = diagnostic.block_id
+        if block_id:
+            go = menu.addAction("Go to Block")
+            go.triggered.connect(lambda _checked=False: self.block_activated.emit(block_id))
+        if not menu.actions():
+            menu.deleteLater()
+            return None
+        return menu
+
+    def _show_row_menu(self, pos: QPoint) -> None:
+        menu = self.row_menu(self.view.indexAt(pos))
+        if menu is not None:
+            menu.exec(self.view.viewport().mapToGlobal(pos))
+            menu.deleteLater()
