@@ -3,6 +3,10 @@
 The graph is the one source of truth. Views listen to its events; undo commands call its
 methods. It knows nothing of torch or Qt.
 
+Reusable modules live here too, as storage only: definitions (`ModuleDef`) and instances
+(`ModuleInstance`, a named group of ordinary blocks) with their events; the graph itself stays
+flat, and `modules.py` holds the logic that makes and edits them.
+
 It is also the one place for the graph's roles: which block is the Input (`input_block`),
 which Output is the main one that predicts (`main_output`; an auxiliary Output only helps
 training) and what a block depends on (`ancestors`). Events are typed (`EventKind`) and every
@@ -18,6 +22,14 @@ from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 from cnnstudio.core import registry
 from cnnstudio.core.grid import STEP_Y
+from cnnstudio.core.module_types import (
+    ModuleDef,
+    ModuleInstance,
+    changed_fields,
+    definition_problem,
+    member_problem,
+    placed,
+)
 from cnnstudio.core.params import ParamError
 
 _ID_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -78,6 +90,14 @@ class EventKind(Enum):
     BLOCK_MOVED = "block_moved"  # changes: {"position": ((x, y), (x, y))}
     EDGE_ADDED = "edge_added"  # edge
     EDGE_REMOVED = "edge_removed"  # edge
+    MODULE_ADDED = "module_added"  # module_id; module: the new instance; index: its place
+    MODULE_REMOVED = "module_removed"  # module_id; module: the removed instance; index
+    # module_id; changes: {"name" | "collapsed" | "definition" | "members": (old, new)}
+    MODULE_CHANGED = "module_changed"
+    DEFINITION_ADDED = "definition_added"  # definition_id; definition; index
+    DEFINITION_REMOVED = "definition_removed"  # definition_id; definition; index
+    # definition_id; changes: {"name" | "blocks" | "connections" | "inputs" | "output": (old, new)}
+    DEFINITION_CHANGED = "definition_changed"
 
 
 @dataclass(frozen=True)
@@ -89,7 +109,11 @@ class GraphEvent:
     edge: Edge | None = None
     changes: Mapping[str, tuple[Any, Any]] = field(default_factory=dict)
     block: Block | None = None
-    index: int | None = None  # the block's place in the graph's order (added / removed)
+    index: int | None = None  # the place in the graph's order of a block, module or definition
+    module_id: str | None = None
+    module: ModuleInstance | None = None
+    definition_id: str | None = None
+    definition: ModuleDef | None = None
 
 
 Listener = Callable[[GraphEvent], None]
@@ -123,6 +147,13 @@ def _checked_name(name: str) -> str:
     return name
 
 
+def _free_id(item_id: str, taken: Mapping[str, Any]) -> str | None:
+    if not isinstance(item_id, str) or not _ID_PATTERN.match(item_id):
+        return (f"id {item_id!r} must start with a letter and hold only letters, digits and "
+                "underscores")
+    return f"the id {item_id!r} is taken" if item_id in taken else None
+
+
 def _copy(value: Any) -> Any:
     return [_copy(v) for v in value] if isinstance(value, list) else value
 
@@ -133,6 +164,9 @@ class Graph:
         self._in: dict[str, list[Edge]] = {}
         self._out: dict[str, list[Edge]] = {}
         self._edges: dict[Edge, None] = {}
+        self._modules: dict[str, ModuleInstance] = {}
+        self._definitions: dict[str, ModuleDef] = {}
+        self._module_of: dict[str, str] = {}  # member block id -> module id
         self._listeners: list[Listener] = []
         self.revision = 0  # bumped on every change; lets views cache analysis
 
@@ -314,6 +348,14 @@ class Graph:
         removed = self._in[block_id] + self._out[block_id]
         for edge in list(removed):
             self.disconnect(edge)
+        module_id = self._module_of.get(block_id)
+        if module_id is not None:  # the block leaves its module (which goes with its last block)
+            module = self._modules[module_id]
+            members = {r: b for r, b in module.members.items() if b != block_id}
+            if members:
+                self.change_module(module_id, members=members)
+            else:
+                self.remove_module(module_id)
         index = list(self._blocks).index(block_id)
         del self._blocks[block_id], self._in[block_id], self._out[block_id]
         self._emit(GraphEvent(EventKind.BLOCK_REMOVED, block_id, block=block.copy(), index=index))
@@ -434,6 +476,117 @@ class Graph:
                               changes={"collapsed": (old, bool(collapsed))}))
         return old
 
+    # -- modules: storage and events (the logic is modules.py) ------------------------------
+
+    @property
+    def modules(self) -> list[ModuleInstance]:
+        return list(self._modules.values())
+
+    @property
+    def definitions(self) -> list[ModuleDef]:
+        return list(self._definitions.values())
+
+    def module(self, module_id: str) -> ModuleInstance:
+        if module_id not in self._modules:
+            raise GraphError(f"there is no module with id {module_id!r}")
+        return self._modules[module_id]
+
+    def definition(self, definition_id: str) -> ModuleDef:
+        if definition_id not in self._definitions:
+            raise GraphError(f"there is no module definition with id {definition_id!r}")
+        return self._definitions[definition_id]
+
+    def module_of(self, block_id: str) -> ModuleInstance | None:
+        """The module a block belongs to, or None (a block is in one module at most)."""
+        module_id = self._module_of.get(block_id)
+        return None if module_id is None else self._modules[module_id]
+
+    def instances_of(self, definition_id: str) -> list[ModuleInstance]:
+        return [m for m in self._modules.values() if m.definition == definition_id]
+
+    def add_definition(self, definition: ModuleDef, index: int | None = None) -> None:
+        problem = _free_id(definition.id, self._definitions) or definition_problem(definition)
+        if problem:
+            raise GraphError(problem)
+        self._definitions = placed(self._definitions, definition.id, definition, index)
+        self._emit(GraphEvent(EventKind.DEFINITION_ADDED, definition_id=definition.id,
+                              definition=definition, index=index))
+
+    def remove_definition(self, definition_id: str) -> ModuleDef:
+        """Remove a definition no module uses (dissolve or delete its modules first)."""
+        definition = self.definition(definition_id)
+        users = ", ".join(repr(m.name) for m in self.instances_of(definition_id))
+        if users:
+            raise GraphError(f"module {definition.name!r} is still used by {users}")
+        index = list(self._definitions).index(definition_id)
+        del self._definitions[definition_id]
+        self._emit(GraphEvent(EventKind.DEFINITION_REMOVED, definition_id=definition_id,
+                              definition=definition, index=index))
+        return definition
+
+    def change_definition(self, definition_id: str, **fields: Any) -> ModuleDef:
+        """Replace fields of a definition (name, blocks, connections, inputs, output); every
+        module using it must still fit it. Returns the definition as it was."""
+        old = self.definition(definition_id)
+        new = replace(old, **fields)
+        problems = [self._member_problem(m, new) for m in self.instances_of(definition_id)]
+        problem = definition_problem(new) or next(filter(None, problems), None)
+        if problem:
+            raise GraphError(problem)
+        if changes := changed_fields(old, new, fields):
+            self._definitions[definition_id] = new
+            self._emit(GraphEvent(EventKind.DEFINITION_CHANGED, definition_id=definition_id,
+                                  changes=changes))
+        return old
+
+    def add_module(self, module: ModuleInstance, index: int | None = None) -> None:
+        module = replace(module, members=dict(module.members))
+        problem = _free_id(module.id, self._modules) or self._member_problem(module)
+        if problem:
+            raise GraphError(problem)
+        self._modules = placed(self._modules, module.id, module, index)
+        self._module_of.update(dict.fromkeys(module.members.values(), module.id))
+        self._emit(GraphEvent(EventKind.MODULE_ADDED, module_id=module.id, module=module,
+                              index=index))
+
+    def remove_module(self, module_id: str) -> ModuleInstance:
+        """Remove the grouping; the blocks stay. Returns the removed module."""
+        module = self.module(module_id)
+        index = list(self._modules).index(module_id)
+        del self._modules[module_id]
+        for block_id in module.members.values():
+            del self._module_of[block_id]
+        self._emit(GraphEvent(EventKind.MODULE_REMOVED, module_id=module_id, module=module,
+                              index=index))
+        return module
+
+    def change_module(self, module_id: str, **fields: Any) -> ModuleInstance:
+        """Replace fields of a module (name, collapsed, definition, members); returns it as
+        it was."""
+        old = self.module(module_id)
+        new = replace(old, **{**fields, "members": dict(fields.get("members", old.members))})
+        problem = self._member_problem(new)
+        if problem:
+            raise GraphError(problem)
+        if changes := changed_fields(old, new, fields):
+            self._modules[module_id] = new
+            for block_id in old.members.values():
+                del self._module_of[block_id]
+            self._module_of.update(dict.fromkeys(new.members.values(), module_id))
+            self._emit(GraphEvent(EventKind.MODULE_CHANGED, module_id=module_id,
+                                  changes=changes))
+        return old
+
+    def _member_problem(self, module: ModuleInstance, definition: ModuleDef | None = None) -> \
+            str | None:
+        """Why a module does not fit the graph or its definition (default: its own)."""
+        def other_owner(block_id: str) -> str | None:
+            owner = self._module_of.get(block_id)
+            return None if owner in (None, module.id) else self._modules[owner].name
+
+        definition = definition or self._definitions.get(module.definition)
+        return member_problem(module, definition, self._blocks.get, other_owner)
+
     # -- whole-graph helpers ---------------------------------------------------------------
 
     def copy(self) -> Graph:
@@ -443,6 +596,10 @@ class Graph:
             other.insert(block.copy())
         for edge in self._edges:
             other._add_edge(edge)
+        for definition in self._definitions.values():
+            other.add_definition(definition)
+        for module in self._modules.values():
+            other.add_module(module)
         other.revision = 0
         return other
 

@@ -1,8 +1,9 @@
 """Undoable edits without Qt: record the graph events an action causes, then replay or invert.
 
 Every edit of the window (add, delete, wire, paste, insert on a wire, a parameter, a one-click
-repair, automatic layout) is a function of the graph; `record` runs it once and keeps its
-events. Undo inverts them in reverse order, redo replays them. The window's QUndoCommand only
+repair, automatic layout, every module operation of `modules.py`) is a function of the graph;
+`record` runs it once and keeps its events. Undo inverts them in reverse order, redo replays
+them. The window's QUndoCommand only
 wraps an Edit, so undo and redo change the model and nothing else; the scene follows the
 graph's events like after any other change.
 """
@@ -77,8 +78,7 @@ def _replay_edge(graph: Graph, event: GraphEvent, forward: bool) -> None:
 def _values(event: GraphEvent, forward: bool) -> tuple[str, dict[str, Any]]:
     """The block and the values to set: the new ones forward, the old ones backward."""
     assert event.block_id is not None
-    index = 1 if forward else 0
-    return event.block_id, {name: pair[index] for name, pair in event.changes.items()}
+    return event.block_id, _fields(event, forward)
 
 
 def _replay_params(graph: Graph, event: GraphEvent, forward: bool) -> None:
@@ -100,6 +100,40 @@ def _replay_move(graph: Graph, event: GraphEvent, forward: bool) -> None:
     graph.move(block_id, *values["position"])
 
 
+def _replay_module(graph: Graph, event: GraphEvent, forward: bool) -> None:
+    """A module added forward or removed backward: put it back; otherwise take it out."""
+    if (event.kind is EventKind.MODULE_ADDED) == forward:
+        assert event.module is not None
+        graph.add_module(event.module, event.index)
+    else:
+        assert event.module_id is not None
+        graph.remove_module(event.module_id)
+
+
+def _replay_module_change(graph: Graph, event: GraphEvent, forward: bool) -> None:
+    assert event.module_id is not None
+    graph.change_module(event.module_id, **_fields(event, forward))
+
+
+def _replay_definition(graph: Graph, event: GraphEvent, forward: bool) -> None:
+    if (event.kind is EventKind.DEFINITION_ADDED) == forward:
+        assert event.definition is not None
+        graph.add_definition(event.definition, event.index)
+    else:
+        assert event.definition_id is not None
+        graph.remove_definition(event.definition_id)
+
+
+def _replay_definition_change(graph: Graph, event: GraphEvent, forward: bool) -> None:
+    assert event.definition_id is not None
+    graph.change_definition(event.definition_id, **_fields(event, forward))
+
+
+def _fields(event: GraphEvent, forward: bool) -> dict[str, Any]:
+    index = 1 if forward else 0
+    return {name: pair[index] for name, pair in event.changes.items()}
+
+
 Replay = Callable[[Graph, GraphEvent, bool], None]
 
 # Checked complete when this module loads: an EventKind without a replay fails every import.
@@ -112,6 +146,12 @@ REPLAY: dict[EventKind, Replay | None] = event_handlers("history", {
     EventKind.BLOCK_RENAMED: _replay_rename,
     EventKind.BLOCK_COLLAPSED: _replay_collapse,
     EventKind.BLOCK_MOVED: _replay_move,
+    EventKind.MODULE_ADDED: _replay_module,
+    EventKind.MODULE_REMOVED: _replay_module,
+    EventKind.MODULE_CHANGED: _replay_module_change,
+    EventKind.DEFINITION_ADDED: _replay_definition,
+    EventKind.DEFINITION_REMOVED: _replay_definition,
+    EventKind.DEFINITION_CHANGED: _replay_definition_change,
 })
 
 

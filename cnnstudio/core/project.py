@@ -12,14 +12,22 @@ import copy
 import dataclasses
 import errno
 import json
-import math
 import os
 import stat
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 from cnnstudio.core import files, registry
+from cnnstudio.core.file_checks import (
+    list_field,
+    ordered_params,
+    read_block_params,
+    read_block_type,
+    read_position,
+    show,
+)
 from cnnstudio.core.graph import Block, Edge, Graph, GraphError
+from cnnstudio.core.module_files import modules_to_dict, read_modules
 from cnnstudio.core.settings import DATASET, TRAINING, SettingsGroup
 
 FORMAT = "cnnstudio-project"
@@ -29,7 +37,6 @@ MAX_FILE_BYTES = 64 * 1024 * 1024
 MAX_BLOCKS = 10_000
 MAX_CONNECTIONS = 50_000
 MAX_PORT = 65_535
-MAX_COORDINATE = 1e9
 MAX_LISTED_PROBLEMS = 20
 MAX_NAME = 200
 DEFAULT_NAME = "Untitled"  # a network nobody named: it takes its file's name (name_from_file)
@@ -115,10 +122,12 @@ class Project:
 
 
 def project_to_dict(project: Project) -> dict[str, Any]:
-    """The JSON document of a project: blocks in graph order, connections sorted."""
+    """The JSON document of a project: blocks in graph order, connections sorted, then the
+    modules (only when there are any: files without modules stay as they were)."""
     graph = project.graph
     order = {block.id: i for i, block in enumerate(graph.blocks)}
     edges = sorted(graph.edges, key=lambda e: (order[e.dst], e.port, order[e.src]))
+    modules = modules_to_dict(graph)
     return {
         "format": FORMAT,
         "schema_version": SCHEMA_VERSION,
@@ -127,6 +136,7 @@ def project_to_dict(project: Project) -> dict[str, Any]:
         "template": project.template,
         "blocks": [_block_to_dict(block) for block in graph.blocks],
         "connections": [{"from": e.src, "to": e.dst, "port": e.port} for e in edges],
+        **({"modules": modules} if modules is not None else {}),
         "dataset": _ordered(DATASET, project.dataset),
         "training": _ordered(TRAINING, project.training),
         **({"weights": project.weights} if project.weights is not None else {}),
@@ -134,15 +144,12 @@ def project_to_dict(project: Project) -> dict[str, Any]:
 
 
 def _block_to_dict(block: Block) -> dict[str, Any]:
-    block_type = registry.get(block.type)
-    names = [p.name for p in block_type.params if p.name in block.params]
-    names += [n for n in block.params if n not in names]
     return {
         "id": block.id,
         "type": block.type,
-        "version": block_type.version,
+        "version": registry.get(block.type).version,
         "name": block.name,
-        "params": {n: copy.deepcopy(block.params[n]) for n in names},
+        "params": ordered_params(block.type, block.params),
         "position": [float(block.x), float(block.y)],
         "collapsed": bool(block.collapsed),
     }
@@ -353,25 +360,26 @@ def project_from_dict(data: Any) -> Project:
     template = data.get("template")
     if template is not None and not (isinstance(template, str) and len(template) <= 200):
         problems.append(f"template: expected a text of at most 200 characters or null, "
-                        f"got {_show(template)}")
+                        f"got {show(template)}")
         template = None
     weights = data.get("weights")
     if weights is not None and not (isinstance(weights, str) and 0 < len(weights) <= 1000):
         problems.append(f"weights: expected the path of a weights file or null, "
-                        f"got {_show(weights)}")
+                        f"got {show(weights)}")
         weights = None
     graph = Graph()
     notes: list[str] = []
     declared = _read_blocks(data, graph, problems, notes)
     if declared is None:  # no usable block list: every connection would be reported in vain
-        _list_field(data, "connections", MAX_CONNECTIONS, problems)
+        list_field(data, "connections", MAX_CONNECTIONS, problems)
     else:
         _read_connections(data, graph, declared, problems)
+        read_modules(data, graph, declared, problems)
     settings = {}
     for group in (DATASET, TRAINING):
         given = data.get(group.name, {})
         if not isinstance(given, dict):
-            problems.append(f"{group.name}: expected an object, got {_show(given)}")
+            problems.append(f"{group.name}: expected an object, got {show(given)}")
             given = {}
         settings[group.name] = _settings(group, given, problems)
     if problems:
@@ -383,17 +391,17 @@ def project_from_dict(data: Any) -> Project:
 def _upgrade(data: Any, problems: list[str]) -> dict[str, Any]:
     """Check format and schema version and bring older documents up to SCHEMA_VERSION."""
     if not isinstance(data, dict):
-        problems.append(f"top level: expected a JSON object, got {_show(data)}")
+        problems.append(f"top level: expected a JSON object, got {show(data)}")
         return {}
     if data.get("format") != FORMAT:
-        found = f"got {_show(data['format'])}" if "format" in data else "missing field 'format'"
+        found = f"got {show(data['format'])}" if "format" in data else "missing field 'format'"
         problems.append(f"format: not a CNN Studio project (expected {FORMAT!r}, {found})")
         return data
     version = data.get("schema_version")
     if "schema_version" not in data:
         problems.append("missing field 'schema_version'")
     elif not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        problems.append(f"schema_version: expected a positive integer, got {_show(version)}")
+        problems.append(f"schema_version: expected a positive integer, got {show(version)}")
     elif version > SCHEMA_VERSION:
         problems.append(
             f"schema_version: this file was saved by a newer CNN Studio (schema {version}; "
@@ -428,14 +436,14 @@ def _read_blocks(data: dict[str, Any], graph: Graph, problems: list[str],
     network of 32 filters without a word.
     """
     declared: set[str] = set()
-    blocks = _list_field(data, "blocks", MAX_BLOCKS, problems)
+    blocks = list_field(data, "blocks", MAX_BLOCKS, problems)
     if blocks is None:
         return None
     first_index: dict[str, int] = {}
     for index, entry in enumerate(blocks):
         where = f"blocks[{index}]"
         if not isinstance(entry, dict):
-            problems.append(f"{where}: expected an object, got {_show(entry)}")
+            problems.append(f"{where}: expected an object, got {show(entry)}")
             continue
         usable = True
         block_id = entry.get("id")
@@ -443,7 +451,7 @@ def _read_blocks(data: dict[str, Any], graph: Graph, problems: list[str],
             problems.append(f"{where}: missing field 'id'")
             usable = False
         elif not isinstance(block_id, str):
-            problems.append(f"{where}.id: expected a text, got {_show(block_id)}")
+            problems.append(f"{where}.id: expected a text, got {show(block_id)}")
             usable = False
         elif block_id in first_index:
             problems.append(f"{where}.id: duplicate id {block_id!r} "
@@ -452,19 +460,19 @@ def _read_blocks(data: dict[str, Any], graph: Graph, problems: list[str],
         else:
             first_index[block_id] = index
             declared.add(block_id)
-        block_type = _block_type(entry, where, problems)
+        block_type = read_block_type(entry, where, problems)
         if block_type is None:
             usable = False
-        params, missing = _block_params(entry, where, block_type, problems)
+        params, missing = read_block_params(entry, where, block_type, problems)
         name = entry.get("name", block_id[:64] if isinstance(block_id, str) else "block")
         if not isinstance(name, str) or not name.strip() or len(name) > 64:
             problems.append(f"{where}.name: expected a name of 1 to 64 characters, "
-                            f"got {_show(name)}")
+                            f"got {show(name)}")
             name = "block"
-        x, y = _position(entry, where, problems)
+        x, y = read_position(entry, where, problems)
         collapsed = entry.get("collapsed", False)
         if not isinstance(collapsed, bool):
-            problems.append(f"{where}.collapsed: expected true or false, got {_show(collapsed)}")
+            problems.append(f"{where}.collapsed: expected true or false, got {show(collapsed)}")
             collapsed = False
         if not usable or block_type is None:
             continue
@@ -481,7 +489,7 @@ def _read_blocks(data: dict[str, Any], graph: Graph, problems: list[str],
 def _defaults_note(name: str, missing: Sequence[str], params: Mapping[str, Any]) -> str:
     """'conv_1: 'filters' was missing; using 32' (several: 'a' and 'b' were …; using 1 and 2)."""
     names = _and([repr(n) for n in missing])
-    values = _and([_show(params[n]) for n in missing])
+    values = _and([show(params[n]) for n in missing])
     verb = "was" if len(missing) == 1 else "were"
     return f"{name}: {names} {verb} missing; using {values}"
 
@@ -499,71 +507,14 @@ def _capped(notes: list[str]) -> list[str]:
         "their defaults"]
 
 
-def _block_type(entry: dict[str, Any], where: str, problems: list[str]) -> Any:
-    if "type" not in entry:
-        problems.append(f"{where}: missing field 'type'")
-        return None
-    type_id = entry["type"]
-    if not isinstance(type_id, str):
-        problems.append(f"{where}.type: expected a block type name, got {_show(type_id)}")
-        return None
-    if not registry.is_known(type_id):
-        problems.append(f"{where}.type: {registry.UnknownBlockType(type_id)}")
-        return None
-    block_type = registry.get(type_id)
-    version = entry.get("version", 1)
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        problems.append(f"{where}.version: expected a positive integer, got {_show(version)}")
-    elif version > block_type.version:
-        problems.append(
-            f"{where}.version: this {block_type.display_name} block was saved by a newer CNN "
-            f"Studio ({type_id} version {version}; this version knows {type_id} version "
-            f"{block_type.version}): update CNN Studio to open it"
-        )
-        return None
-    return block_type
-
-
-def _block_params(
-    entry: dict[str, Any], where: str, block_type: Any, problems: list[str]
-) -> tuple[dict[str, Any], list[str]]:
-    """The block's parameters, checked, and the names of those the file left out."""
-    params = entry.get("params", {})
-    if not isinstance(params, dict):
-        problems.append(f"{where}.params: expected an object, got {_show(params)}")
-        return (block_type.defaults() if block_type else {}), []
-    if block_type is None:
-        return {}, []
-    values, found = block_type.normalize(params)
-    problems.extend(f"{where}.params.{param}: {message}" for param, message in found)
-    # a parameter added after the file was written takes its default without a note: the
-    # default is what the block did before the parameter existed
-    return values, [spec.name for spec in block_type.params
-                    if spec.name not in params and spec.name not in block_type.added_params]
-
-
-def _position(entry: dict[str, Any], where: str, problems: list[str]) -> tuple[float, float]:
-    position = entry.get("position", [0.0, 0.0])
-    ok = (
-        isinstance(position, list)
-        and len(position) == 2
-        and all(_is_number(v) and math.isfinite(v) and abs(v) <= MAX_COORDINATE for v in position)
-    )
-    if not ok:
-        problems.append(f"{where}.position: expected two finite numbers between -1e9 and 1e9, "
-                        f"got {_show(position)}")
-        return 0.0, 0.0
-    return float(position[0]), float(position[1])
-
-
 def _read_connections(
     data: dict[str, Any], graph: Graph, declared: set[str], problems: list[str]
 ) -> None:
-    connections = _list_field(data, "connections", MAX_CONNECTIONS, problems) or []
+    connections = list_field(data, "connections", MAX_CONNECTIONS, problems) or []
     for index, entry in enumerate(connections):
         where = f"connections[{index}]"
         if not isinstance(entry, dict):
-            problems.append(f"{where}: expected an object, got {_show(entry)}")
+            problems.append(f"{where}: expected an object, got {show(entry)}")
             continue
         ends: list[str | None] = []
         for key in ("from", "to"):
@@ -571,7 +522,7 @@ def _read_connections(
             if key not in entry:
                 problems.append(f"{where}: missing field {key!r}")
             elif not isinstance(value, str):
-                problems.append(f"{where}.{key}: expected a block id, got {_show(value)}")
+                problems.append(f"{where}.{key}: expected a block id, got {show(value)}")
             elif value not in graph:
                 if value not in declared:  # a declared but unusable block was reported already
                     problems.append(f"{where}.{key}: no block has id {value!r}")
@@ -583,7 +534,7 @@ def _read_connections(
         if port is not None and (not isinstance(port, int) or isinstance(port, bool)
                                  or not 0 <= port <= MAX_PORT):
             problems.append(f"{where}.port: expected an integer from 0 to {MAX_PORT:,}, "
-                            f"got {_show(port)}")
+                            f"got {show(port)}")
             continue
         src, dst = ends
         if src is None or dst is None:
@@ -620,45 +571,13 @@ def _settings(group: SettingsGroup, given: Mapping[str, Any], problems: list[str
 # -- small helpers -------------------------------------------------------------------------
 
 
-def _list_field(
-    data: dict[str, Any], key: str, limit: int, problems: list[str]
-) -> list[Any] | None:
-    if key not in data:
-        problems.append(f"missing field {key!r}")
-        return None
-    value = data[key]
-    if not isinstance(value, list):
-        problems.append(f"{key}: expected a list, got {_show(value)}")
-        return None
-    if len(value) > limit:
-        problems.append(f"{key}: a project holds at most {limit:,} {key}, this one {len(value):,}")
-        return None
-    return value
-
-
 def _text(data: dict[str, Any], key: str, default: str, limit: int, problems: list[str]) -> str:
     value = data.get(key, default)
     if not isinstance(value, str) or len(value) > limit:
         problems.append(f"{key}: expected a text of at most {limit:,} characters, "
-                        f"got {_show(value)}")
+                        f"got {show(value)}")
         return default
     return value
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _show(value: Any) -> str:
-    """Short text for a value in a message: 'abc', [0, 3], true, null, NaN."""
-    if isinstance(value, str):
-        text = repr(value)
-    else:
-        try:
-            text = json.dumps(value, ensure_ascii=False)[:200]
-        except (TypeError, ValueError, RecursionError):
-            text = f"a {type(value).__name__}"
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _count(problems: Sequence[str]) -> str:

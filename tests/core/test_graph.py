@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cnnstudio.core import registry
+from cnnstudio.core import modules, registry
 from cnnstudio.core.analysis import analyze
 from cnnstudio.core.graph import Edge, EventKind, Graph, GraphError, GraphEvent, event_handlers
 from cnnstudio.core.templates import build_template
@@ -269,11 +269,16 @@ def test_every_kind_of_edit_emits_its_typed_event():
     g = Graph()
     seen: list[GraphEvent] = []
     g.subscribe(seen.append)
-    inp, conv = g.chain([("Input", {}), ("Conv2D", {})])
+    inp, conv, relu = g.chain([("Input", {}), ("Conv2D", {}), ("Activation", {})])
     g.set_params(conv.id, {"filters": 4})
     g.rename(conv.id, "c")
     g.set_collapsed(conv.id, True)
     g.move(conv.id, 5, 5)
+    module = modules.make_module(g, [conv.id, relu.id], "pair")
+    modules.rename_definition(g, module.definition, "pairs")
+    modules.set_module_collapsed(g, module.id, True)
+    modules.dissolve(g, module.id)
+    g.remove_definition(module.definition)
     g.disconnect(g.edges[0])
     g.remove_block(conv.id)
     assert all(isinstance(e.kind, EventKind) for e in seen)

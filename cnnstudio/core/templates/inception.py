@@ -1,8 +1,13 @@
-"""Inception networks: GoogLeNet (v1), a small GoogLeNet for CIFAR and one Inception v3 module."""
+"""Inception networks: GoogLeNet (v1), a small GoogLeNet for CIFAR and one Inception v3 module.
+
+Each Inception block is a collapsed module ("inception (3a)") with a definition of its own,
+as each has its own filter counts (core/modules.py); the graph itself stays flat.
+"""
 
 from __future__ import annotations
 
 from cnnstudio.core.graph import Graph
+from cnnstudio.core.modules import make_module
 from cnnstudio.core.templates.base import (
     STEP_X,
     Builder,
@@ -46,10 +51,19 @@ SMALL_MODULES: dict[str, tuple[int, int, int, int, int, int]] = {
 }
 
 
-def inception_v1(b: Builder, name: str, sizes: tuple[int, int, int, int, int, int]) -> str:
-    """Four branches (1×1; 1×1 → 3×3; 1×1 → 5×5; 3×3 max pool → 1×1), concatenated."""
+def _as_module(b: Builder, first: int, name: str) -> str:
+    """The blocks added since the graph had `first` blocks become one collapsed module with a
+    definition of its own; returns the last block's id."""
+    make_module(b.graph, [block.id for block in b.graph.blocks[first:]], name, collapsed=True)
+    return b.last
+
+
+def inception_v1(b: Builder, module: str, sizes: tuple[int, int, int, int, int, int]) -> str:
+    """Inception module `module` ("3a"): four branches (1×1; 1×1 → 3×3; 1×1 → 5×5; 3×3 max
+    pool → 1×1), concatenated; blocks "inception_3a/…", grouped as module "inception (3a)"."""
     n1, r3, n3, r5, n5, proj = sizes
-    return b.branches(
+    name, first = f"inception_{module}", len(b.graph)
+    b.branches(
         [
             [conv(f"{name}/1x1", n1, 1)],
             [conv(f"{name}/3x3_reduce", r3, 1), conv(f"{name}/3x3", n3, 3, padding="same")],
@@ -61,6 +75,7 @@ def inception_v1(b: Builder, name: str, sizes: tuple[int, int, int, int, int, in
         ],
         concat(f"{name}/output"),
     )
+    return _as_module(b, first, f"inception ({module})")
 
 
 def aux_head(
@@ -101,16 +116,16 @@ def build_googlenet(input_shape: InputShape, classes: int) -> Graph:
         pool("pool2/3x3_s2", 3, stride=2, padding="same"),
     )
     for module in ("3a", "3b"):
-        inception_v1(b, f"inception_{module}", GOOGLENET_MODULES[module])
+        inception_v1(b, module, GOOGLENET_MODULES[module])
     b.then(pool("pool3/3x3_s2", 3, stride=2, padding="same"))
     for module in ("4a", "4b", "4c", "4d", "4e"):
-        end = inception_v1(b, f"inception_{module}", GOOGLENET_MODULES[module])
+        end = inception_v1(b, module, GOOGLENET_MODULES[module])
         if module in ("4a", "4d"):
             head = "loss1" if module == "4a" else "loss2"
             aux_head(b, end, head, classes, filters=128, units=1024)
     b.then(pool("pool4/3x3_s2", 3, stride=2, padding="same"))
     for module in ("5a", "5b"):
-        inception_v1(b, f"inception_{module}", GOOGLENET_MODULES[module])
+        inception_v1(b, module, GOOGLENET_MODULES[module])
     b.then(
         global_pool("pool5/global_avg"),
         dropout("pool5/drop", 0.4),
@@ -128,11 +143,11 @@ def build_inception_small(input_shape: InputShape, classes: int) -> Graph:
         pool("pool1/3x3_s2", 3, stride=2, padding="same"),
     )
     for module in ("3a", "3b"):
-        inception_v1(b, f"inception_{module}", SMALL_MODULES[module])
+        inception_v1(b, module, SMALL_MODULES[module])
     b.then(pool("pool2/3x3_s2", 3, stride=2, padding="same"))
-    end = inception_v1(b, "inception_4a", SMALL_MODULES["4a"])
+    end = inception_v1(b, "4a", SMALL_MODULES["4a"])
     aux_head(b, end, "aux", classes, filters=64, units=256)
-    inception_v1(b, "inception_4b", SMALL_MODULES["4b"])
+    inception_v1(b, "4b", SMALL_MODULES["4b"])
     b.then(
         global_pool("global_avg"),
         dropout("drop", 0.4),
@@ -143,9 +158,11 @@ def build_inception_small(input_shape: InputShape, classes: int) -> Graph:
 
 
 def inception_v3_module(b: Builder, name: str, mid: int = 128, out: int = 192) -> str:
-    """Figure 6 of Szegedy et al. (2015) with n = 7: 7×7 convolutions factorised as 1×7, 7×1."""
+    """Figure 6 of Szegedy et al. (2015) with n = 7: 7×7 convolutions factorised as 1×7, 7×1;
+    grouped as the module "<name> (v3)"."""
     same = "same"
-    return b.branches(
+    first = len(b.graph)
+    b.branches(
         [
             [conv(f"{name}/1x1", out, 1)],
             [
@@ -167,6 +184,7 @@ def inception_v3_module(b: Builder, name: str, mid: int = 128, out: int = 192) -
         ],
         concat(f"{name}/output"),
     )
+    return _as_module(b, first, f"{name} (v3)")
 
 
 def build_inception_v3_module(input_shape: InputShape, classes: int) -> Graph:

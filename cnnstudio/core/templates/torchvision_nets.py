@@ -6,7 +6,9 @@ name (cnnstudio.nn.module_weights); blocks without a torch module (an Add for "+
 applied again, Flatten for torch.flatten) get descriptive names ("layer1.0.add",
 "layer1.0.relu_2"). Layers, order, padding, bias and BatchNorm settings are torchvision's, so a
 graph at 3×224×224 with 1000 classes computes what torchvision's model computes. Positions come
-from the automatic layered layout.
+from the automatic layered layout. Each BasicBlock, Bottleneck and InvertedResidual is a
+collapsed module ("layer1.0", "features.3"); blocks that are the same (types, parameters and
+wires) share one definition ("BasicBlock 64→64"), so a shared edit changes all of them.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 from cnnstudio.core.graph import Graph
 from cnnstudio.core.layout import layered_layout
+from cnnstudio.core.modules import make_module
 from cnnstudio.core.templates.base import Builder, InputShape, Spec, Template
 from cnnstudio.core.templates.imagenet import VGG_CONFIGS, vgg_pool_padding
 
@@ -113,7 +116,17 @@ OUTPUT: Spec = ("Output", {}, "output")
 
 
 class _Net(Builder):
-    """Blocks wired by hand (residuals, Fire modules), laid out at the end."""
+    """Blocks wired by hand (residuals, Fire modules), laid out at the end, when the blocks
+    marked with `group` become modules."""
+
+    def __init__(self, input_shape: InputShape) -> None:
+        super().__init__(input_shape)
+        self._groups: list[tuple[str, list[str], str]] = []
+
+    def group(self, name: str, first: int, definition_name: str) -> None:
+        """The blocks added since the graph had `first` blocks, all named "<name>.<role>",
+        become module `name` (made after the layout, sharing definitions of equal blocks)."""
+        self._groups.append((name, [b.id for b in self.graph.blocks[first:]], definition_name))
 
     def add(self, spec: Spec, *sources: str) -> str:
         """A block fed by `sources`, in port order."""
@@ -131,6 +144,10 @@ class _Net(Builder):
     def laid_out(self) -> Graph:
         for block_id, (x, y) in layered_layout(self.graph).items():
             self.graph.move(block_id, x, y)
+        for name, ids, definition_name in self._groups:
+            roles = {i: self.graph.block(i).name.removeprefix(f"{name}.") for i in ids}
+            make_module(self.graph, ids, name, roles=roles, definition_name=definition_name,
+                        collapsed=True, share=True)
         return self.graph
 
 
@@ -144,7 +161,8 @@ def _classifier(net: _Net, source: str, *specs: Spec) -> Graph:
 
 def _residual(net: _Net, name: str, x: str, inplanes: int, planes: int, stride: int,
               kind: str) -> tuple[str, int]:
-    """torchvision's BasicBlock or Bottleneck (stride on the 3×3, 'ResNet v1.5')."""
+    """torchvision's BasicBlock or Bottleneck (stride on the 3×3, 'ResNet v1.5'), a module."""
+    first = len(net.graph)
     if kind == "basic":
         out = planes
         y = net.chain(
@@ -172,7 +190,10 @@ def _residual(net: _Net, name: str, x: str, inplanes: int, planes: int, stride: 
             batchnorm(f"{name}.downsample.1"),
         )
     added = net.add(merge("Add", f"{name}.add"), y, identity)
-    return net.chain(added, activation(last_relu)), out
+    end = net.chain(added, activation(last_relu))
+    net.group(name, first, f"{'BasicBlock' if kind == 'basic' else 'Bottleneck'} "
+                           f"{inplanes}→{out}{f', stride {stride}' if stride != 1 else ''}")
+    return end, out
 
 
 def build_resnet(model: str, input_shape: InputShape, classes: int) -> Graph:
@@ -218,7 +239,8 @@ def _conv_bn_relu6(name: str, filters: int, kernel: int, stride: int = 1,
 def _inverted_residual(net: _Net, name: str, x: str, inp: int, oup: int, stride: int,
                        expansion: int) -> str:
     """Expand 1×1 (when t > 1), depthwise 3×3, project 1×1 without activation; x + … when
-    the stride is 1 and the channels stay."""
+    the stride is 1 and the channels stay. A module."""
+    first = len(net.graph)
     hidden = inp * expansion
     layers: list[Spec] = []
     index = 0
@@ -230,7 +252,9 @@ def _inverted_residual(net: _Net, name: str, x: str, inp: int, oup: int, stride:
                batchnorm(f"{name}.conv.{index + 2}")]
     y = net.chain(x, *layers)
     if stride == 1 and inp == oup:
-        return net.add(merge("Add", f"{name}.add"), x, y)
+        y = net.add(merge("Add", f"{name}.add"), x, y)
+    net.group(name, first, f"InvertedResidual {inp}→{oup}"
+                           f"{f', stride {stride}' if stride != 1 else ''}")
     return y
 
 
