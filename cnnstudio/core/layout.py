@@ -1,8 +1,11 @@
 """Automatic layered layout (Sugiyama style) of a network graph. Pure: no Qt.
 
-Positions follow the template convention: x is a block's horizontal centre, y its top edge;
-the main chain runs top to bottom with a STEP_Y (110 px) step and parallel branches sit side by
-side STEP_X (220 px) apart.
+Positions follow the template convention: x is a block's horizontal centre, y its top edge.
+Top to bottom (DOWN, the default), the main chain runs down with a STEP_Y (110 px) step and
+parallel branches sit side by side STEP_X (220 px) apart. Left to right (RIGHT), the layers
+are columns RIGHT_STEP_X (300 px) apart, room for a wire to curve from a block's bottom port
+into the top of the next and for its shape label, and parallel branches sit RIGHT_STEP_Y
+(120 px) apart in a column; the ports stay at the top and bottom of the blocks.
 
 1. Layers: the longest path from the inputs, so every wire goes downward.
 2. Wires that skip layers get a placeholder in each layer they cross, so a long wire keeps a
@@ -26,6 +29,9 @@ from cnnstudio.core.grid import STEP_X, STEP_Y  # the canvas grid, also importab
 
 SWEEPS = 4
 SIDE_WEIGHT = 0.01
+DOWN, RIGHT = "down", "right"  # the directions layered_layout knows
+RIGHT_STEP_X = 300.0  # a block (190 px) and a 110 px gap between columns
+RIGHT_STEP_Y = 120.0  # a block (62 px) and the gap where a wire leaving its bottom turns
 
 
 @dataclass
@@ -38,26 +44,33 @@ class _Node:
 
 
 def layered_layout(
-    graph: Graph, step_x: float = STEP_X, step_y: float = STEP_Y
+    graph: Graph, step_x: float | None = None, step_y: float | None = None,
+    direction: str = DOWN,
 ) -> dict[str, tuple[float, float]]:
-    """Block id -> (x centre, y top) for every block of the graph."""
+    """Block id -> (x centre, y top) for every block of the graph, its layers running
+    `direction` (DOWN or RIGHT); the steps default to that direction's grid."""
+    if direction not in (DOWN, RIGHT):
+        raise ValueError(f"unknown layout direction {direction!r}: use {DOWN!r} or {RIGHT!r}")
+    down = direction == DOWN
+    step_x = step_x if step_x is not None else STEP_X if down else RIGHT_STEP_X
+    step_y = step_y if step_y is not None else STEP_Y if down else RIGHT_STEP_Y
     if len(graph) == 0:
         return {}
     rows_of = assign_layers(graph)
     nodes = _layered_nodes(graph, rows_of)
     rows = _initial_rows(graph, nodes)
     rows = _reduce_crossings(rows, nodes)
-    xs = _coordinates(rows, nodes, step_x)
+    across = step_x if down else step_y  # the step between branches of one layer
+    xs = _coordinates(rows, nodes, across)
     sources = [key for key in rows[0] if key in rows_of]
     shift = xs[sources[0]] if len(sources) == 1 else sum(xs[k] for k in rows[0]) / len(rows[0])
-    half = step_x / 2
-    return {
-        block.id: (
-            round((xs[block.id] - shift) / half) * half,
-            rows_of[block.id] * step_y,
-        )
-        for block in graph.blocks
-    }
+    half = across / 2
+    placed = {block.id: (round((xs[block.id] - shift) / half) * half,
+                         rows_of[block.id] * (step_y if down else step_x))
+              for block in graph.blocks}
+    if down:
+        return placed
+    return {block_id: (layer, branch) for block_id, (branch, layer) in placed.items()}
 
 
 def assign_layers(graph: Graph) -> dict[str, int]:

@@ -40,6 +40,7 @@ from cnnstudio.core.templates import new_project
 from cnnstudio.ui import theme
 from cnnstudio.ui.canvas import CanvasView
 from cnnstudio.ui.document import Document
+from cnnstudio.ui.fixes import apply_all_repairs, repairable_count
 from cnnstudio.ui.import_action import ImportFlow
 from cnnstudio.ui.panels.inspector import InspectorPanel
 from cnnstudio.ui.panels.palette import PalettePanel
@@ -238,10 +239,13 @@ class MainWindow(QMainWindow):
         batch = int(training.get("batch_size", 64))
         optimizer = str(training.get("optimizer", "adam"))
         memory = analysis.memory(batch, optimizer)
-        self.params_label.setText(
-            f"Parameters {analysis.total_params:,} (trainable {analysis.trainable_params:,} / "
-            f"non-trainable {analysis.non_trainable:,})")
-        self.params_label.setToolTip(PARAMETERS_TIP)
+        # short, so that messages on the left of the status bar keep their room; the whole
+        # sum is in the tooltip and the Summary dock
+        frozen = f" ({analysis.non_trainable:,} non-trainable)" if analysis.non_trainable else ""
+        self.params_label.setText(f"Parameters {analysis.total_params:,}{frozen}")
+        self.params_label.setToolTip(
+            f"{analysis.total_params:,} = {analysis.trainable_params:,} trainable + "
+            f"{analysis.non_trainable:,} non-trainable\n{PARAMETERS_TIP}")
         self.macs_label.setText(f"MACs {compact(analysis.macs)}")
         self.macs_label.setToolTip(f"{analysis.macs:,} multiply-accumulates per image")
         self.memory_label.setText(f"Training memory {format_bytes(memory.total)} (batch {batch})")
@@ -256,6 +260,8 @@ class MainWindow(QMainWindow):
         self.validity_label.setText(text)
         self.validity_label.setStyleSheet(f"color: {colour}; font-weight: bold;")
         self._set_problem_count(errors, warnings)
+        if "fix_all" in self.actions:
+            self.actions["fix_all"].setEnabled(repairable_count(self.document) > 0)
 
     def _set_problem_count(self, errors: int, warnings: int) -> None:
         count = errors + warnings
@@ -340,12 +346,20 @@ class MainWindow(QMainWindow):
                 edit.addSeparator()
             else:
                 self._canvas_action(edit, key, text)
-        self._action(edit, "find", "&Find Block…", self.palette.focus_search,
-                     [QKeySequence.StandardKey.Find], "Search the block palette")
+        self._action(edit, "find", "&Find Block…", self.find_block,
+                     [QKeySequence.StandardKey.Find], "Find a block of the network by name or type")
+        self._canvas_action(edit, "find_next", "Find &Next")
+        self._canvas_action(edit, "find_previous", "Find Pre&vious")
+        self._action(edit, "search_palette", "Search the Block Pa&lette", self.palette.focus_search,
+                     ["Ctrl+K"], "Search the palette for a block type to add")
+        edit.addSeparator()
+        self._action(edit, "fix_all", "Fi&x All Problems", self.fix_all_problems,
+                     ["Ctrl+Shift+R"], "Apply every one-click fix, as one undo step")
 
         view = bar.addMenu("&View")
         for key, text in (("zoom_in", "Zoom &In"), ("zoom_out", "Zoom &Out"), ("fit_all", "&Fit"),
-                          ("reset_zoom", "&Actual Size"), ("auto_layout", "Auto &Layout")):
+                          ("reset_zoom", "&Actual Size"), ("auto_layout", "Auto &Layout"),
+                          ("auto_layout_right", "Auto Layout Left to &Right")):
             self._canvas_action(view, key, text)
         view.addSeparator()
         health = self._action(view, "training_health", "Training &Health on the Canvas",
@@ -414,6 +428,8 @@ class MainWindow(QMainWindow):
         self.summary.block_activated.connect(self._select_block)
         self.problems.block_activated.connect(self._select_block)
         self.problems.count_changed.connect(self._set_problem_count)
+        for fixer in (self.problems, self.inspector):
+            fixer.status_message.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.palette.block_requested.connect(self.add_block)
         self.training_page.open_project_requested.connect(self.open_file)
         self.lab_page.block_added.connect(self._show_added_block)
@@ -421,6 +437,14 @@ class MainWindow(QMainWindow):
 
     def _select_block(self, block_id: str) -> None:
         self.canvas.select_blocks([block_id])
+
+    def find_block(self) -> None:
+        """Edit → Find Block…: the find bar over the network page's canvas."""
+        self.show_page("network")
+        self.canvas.find_bar.open_bar()
+
+    def fix_all_problems(self) -> None:
+        self.statusBar().showMessage(apply_all_repairs(self.document), 8000)
 
     def _show_added_block(self, block_id: str) -> None:
         """A block added from another page (the lab's first layer): show it, selected."""

@@ -5,7 +5,16 @@ from __future__ import annotations
 import pytest
 
 from cnnstudio.core.graph import Edge, Graph
-from cnnstudio.core.layout import STEP_X, STEP_Y, assign_layers, layered_layout, spaced
+from cnnstudio.core.layout import (
+    RIGHT,
+    RIGHT_STEP_X,
+    RIGHT_STEP_Y,
+    STEP_X,
+    STEP_Y,
+    assign_layers,
+    layered_layout,
+    spaced,
+)
 from cnnstudio.core.templates import TEMPLATES, build_template
 
 BLOCK_W, BLOCK_H = 190.0, 62.0  # the size the canvas draws a block
@@ -106,3 +115,25 @@ def test_spaced_keeps_order_and_gap_at_the_least_weighted_displacement():
     assert spaced([0, 100], [1, 1], 10) == [0, 100]
     heavy_left = spaced([0, 0], [100, 1], 10)
     assert heavy_left[1] - heavy_left[0] == 10 and abs(heavy_left[0]) < 0.2
+
+
+@pytest.mark.parametrize("template_id", ["googlenet", "resnet18", "inception-v3-module"])
+def test_left_to_right_puts_layers_in_columns_without_overlaps(template_id):
+    graph = build_template(template_id)
+    down = layered_layout(graph)
+    right = layered_layout(graph, direction=RIGHT)
+    assert right == layered_layout(graph, direction=RIGHT)  # deterministic
+    for block_id, (x, y) in right.items():  # the same layers, now columns
+        assert x == down[block_id][1] / STEP_Y * RIGHT_STEP_X
+    for edge in graph.edges:  # every wire goes right, into the next column or further
+        assert right[edge.dst][0] - right[edge.src][0] >= RIGHT_STEP_X
+    placed = sorted(right.values())
+    for (ax, ay), (bx, by) in zip(placed, placed[1:]):
+        if ax == bx:  # one column: stacked with a gap for the wires leaving the blocks
+            assert by - ay >= RIGHT_STEP_Y / 2 and by - ay >= BLOCK_H + 40
+    assert RIGHT_STEP_X - BLOCK_W >= 100  # room between columns for a curve and its label
+
+
+def test_an_unknown_direction_is_refused_with_the_known_ones():
+    with pytest.raises(ValueError, match="'down' or 'right'"):
+        layered_layout(build_template("lenet5"), direction="up")

@@ -334,8 +334,9 @@ def test_summary_status_bar_and_inspector_show_the_same_totals(qtbot, resnet_win
     assert total == trainable + frozen == analysis.learnable_params + frozen
 
     qtbot.waitUntil(lambda: f"{total:,}" in window.params_label.text())
-    assert window.params_label.text() == (
-        f"Parameters {total:,} (trainable {trainable:,} / non-trainable {frozen:,})")
+    assert window.params_label.text() == f"Parameters {total:,} ({frozen:,} non-trainable)"
+    assert window.params_label.toolTip().startswith(
+        f"{total:,} = {trainable:,} trainable + {frozen:,} non-trainable")
     rows = summary.model.rows
     assert rows[-1].cells[1] == TOTAL_LABEL and rows[-1].cells[4] == f"{total:,}"
     assert sum(int(row.cells[4].replace(",", "")) for row in rows[:-1]) == total

@@ -158,7 +158,7 @@ def shown_titles(window: MainWindow) -> list[str]:
 
 
 def search(qtbot, window: MainWindow, text: str) -> list[str]:
-    qtbot.keyClick(window, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)  # Find Block…
+    qtbot.keyClick(window, Qt.Key.Key_K, Qt.KeyboardModifier.ControlModifier)  # Search palette
     field = window.palette.search
     assert field.hasFocus()
     qtbot.keyClicks(field, text)

@@ -12,8 +12,6 @@ from typing import Iterable, Protocol
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import (
     QColor,
-    QFont,
-    QFontMetricsF,
     QPainter,
     QPainterPath,
     QPainterPathStroker,
@@ -33,6 +31,19 @@ from cnnstudio.core.edits import BLOCK_H, BLOCK_W
 from cnnstudio.core.explain import SEPARATOR, counts_text, key_params_text
 from cnnstudio.core.graph import Block, Edge
 from cnnstudio.ui import theme
+from cnnstudio.ui.canvas.detail import (
+    CARD_MIN_SCALE,
+    LABEL_MARGIN,
+    ChipStyle,
+    Detail,
+    Drawn,
+    Fonts,
+    compact_count,
+    compact_texts,
+    detail_for,
+    paint_chip,
+    scales,
+)
 
 COLLAPSED_H = 26.0
 BAND_W = 6.0
@@ -41,61 +52,8 @@ RADIUS = 6.0
 PORT_R = 4.5
 PORT_HIT = 10.0
 MERGE_PORT = 0.32  # half-width of a merge block's input bar, as a fraction of BLOCK_W
-LOD_TEXT = 0.35  # below this zoom level items draw boxes without text
 BADGE_R = 8.0
-MEMO_LIMIT = 20_000
 LABEL_SLOT = 120.0  # room kept for a wire's label: fits '(1024,1024,2048)'
-
-
-class Fonts:
-    """The canvas fonts and their metrics, made once (pixel sizes: scene units are pixels)."""
-
-    _cache: Fonts | None = None
-
-    def __init__(self) -> None:
-        self.name = _font(12, bold=True)
-        self.small = _font(11)
-        self.shape = _font(12, bold=True)
-        self.label = _font(10)
-        self.badge = _font(11, bold=True)
-        self.name_m, self.small_m = QFontMetricsF(self.name), QFontMetricsF(self.small)
-        self.shape_m, self.label_m = QFontMetricsF(self.shape), QFontMetricsF(self.label)
-        self._widths: dict[tuple[str, str], float] = {}
-        self._elided: dict[tuple[str, str, float], str] = {}
-
-    def width(self, kind: str, text: str) -> float:
-        """horizontalAdvance of text in font `kind` ('name', 'small', 'shape', 'label'),
-        memoised: the same shapes and counts come back on every edit."""
-        key = (kind, text)
-        found = self._widths.get(key)
-        if found is None:
-            if len(self._widths) > MEMO_LIMIT:
-                self._widths.clear()
-            found = self._widths[key] = getattr(self, f"{kind}_m").horizontalAdvance(text)
-        return found
-
-    def elided(self, kind: str, text: str, width: float, mode: Qt.TextElideMode) -> str:
-        key = (kind, text, width)
-        found = self._elided.get(key)
-        if found is None:
-            if len(self._elided) > MEMO_LIMIT:
-                self._elided.clear()
-            found = getattr(self, f"{kind}_m").elidedText(text, mode, width)
-            self._elided[key] = found
-        return found
-
-    @classmethod
-    def get(cls) -> Fonts:
-        if cls._cache is None:
-            cls._cache = Fonts()
-        return cls._cache
-
-
-def _font(pixels: int, bold: bool = False) -> QFont:
-    font = QFont()
-    font.setPixelSize(pixels)
-    font.setBold(bold)
-    return font
 
 
 class ItemHost(Protocol):
@@ -134,6 +92,9 @@ class BlockItem(QGraphicsItem):
         self._has_output = block_type.has_output_port
         self._collapsed = False
         self._height = BLOCK_H
+        self._margin = PORT_R + 2  # room above and below the body: ports, or far-zoom names
+        self._outline: QPainterPath | None = None
+        self._chips: dict[Detail, tuple[tuple, Drawn]] = {}  # elided chip texts, per level
         self._name = self._key = self._shape = self._params = ""
         self._elided_name = self._elided_key = self._shown_params = self._header_type = ""
         self._diagnostics: tuple[tuple[str, str, str], ...] = ()
@@ -157,7 +118,7 @@ class BlockItem(QGraphicsItem):
             self.prepareGeometryChange()
             self._collapsed = block.collapsed
             self._height = COLLAPSED_H if block.collapsed else BLOCK_H
-            self._paths = None
+            self._paths = self._outline = None
             changed = True
         key = key_params_text(block)
         if (block.name, key) != (self._name, self._key) or changed:
@@ -234,7 +195,7 @@ class BlockItem(QGraphicsItem):
         room = BLOCK_W - BAND_W - 2 * PAD - fonts.width("shape", self._shape) - 6
         self._shown_params = self._params
         if fonts.width("small", self._params) > room:
-            self._shown_params = _compact_count(self._params)
+            self._shown_params = compact_count(self._params)
 
     def _place_children(self) -> None:
         self.badge.setPos(BLOCK_W / 2 - 3, 3)
@@ -283,8 +244,27 @@ class BlockItem(QGraphicsItem):
     def body_rect(self) -> QRectF:
         return QRectF(-BLOCK_W / 2, 0, BLOCK_W, self._height)
 
-    def boundingRect(self) -> QRectF:  # noqa: N802 (Qt's name)
+    def outline_rect(self) -> QRectF:
+        """The block with its ports: what hit tests, rubber bands and Fit go by."""
         return QRectF(-BLOCK_W / 2 - 1, -PORT_R - 2, BLOCK_W + 2, self._height + 2 * PORT_R + 4)
+
+    def boundingRect(self) -> QRectF:  # noqa: N802 (Qt's name)
+        return QRectF(-BLOCK_W / 2 - 1, -self._margin, BLOCK_W + 2,
+                      self._height + 2 * self._margin)
+
+    def shape(self) -> QPainterPath:
+        if self._outline is None:
+            self._outline = QPainterPath()
+            self._outline.addRect(self.outline_rect())
+        return self._outline
+
+    def set_label_room(self, far: bool) -> None:
+        """Make room above and below the block for a name taller than the block itself
+        (far zoom, detail.Detail.NAME), or take it back."""
+        margin = LABEL_MARGIN if far else PORT_R + 2
+        if margin != self._margin:
+            self.prepareGeometryChange()
+            self._margin = margin
 
     def output_anchor(self) -> QPointF:
         return self.pos() + QPointF(0, self._height)
@@ -317,39 +297,58 @@ class BlockItem(QGraphicsItem):
             self._paths = (body, body.intersected(band))
         return self._paths
 
+    def drawn(self, sx: float, sy: float) -> Drawn:
+        """What paint draws at these scales (screen pixels per scene unit, across and down):
+        the level of detail and the texts it shows. The chips' elided texts are kept per
+        level, so repainting at one zoom elides nothing again."""
+        level = detail_for(sx, sy, self._height)
+        self._ensure_texts()
+        if level == Detail.CARD:
+            return Drawn(level, self._elided_name, Fonts.get().name.pixelSize() * min(sx, sy),
+                         self._shape)
+        key = (int(BLOCK_W * sx), round(sy, 3), self._name, self._shape)
+        found = self._chips.get(level)
+        if found is None or found[0] != key:
+            found = self._chips[level] = (
+                key, compact_texts(level, self._name, self._shape, sx, sy, self._height))
+        return found[1]
+
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
               widget: QWidget | None = None) -> None:
         colours = theme.current()
         scene = _canvas(self)
         exporting = scene is not None and scene.exporting
-        body, band = self._shapes()
-        detailed = option.levelOfDetailFromTransform(painter.worldTransform()) >= LOD_TEXT
-        painter.setRenderHint(QPainter.Antialiasing)
-        painter.setPen(Qt.NoPen)
-        painter.setBrush(colours.block if self._health is None
-                         else theme.mix(colours.block, self._health, 0.4))
-        painter.drawPath(body)
+        sx, sy = scales(painter.worldTransform())
+        drawn = self.drawn(sx, sy)
+        fill = (colours.block if self._health is None
+                else theme.mix(colours.block, self._health, 0.4))
         accent = colours.accent(self._category)
-        if detailed:
-            painter.setBrush(accent)
-            painter.drawPath(band)
-        else:  # zoomed far out: a box in its category's colour reads better than tiny text
-            tint = QColor(accent)
-            tint.setAlpha(150)
-            painter.setBrush(tint)
-            painter.drawPath(body)
         if self.has_error():
             border, width = colours.error, 2.0
         elif self.isSelected() and not exporting:
             border, width = colours.selection, 2.0
         else:
             border, width = colours.block_border, 1.0
+        if drawn.level < Detail.CARD:
+            paint_chip(painter, drawn, sx, sy, self._height, self._margin,
+                       ChipStyle(fill, accent, border, width))
+            return
+        body, band = self._shapes()
+        painter.setRenderHint(QPainter.Antialiasing)
+        painter.setPen(Qt.NoPen)
+        painter.setBrush(fill)
+        painter.drawPath(body)
+        painter.setBrush(accent)
+        painter.drawPath(band)
         painter.setBrush(Qt.NoBrush)
         painter.setPen(QPen(border, width))
         painter.drawPath(body)
         self._paint_ports(painter, colours, accent)
-        if detailed:
-            self._paint_text(painter, colours)
+        t = min(sx, sy)
+        painter.save()
+        painter.scale(t / sx, t / sy)  # undistorted text under Fit's spread (else 1, 1)
+        self._paint_text(painter, colours, sx / t, sy / t)
+        painter.restore()
 
     def _paint_ports(self, painter: QPainter, colours: theme.Theme, accent: QColor) -> None:
         painter.setPen(QPen(colours.block_border, 1.0))
@@ -366,31 +365,36 @@ class BlockItem(QGraphicsItem):
         if self._has_output:
             painter.drawEllipse(QPointF(0, self._height), PORT_R, PORT_R)
 
-    def _paint_text(self, painter: QPainter, colours: theme.Theme) -> None:
+    def _paint_text(self, painter: QPainter, colours: theme.Theme, kx: float = 1.0,
+                    ky: float = 1.0) -> None:
+        """The card's texts; (kx, ky) stretch the card's box where the painter was rescaled to
+        keep the text undistorted under Fit's spread (texts keep their size and the left
+        edge, right-aligned ones follow the right edge)."""
         self._ensure_texts()
         fonts = Fonts.get()
-        left, right = -BLOCK_W / 2 + BAND_W + PAD, BLOCK_W / 2 - PAD
+        half = BLOCK_W / 2 * kx
+        left, right = -half + BAND_W * kx + PAD, half - PAD
         if self._diagnostics:
             right -= BADGE_R
         painter.setFont(fonts.name)
         painter.setPen(colours.text)
-        painter.drawText(QPointF(left, 17), self._elided_name)
+        painter.drawText(QPointF(left, 17 * ky), self._elided_name)
         if self._collapsed:
             painter.setFont(fonts.shape)
-            painter.drawText(QPointF(right - fonts.width("shape", self._shape), 17),
+            painter.drawText(QPointF(right - fonts.width("shape", self._shape), 17 * ky),
                              self._shape)
             return
         painter.setFont(fonts.small)
         painter.setPen(colours.subtext)
-        painter.drawText(QPointF(right - fonts.width("small", self._header_type), 17),
+        painter.drawText(QPointF(right - fonts.width("small", self._header_type), 17 * ky),
                          self._header_type)
-        painter.drawText(QPointF(left, 35), self._elided_key)
-        right = BLOCK_W / 2 - PAD
-        painter.drawText(QPointF(right - fonts.width("small", self._shown_params), 54),
+        painter.drawText(QPointF(left, 35 * ky), self._elided_key)
+        right = half - PAD
+        painter.drawText(QPointF(right - fonts.width("small", self._shown_params), 54 * ky),
                          self._shown_params)
         painter.setFont(fonts.shape)
         painter.setPen(colours.text)
-        painter.drawText(QPointF(left, 54), self._shape)
+        painter.drawText(QPointF(left, 54 * ky), self._shape)
 
     # -- events -------------------------------------------------------------------------------
 
@@ -411,34 +415,23 @@ class BlockItem(QGraphicsItem):
         super().hoverMoveEvent(event)
 
 
-def _compact_count(text: str) -> str:
-    """'221,376 params' -> '221k params' when the full count does not fit beside the shape."""
-    number, _, rest = text.partition(" ")
-    try:
-        value = int(number.replace(",", ""))
-    except ValueError:
-        return text
-    for limit, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if value >= limit:
-            scaled = value / limit
-            digits = 0 if scaled >= 100 else 1 if scaled >= 10 else 2
-            return f"{scaled:.{digits}f}{suffix} {rest}".strip()
-    return text
-
-
 class BadgeItem(QGraphicsItem):
-    """The red (error) or amber (warning) '!' of a block; its tooltip says what and how to fix."""
+    """The red (error) or amber (warning) '!' of a block; its tooltip says what and how to fix,
+    and a click opens the problems with their Fix buttons (the view's `show_fix_popup`)."""
+
+    CLICK_HINT = "Click the badge for the fixes."
 
     def __init__(self, parent: BlockItem) -> None:
         super().__init__(parent)
         self._error = False
         self.setVisible(False)
         self.setZValue(2)
+        self.setCursor(Qt.PointingHandCursor)
 
     def set_problems(self, problems: tuple[tuple[str, str, str], ...]) -> None:
         self._error = any(severity == "error" for severity, _, _ in problems)
         texts = [message + (f"\nFix: {fix}" if fix else "") for _, message, fix in problems]
-        self.setToolTip("\n\n".join(texts))
+        self.setToolTip("\n\n".join(texts + [self.CLICK_HINT]))
         self.setVisible(bool(problems))
         self.update()
 
@@ -579,15 +572,16 @@ class WireItem(QGraphicsItem):
         scene = _canvas(self)
         exporting = scene is not None and scene.exporting
         painter.setRenderHint(QPainter.Antialiasing)
-        if (self.isSelected() or self.highlighted) and not exporting:
-            pen = QPen(colours.selection, 2.6)
-        else:
-            pen = QPen(colours.wire, 1.6)
+        marked = (self.isSelected() or self.highlighted) and not exporting
+        pen = QPen(colours.selection if marked else colours.wire, 2.6 if marked else 1.6)
+        far = min(scales(painter.worldTransform())) < CARD_MIN_SCALE
+        if far:  # a hairline at least a pixel wide, however far out (a cosmetic pen)
+            pen.setWidthF(2.0 if marked else 1.0)
+            pen.setCosmetic(True)
         painter.setPen(pen)
         painter.setBrush(Qt.NoBrush)
         painter.drawPath(self._path)
-        lod = option.levelOfDetailFromTransform(painter.worldTransform())
-        if not self._label or lod < LOD_TEXT:
+        if not self._label or far:  # the blocks show their shapes; labels would be unreadable
             return
         rect = self._label_rect()
         background = QColor(colours.canvas)

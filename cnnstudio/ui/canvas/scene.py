@@ -37,6 +37,7 @@ class CanvasScene(QGraphicsScene):
         self._wires: dict[Edge, WireItem] = {}
         self._highlight: WireItem | None = None
         self._diagram: QRectF | None = None
+        self._far_labels = False  # blocks keep room for far-zoom names (BlockItem.set_label_room)
         self._rect_timer = QTimer(self)
         self._rect_timer.setSingleShot(True)
         self._rect_timer.setInterval(0)
@@ -52,7 +53,13 @@ class CanvasScene(QGraphicsScene):
             EventKind.BLOCK_MOVED: self._on_block_moved,
             EventKind.EDGE_ADDED: self._on_edge_added,
             EventKind.EDGE_REMOVED: self._on_edge_removed,
-        })
+        }, ignored=(
+            # modules (core/modules.py) group ordinary blocks, which the scene draws as
+            # usual; the canvas view of modules (collapsed card, expand in place) comes next
+            EventKind.MODULE_ADDED, EventKind.MODULE_REMOVED, EventKind.MODULE_CHANGED,
+            EventKind.DEFINITION_ADDED, EventKind.DEFINITION_REMOVED,
+            EventKind.DEFINITION_CHANGED,
+        ))
         document.graph_event.connect(self._on_graph_event)
         document.project_replaced.connect(self.rebuild)
         document.analysis_changed.connect(self.refresh_analysis)
@@ -85,7 +92,7 @@ class CanvasScene(QGraphicsScene):
         if self._diagram is None:
             rect = QRectF()
             for item in self._blocks.values():
-                rect = rect.united(item.sceneBoundingRect())
+                rect = rect.united(item.mapRectToScene(item.outline_rect()))
                 if item.badge.isVisible():
                     rect = rect.united(item.badge.sceneBoundingRect())
             for wire in self._wires.values():
@@ -212,6 +219,7 @@ class CanvasScene(QGraphicsScene):
     def _add_block(self, block_id: str) -> None:
         item = BlockItem(self.document.graph.block(block_id))
         self._blocks[block_id] = item
+        item.set_label_room(self._far_labels)
         if block_id in self._health:
             item.set_health(*self._health[block_id])
         self.addItem(item)
@@ -260,7 +268,7 @@ class CanvasScene(QGraphicsScene):
             return
         self.route_wires_of(block_id)
         if self._diagram is not None:
-            grown = self._diagram.united(item.sceneBoundingRect())
+            grown = self._diagram.united(item.mapRectToScene(item.outline_rect()))
             if grown != self._diagram:
                 self._diagram = grown
                 self._geometry_changed(exact=False)
@@ -337,6 +345,14 @@ class CanvasScene(QGraphicsScene):
         if not current.contains(needed) or too_big:
             self.setSceneRect(rect.adjusted(-m, -m, m, m))
         self.layout_changed.emit()
+
+    def set_label_room(self, far: bool) -> None:
+        """Whether blocks keep room above and below for names taller than themselves (the
+        view is zoomed out to the name-only level of detail)."""
+        if far != self._far_labels:
+            self._far_labels = far
+            for item in self._blocks.values():
+                item.set_label_room(far)
 
     def set_items_cached(self, cached: bool) -> None:
         mode = QGraphicsItem.DeviceCoordinateCache if cached else QGraphicsItem.NoCache

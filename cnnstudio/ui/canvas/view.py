@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from PySide6.QtCore import QEvent, QLineF, QPointF, QRect, QRectF, QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QLineF, QObject, QPointF, QRect, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import (
     QAction,
     QContextMenuEvent,
@@ -30,14 +30,15 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QGraphicsView, QLineEdit, QMenu, QWidget
 
-from cnnstudio.core import edits, registry
+from cnnstudio.core import edits, registry, repairs
 from cnnstudio.core.analysis import Diagnostic
 from cnnstudio.core.graph import GraphError
-from cnnstudio.core.layout import layered_layout
+from cnnstudio.core.layout import DOWN, RIGHT, layered_layout
 from cnnstudio.ui import theme
 from cnnstudio.ui.canvas import clipboard
+from cnnstudio.ui.canvas.find import FindBar
 from cnnstudio.ui.canvas.interactions import Interaction, begin
-from cnnstudio.ui.canvas.items import BlockItem, WireItem
+from cnnstudio.ui.canvas.items import BadgeItem, BlockItem, WireItem
 from cnnstudio.ui.canvas.overlays import (
     Minimap,
     NameEditor,
@@ -46,15 +47,13 @@ from cnnstudio.ui.canvas.overlays import (
     visible_scene_rect,
 )
 from cnnstudio.ui.canvas.scene import CanvasScene
+from cnnstudio.ui.canvas.zoom import ZOOM_STEP, Zoom
 from cnnstudio.ui.document import Document
+from cnnstudio.ui.fixes import FixPopup, apply_repair
 
 BLOCK_MIME = "application/x-cnnstudio-block"
-ZOOM_STEP = 1.25
-MIN_ZOOM, MAX_ZOOM = 0.05, 4.0
-READABLE_ZOOM = 0.8  # below this, block text gets too small to read
-FIRST_ZOOM = 0.9  # the first view of a network too tall to fit readably
-FIT_MARGIN = 40.0
 EXPORT_MARGIN = 24.0
+REVEAL_MARGIN = 30  # screen pixels kept around a block scrolled into view
 
 
 class CanvasView(QGraphicsView):
@@ -82,6 +81,9 @@ class CanvasView(QGraphicsView):
         self._paste_count = 0
         self._first_show = True
         self.minimap = Minimap(self, self.canvas)
+        self.zoomer = Zoom(self, self.canvas, self.minimap)
+        self.minimap.installEventFilter(self)  # a click there moves the view: see eventFilter
+        self.find_bar = FindBar(self, self)
         self._actions: dict[str, QAction] = {}
         self._install_actions()
         self.canvas.selectionChanged.connect(self._on_selection)
@@ -89,6 +91,8 @@ class CanvasView(QGraphicsView):
         document.analysis_changed.connect(self.minimap.schedule_content)
         self.horizontalScrollBar().valueChanged.connect(self.minimap.schedule)
         self.verticalScrollBar().valueChanged.connect(self.minimap.schedule)
+        for bar in (self.horizontalScrollBar(), self.verticalScrollBar()):
+            bar.actionTriggered.connect(lambda _action: self.zoomer.touched())
         document.project_replaced.connect(self.initial_view)
 
     # -- actions ----------------------------------------------------------------------------
@@ -108,6 +112,10 @@ class CanvasView(QGraphicsView):
             ("reset_zoom", "Actual size", ["Ctrl+0"], self.reset_zoom),
             ("fit_all", "Fit the network", ["F"], self.fit_all),
             ("auto_layout", "Tidy up (automatic layout)", ["Ctrl+Shift+L"], self.auto_layout),
+            ("auto_layout_right", "Tidy up left to right", ["Ctrl+Alt+Shift+L"],
+             self.auto_layout_right),
+            ("find_next", "Find next", ["F3"], lambda: self.find_bar.step(1)),
+            ("find_previous", "Find previous", ["Shift+F3"], lambda: self.find_bar.step(-1)),
         ]
         for name, text, keys, slot in specs:
             action = QAction(text, self)
@@ -144,15 +152,20 @@ class CanvasView(QGraphicsView):
         return visible_scene_rect(self)
 
     def zoom(self) -> float:
-        return self.transform().m11()
+        """The zoom factor, without Fit's spread across (zoom.py)."""
+        return self.zoomer.level()
+
+    def scales(self) -> tuple[float, float]:
+        """Screen pixels per scene unit, across and down."""
+        return self.zoomer.scales()
 
     # -- selection ------------------------------------------------------------------------
 
     def _on_selection(self) -> None:
         self.selection_changed.emit(self.selected_ids())
 
-    def select_blocks(self, ids: list[str]) -> None:
-        """Select these blocks (only these) and bring them into view."""
+    def select_blocks(self, ids: list[str], scroll: bool = True) -> None:
+        """Select these blocks (only these) and, with `scroll`, centre them when out of view."""
         items = [self.canvas.item_for(i) for i in ids]
         chosen = [i for i in items if i is not None]
         self.canvas.blockSignals(True)
@@ -161,83 +174,63 @@ class CanvasView(QGraphicsView):
             item.setSelected(True)
         self.canvas.blockSignals(False)
         self._on_selection()
-        if chosen:
+        if chosen and scroll:
             rect = QRectF()
             for item in chosen:
-                rect = rect.united(item.sceneBoundingRect())
+                rect = rect.united(item.mapRectToScene(item.outline_rect()))
             if not self.visible_scene_rect().contains(rect):
+                self.zoomer.touched()
                 self.centerOn(rect.center())
+
+    def reveal(self, block_id: str) -> None:
+        """Scroll as little as it takes to show the whole block (a dropped one)."""
+        item = self.canvas.item_for(block_id)
+        if item is None:
+            return
+        rect = item.mapRectToScene(item.outline_rect())
+        if not self.visible_scene_rect().contains(rect):
+            self.zoomer.touched()
+            self.canvas.update_scene_rect()  # room to scroll to a block beyond the old edge
+            self.ensureVisible(rect, REVEAL_MARGIN, REVEAL_MARGIN)
 
     def select_all(self) -> None:
         self.select_blocks([b.id for b in self.document.graph.blocks])
 
-    # -- zoom -----------------------------------------------------------------------------
+    def show_match(self, block_id: str) -> None:
+        """The find bar's match (find.py, Ctrl+F): selected and centred."""
+        self.select_blocks([block_id], scroll=False)
+        item = self.canvas.item_for(block_id)
+        if item is not None:
+            self.zoomer.touched()
+            self.centerOn(item.mapRectToScene(item.outline_rect()).center())
 
-    def _scale_by(self, factor: float) -> None:
-        zoom = self.zoom()
-        factor = max(MIN_ZOOM / zoom, min(MAX_ZOOM / zoom, factor))
-        self.scale(factor, factor)
-        self.minimap.schedule()
+    # -- zoom (zoom.py) -------------------------------------------------------------------
 
     def zoom_in(self) -> None:
-        self._scale_by(ZOOM_STEP)
+        self.zoomer.scale_by(ZOOM_STEP)
 
     def zoom_out(self) -> None:
-        self._scale_by(1 / ZOOM_STEP)
+        self.zoomer.scale_by(1 / ZOOM_STEP)
 
     def reset_zoom(self) -> None:
-        centre = self.visible_scene_rect().center()
-        self.resetTransform()
-        self.centerOn(centre)
-        self.minimap.schedule()
+        self.zoomer.reset()
 
     def fit_all(self) -> None:
-        """The whole network in view (never magnified beyond 100 %)."""
-        rect = self.canvas.diagram_rect()
-        if rect.isNull():
-            return
-        rect = rect.adjusted(-FIT_MARGIN, -FIT_MARGIN, FIT_MARGIN, FIT_MARGIN)
-        self.canvas.update_scene_rect()
-        self.fitInView(rect, Qt.KeepAspectRatio)
-        if self.zoom() > 1.0:
-            self.resetTransform()
-            self.centerOn(rect.center())
-        elif self.zoom() < MIN_ZOOM:
-            self._scale_by(MIN_ZOOM / self.zoom())
-        self.minimap.schedule()
+        """The whole network in view (never magnified beyond 100 %, spread when tall)."""
+        self.zoomer.fit_all()
 
     def initial_view(self) -> None:
-        """A new project: fit it when it fits readably, else show its top at 90 %."""
-        rect = self.canvas.diagram_rect()
-        if rect.isNull():
-            self.resetTransform()
-            return
-        self.canvas.update_scene_rect()
-        view = self.viewport().rect()
-        fit = min(view.width() / (rect.width() + 2 * FIT_MARGIN),
-                  view.height() / (rect.height() + 2 * FIT_MARGIN))
-        if fit >= READABLE_ZOOM:
-            self.fit_all()
-            return
-        self.resetTransform()
-        self.scale(FIRST_ZOOM, FIRST_ZOOM)
-        top = QPointF(rect.center().x(), rect.top() - FIT_MARGIN)
-        self.centerOn(QPointF(top.x(), top.y() + view.height() / FIRST_ZOOM / 2))
-        self.minimap.schedule()
+        """A project's first view: fitted when it fits readably, else its top (the Input)."""
+        self.zoomer.initial_view()
 
     def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802 (Qt's name)
-        """Zoom, keeping the point under the mouse where it is."""
-        delta = event.angleDelta().y()
-        if delta:
-            spot = event.position().toPoint()
-            before = self.mapToScene(spot)
-            anchor = self.transformationAnchor()
-            self.setTransformationAnchor(QGraphicsView.NoAnchor)
-            self._scale_by(1.0015 ** delta)
-            self.setTransformationAnchor(anchor)
-            centre = self.mapToScene(self.viewport().rect().center())
-            self.centerOn(centre - (self.mapToScene(spot) - before))
+        self.zoomer.wheel(event)
         event.accept()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
+        if watched is self.minimap and event.type() == QEvent.MouseButtonPress:
+            self.zoomer.touched()
+        return super().eventFilter(watched, event)
 
     # -- mouse gestures (see interactions.py) -----------------------------------------------
 
@@ -246,7 +239,14 @@ class CanvasView(QGraphicsView):
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
         self._close_editor(commit=True)
+        self.zoomer.touched()
         if self._interaction is not None:
+            return
+        badge = self.itemAt(event.position().toPoint())
+        if (event.button() == Qt.LeftButton and not self.space_held
+                and isinstance(badge, BadgeItem) and isinstance(badge.parentItem(), BlockItem)):
+            self.show_fix_popup(badge.parentItem().block_id)  # type: ignore[union-attr]
+            event.accept()
             return
         self._interaction = begin(self, event)
 
@@ -280,6 +280,13 @@ class CanvasView(QGraphicsView):
         names = ("rename", "duplicate", "collapse", "copy", "cut", "delete") if item else (
             "paste", "select_all", "auto_layout", "fit_all")
         menu = QMenu(self)
+        if item is not None:
+            for diagnostic in self.document.analysis.diagnostics_for(item.block_id):
+                if repairs.can_repair(diagnostic):
+                    fix = menu.addAction(f"Fix: {diagnostic.fix}")
+                    fix.triggered.connect(lambda _c=False, d=diagnostic: self.apply_repair(d))
+            if menu.actions():
+                menu.addSeparator()
         for name in names:
             menu.addAction(self._actions[name])
         menu.exec(event.globalPos())
@@ -355,7 +362,8 @@ class CanvasView(QGraphicsView):
                      scene_pos: QPointF) -> str | None:
         """Add a block where a palette drop at scene_pos puts it: into the wire under the
         point, stacked under the end of a chain just above, or centred on the point (10 px
-        grid). One undoable command; returns the new block's id."""
+        grid). One undoable command; the new block is selected and scrolled into view, and its
+        id returned."""
         if not registry.is_known(type_id):
             self.status_message.emit(f"Unknown block type {type_id!r}")
             return None
@@ -382,7 +390,8 @@ class CanvasView(QGraphicsView):
         except GraphError as err:
             self.status_message.emit(f"Cannot add {display}: {err}")
             return None
-        self.select_blocks([block.id])
+        self.select_blocks([block.id], scroll=False)
+        self.reveal(block.id)
         return block.id
 
     # -- editing commands -----------------------------------------------------------------
@@ -452,14 +461,34 @@ class CanvasView(QGraphicsView):
         self._run(text, action)
 
     def auto_layout(self) -> None:
-        positions = layered_layout(self.document.graph)
-        self._run("Automatic layout", lambda g: edits.move(g, positions))
+        """Lay the network out top to bottom: one undoable command."""
+        self._lay_out(DOWN, "Automatic layout")
+
+    def auto_layout_right(self) -> None:
+        self._lay_out(RIGHT, "Automatic layout left to right")
+
+    def _lay_out(self, direction: str, text: str) -> None:
+        positions = layered_layout(self.document.graph, direction=direction)
+        self._run(text, lambda g: edits.move(g, positions))
         self.fit_all()
 
     def apply_repair(self, diagnostic: Diagnostic) -> None:
-        """Carry out a diagnostic's one-click fix as one undoable command."""
-        fix = diagnostic.fix or "Fix"
-        self._run(f"Fix: {fix}", lambda g: edits.repair(g, diagnostic))
+        """Carry out a diagnostic's one-click fix as one undoable command; the status bar says
+        what it did."""
+        self.status_message.emit(apply_repair(self.document, diagnostic))
+
+    def show_fix_popup(self, block_id: str) -> FixPopup | None:
+        """The block's problems at its badge, each with a Fix button where there is a repair."""
+        item = self.canvas.item_for(block_id)
+        if item is None or not self.document.analysis.diagnostics_for(block_id):
+            return None
+        if not item.isSelected():
+            self.select_blocks([block_id])
+        popup = FixPopup(self.document, block_id, self)
+        popup.fix_chosen.connect(self.apply_repair)
+        corner = item.badge.mapToScene(item.badge.boundingRect().bottomLeft())
+        popup.popup_at(self.viewport().mapToGlobal(self.mapFromScene(corner)))
+        return popup
 
     # -- rename -----------------------------------------------------------------------------
 
@@ -556,7 +585,9 @@ class CanvasView(QGraphicsView):
 
     def resizeEvent(self, event: Any) -> None:  # noqa: N802
         super().resizeEvent(event)
-        self.minimap.schedule()
+        self.zoomer.resized()
+        if self.find_bar.isVisible():
+            self.find_bar.place()
 
 
 def _block_spec(raw: bytes) -> tuple[str, dict[str, Any]] | None:
