@@ -2,9 +2,12 @@
 
 Goals (canvas issue): a parameter edit updates every shape and badge in under 16 ms, and
 dragging a block repaints at 60 frames per second, on the full GoogLeNet template and on a
-500-block chain with residual connections. Edits are timed at the first view (cards) and again
-after Fit (F), where every block on screen is a chip or a bar (detail.py) and most of them
-repaint. Off-screen (QT_QPA_PLATFORM=offscreen) the painting goes to an image, as a
+500-block chain with residual connections, each with its modules (core/modules.py) collapsed
+(one card each) and expanded (their blocks in a frame): GoogLeNet's template has its Inception
+modules; the chain's residual units are grouped into modules sharing one definition. Edits are
+timed at the first view (cards) and again after Fit (F), where every block on screen is a chip
+or a bar (detail.py) and most of them repaint; an edit inside a collapsed module updates its
+card's totals. Off-screen (QT_QPA_PLATFORM=offscreen) the painting goes to an image, as a
 software-rendered window's would.
 
     QT_QPA_PLATFORM=offscreen python bench/canvas_speed.py [--edits 100] [--frames 120]
@@ -29,6 +32,7 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from cnnstudio.core.graph import Graph  # noqa: E402
 from cnnstudio.core.layout import layered_layout  # noqa: E402
+from cnnstudio.core.modules import make_module, set_module_collapsed  # noqa: E402
 from cnnstudio.core.project import Project  # noqa: E402
 from cnnstudio.core.templates import build_template  # noqa: E402
 from cnnstudio.ui.canvas import CanvasView  # noqa: E402
@@ -38,6 +42,23 @@ from cnnstudio.ui.document import Document  # noqa: E402
 def laid_out(graph: Graph) -> Graph:
     for block_id, (x, y) in layered_layout(graph).items():
         graph.move(block_id, x, y)
+    return graph
+
+
+def residual_modules(graph: Graph) -> Graph:
+    """Each residual unit of `generated_graph` (conv, bn, act, conv, add) becomes a module; the
+    units are alike, so they share one definition."""
+    blocks = graph.blocks
+    adds = [i for i, b in enumerate(blocks) if b.type == "Add"]
+    for number, end in enumerate(adds, start=1):
+        ids = [b.id for b in blocks[end - 4:end + 1]]
+        make_module(graph, ids, f"unit {number}", collapsed=True, share=True)
+    return graph
+
+
+def expanded(graph: Graph) -> Graph:
+    for module in graph.modules:
+        set_module_collapsed(graph, module.id, False)
     return graph
 
 
@@ -123,8 +144,13 @@ def main() -> None:
     args = parser.parse_args()
     app = QApplication.instance() or QApplication([])
     graphs = {
-        "googlenet (template)": build_template("googlenet"),
+        "googlenet (template), modules collapsed": build_template("googlenet"),
+        "googlenet, modules expanded": expanded(build_template("googlenet")),
         "500-block residual chain": laid_out(generated_graph(500)),
+        "500-block chain, units as collapsed modules":
+            residual_modules(laid_out(generated_graph(500))),
+        "500-block chain, units as expanded modules":
+            expanded(residual_modules(laid_out(generated_graph(500)))),
     }
     for label, graph in graphs.items():
         doc = Document(Project.new(graph))
@@ -142,7 +168,7 @@ def main() -> None:
         fps = drag_fps(app, doc, view, args.frames, full=False)
         full_fps = drag_fps(app, doc, view, args.frames, full=True)
         print(
-            f"{label}, {len(graph)} blocks\n"
+            f"{label}, {len(graph)} blocks, {len(graph.modules)} modules\n"
             f"  edit + update: median {statistics.median(timings):5.2f} ms, "
             f"p95 {percentile(timings, 0.95):5.2f} ms, max {max(timings):5.2f} ms "
             f"(goal < 16 ms)\n"

@@ -123,7 +123,7 @@ class MainWindow(QMainWindow):
         self.pages.currentChanged.connect(self._page_changed)
         self.setCentralWidget(self.pages)
 
-        self.palette = PalettePanel()
+        self.palette = PalettePanel(document=self.document)
         self.inspector = InspectorPanel(self.document)
         self.summary = SummaryPanel(self.document)
         self.problems = ProblemsPanel(self.document)
@@ -341,7 +341,9 @@ class MainWindow(QMainWindow):
         for key, text in (("cut", "Cu&t"), ("copy", "&Copy"), ("paste", "&Paste"),
                           ("duplicate", "D&uplicate"), ("delete", "&Delete"), (None, ""),
                           ("select_all", "Select &All"), ("rename", "Re&name…"),
-                          ("collapse", "Colla&pse/Expand")):
+                          ("collapse", "Colla&pse/Expand"), (None, ""),
+                          ("make_module", "&Make Module…"),
+                          ("dissolve_module", "Dissolve Modul&e")):
             if key is None:
                 edit.addSeparator()
             else:
@@ -431,6 +433,8 @@ class MainWindow(QMainWindow):
         for fixer in (self.problems, self.inspector):
             fixer.status_message.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.palette.block_requested.connect(self.add_block)
+        self.palette.module_requested.connect(
+            lambda definition: self.canvas.modules.insert(definition, self.free_spot()))
         self.training_page.open_project_requested.connect(self.open_file)
         self.lab_page.block_added.connect(self._show_added_block)
         self.lab_page.status_message.connect(lambda text: self.statusBar().showMessage(text, 8000))

@@ -28,6 +28,7 @@ from cnnstudio.ui.canvas.detail import (
     detail_for,
 )
 from cnnstudio.ui.canvas.items import BlockItem
+from cnnstudio.ui.canvas.module_item import ModuleItem
 from cnnstudio.ui.canvas.view import REVEAL_MARGIN
 from cnnstudio.ui.document import Document
 from tests.ui import test_canvas
@@ -65,7 +66,7 @@ def chain_project(blocks: int) -> Project:
     return Project.new(graph)
 
 
-def on_screen(view: CanvasView, item: BlockItem) -> QRect:
+def on_screen(view: CanvasView, item: BlockItem | ModuleItem) -> QRect:
     return view.mapFromScene(item.mapRectToScene(item.outline_rect())).boundingRect()
 
 
@@ -97,7 +98,10 @@ def test_fit_shows_every_block_name_at_a_readable_size(make_window, qtbot, templ
     assert across > down  # a tall network spread across the width
     image = view.viewport().grab().toImage()
     text = theme.current().text
-    for item in view.canvas.block_items():
+    cards = [m for m in view.canvas.module_items() if m.is_collapsed()]
+    assert cards  # the Inception and residual modules, collapsed
+    shown = [i for i in view.canvas.block_items() if i.isVisible()]
+    for item in [*shown, *cards]:
         drawn = item.drawn(across, down)
         assert drawn.level >= Detail.NAME, item.name()
         assert drawn.name == item.name()  # whole, not elided

@@ -18,6 +18,7 @@ from cnnstudio.core.edits import snap
 from cnnstudio.core.graph import GraphError
 from cnnstudio.ui import theme
 from cnnstudio.ui.canvas.items import BlockItem, wire_path
+from cnnstudio.ui.canvas.module_item import ModuleItem
 from cnnstudio.ui.canvas.scene import CanvasScene
 from cnnstudio.ui.document import Document
 
@@ -90,19 +91,22 @@ class PanInteraction(Interaction):
 
 
 class MoveInteraction(Interaction):
-    """Drag the selected blocks; the grabbed one snaps to the 10 px grid, the others keep
-    their offsets. On release, one undoable command moves them all in the model."""
+    """Drag the selected blocks and collapsed module cards; the grabbed block snaps to the
+    10 px grid (a grabbed card moves by whole grid steps), the others keep their offsets. On
+    release, one undoable command moves them all in the model (a card: its blocks)."""
 
     forward_release = True
 
-    def __init__(self, view: GestureHost, item: BlockItem, event: QMouseEvent) -> None:
+    def __init__(self, view: GestureHost, item: BlockItem | ModuleItem,
+                 event: QMouseEvent) -> None:
         super().__init__(view)
         self.anchor = item
         self.press = event.position()
         self.start = self.scene_pos(event)
-        selected = [i for i in view.canvas.selectedItems() if isinstance(i, BlockItem)]
-        self.items = selected if item in selected else [item]
-        self.origin = {i.block_id: i.pos() for i in self.items}
+        selected = [i for i in view.canvas.selectedItems()
+                    if isinstance(i, (BlockItem, ModuleItem))]
+        self.items: list[BlockItem | ModuleItem] = selected if item in selected else [item]
+        self.origin = {id(i): i.pos() for i in self.items}
         self.moved = False
 
     def move(self, event: QMouseEvent) -> None:
@@ -112,21 +116,32 @@ class MoveInteraction(Interaction):
                 return
             self.moved = True
         delta = self.scene_pos(event) - self.start
-        anchor = self.origin[self.anchor.block_id]
-        target = QPointF(snap(anchor.x() + delta.x()), snap(anchor.y() + delta.y()))
-        shift = target - anchor
+        anchor = self.origin[id(self.anchor)]
+        if isinstance(self.anchor, ModuleItem):
+            shift = QPointF(snap(delta.x()), snap(delta.y()))
+        else:
+            shift = QPointF(snap(anchor.x() + delta.x()), snap(anchor.y() + delta.y())) - anchor
         for item in self.items:
-            item.setPos(self.origin[item.block_id] + shift)
+            item.setPos(self.origin[id(item)] + shift)
 
     def release(self, event: QMouseEvent) -> None:
         if not self.moved:
             return
-        positions = {i.block_id: (i.x(), i.y()) for i in self.items}
+        graph = self.view.document.graph
+        positions: dict[str, tuple[float, float]] = {}
+        for item in self.items:
+            if isinstance(item, BlockItem):
+                positions[item.block_id] = (item.x(), item.y())
+                continue
+            shift = item.pos() - self.origin[id(item)]
+            for block_id in item.members:
+                block = graph.block(block_id)
+                positions[block_id] = (block.x + shift.x(), block.y + shift.y())
         self.view.canvas.commit_move(positions)
 
     def cancel(self) -> None:
         for item in self.items:
-            item.setPos(self.origin[item.block_id])
+            item.setPos(self.origin[id(item)])
 
 
 class WireInteraction(Interaction):
@@ -205,5 +220,8 @@ def begin(view: GestureHost, event: QMouseEvent) -> Interaction | None:
     item = view.canvas.block_at(pos) if button == Qt.LeftButton else None
     if item is not None and item.port_at(pos) == "out":
         return WireInteraction(view, item)
+    card = view.canvas.module_at(pos) if item is None and button == Qt.LeftButton else None
     view.forward_press(event)
+    if card is not None and card.is_collapsed():
+        return MoveInteraction(view, card, event)
     return MoveInteraction(view, item, event) if item is not None else None

@@ -10,9 +10,10 @@ there.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
-from PySide6.QtCore import QPointF, QRect, QRectF, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QLineF, QPointF, QRect, QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QColor,
     QFocusEvent,
@@ -28,11 +29,13 @@ from PySide6.QtWidgets import QGraphicsScene, QGraphicsView, QLineEdit, QWidget
 
 from cnnstudio.core import registry
 from cnnstudio.ui import theme
+from cnnstudio.ui.canvas.module_item import module_accent
 from cnnstudio.ui.canvas.scene import CanvasScene
 
 SIZE = QSize(170, 130)
 MARGIN = 10
 INSET = 6.0
+EXPORT_MARGIN = 24.0
 
 
 def visible_scene_rect(view: QGraphicsView) -> QRectF:
@@ -131,13 +134,19 @@ class Minimap(QWidget):
         scale, offset = self._scale()
         painter.setPen(Qt.NoPen)
         graph = self.canvas.document.graph
+        marks: list[tuple[QRectF, QColor]] = []
         for item in self.canvas.block_items():
-            if item.block_id not in graph:
-                continue
-            rect = item.sceneBoundingRect()
+            if item.block_id in graph and item.isVisible():
+                category = registry.get(graph.block(item.block_id).type).category
+                marks.append((item.sceneBoundingRect(),
+                              colours.error if item.has_error() else colours.accent(category)))
+        for card in self.canvas.module_items():
+            if card.is_collapsed():
+                marks.append((card.mapRectToScene(card.body_rect()),
+                              colours.error if card.has_error() else module_accent(colours)))
+        for rect, colour in marks:
             top_left = rect.topLeft() * scale + offset
-            category = registry.get(graph.block(item.block_id).type).category
-            painter.setBrush(colours.error if item.has_error() else colours.accent(category))
+            painter.setBrush(colour)
             painter.drawRect(QRectF(top_left.x(), top_left.y(), max(rect.width() * scale, 2.0),
                                     max(rect.height() * scale, 1.5)))
         painter.end()
@@ -180,6 +189,48 @@ class NameEditor(QLineEdit):
     def focusOutEvent(self, event: QFocusEvent) -> None:  # noqa: N802
         super().focusOutEvent(event)
         self.finish(True)
+
+
+def draw_grid(painter: QPainter, rect: QRectF, zoom: float) -> None:
+    """The canvas background: its colour and a grid, coarser when zoomed out."""
+    colours = theme.current()
+    painter.fillRect(rect, colours.canvas)
+    step = 50.0
+    while step * zoom < 14:
+        step *= 4
+    painter.setPen(QPen(colours.grid, 0))
+    lines: list[QLineF] = []
+    x = math.floor(rect.left() / step) * step
+    while x < rect.right():
+        lines.append(QLineF(x, rect.top(), x, rect.bottom()))
+        x += step
+    y = math.floor(rect.top() / step) * step
+    while y < rect.bottom():
+        lines.append(QLineF(rect.left(), y, rect.right(), y))
+        y += step
+    painter.save()
+    painter.setRenderHint(QPainter.Antialiasing, False)  # crisp and far cheaper
+    painter.drawLines(lines)
+    painter.restore()
+
+
+def export_diagram(canvas: CanvasScene, target: Path) -> None:
+    """The diagram alone (no grid, no selection), tight with a margin: .png at twice the
+    size, or .svg (vector) through QtSvg."""
+    source = canvas.diagram_rect().adjusted(
+        -EXPORT_MARGIN, -EXPORT_MARGIN, EXPORT_MARGIN, EXPORT_MARGIN)
+    if source.isNull():
+        source = QRectF(0, 0, 200, 100)
+    canvas.exporting = True
+    canvas.set_items_cached(False)
+    try:
+        if target.suffix.lower() == ".svg":
+            export_svg(canvas, source, target)
+        else:
+            export_png(canvas, source, target)
+    finally:
+        canvas.exporting = False
+        canvas.set_items_cached(True)
 
 
 def export_png(scene: QGraphicsScene, source: QRectF, target: Path) -> None:

@@ -18,8 +18,10 @@ from cnnstudio.core import edits, registry
 from cnnstudio.core.analysis import Diagnostic
 from cnnstudio.core.blocks.base import format_shape
 from cnnstudio.core.explain import explain
-from cnnstudio.core.graph import Edge, EventKind, GraphEvent, event_handlers
+from cnnstudio.core.graph import Edge, EventKind, GraphError, GraphEvent, event_handlers
+from cnnstudio.core.modules import module_summary
 from cnnstudio.ui.canvas.items import BLOCK_W, BlockItem, WireItem
+from cnnstudio.ui.canvas.module_item import ModuleItem
 from cnnstudio.ui.document import Document
 
 SCENE_MARGIN = 2000.0
@@ -35,6 +37,8 @@ class CanvasScene(QGraphicsScene):
         self.exporting = False
         self._blocks: dict[str, BlockItem] = {}
         self._wires: dict[Edge, WireItem] = {}
+        self._modules: dict[str, ModuleItem] = {}
+        self._hidden: dict[str, str] = {}  # block id -> the collapsed module that hides it
         self._highlight: WireItem | None = None
         self._diagram: QRectF | None = None
         self._far_labels = False  # blocks keep room for far-zoom names (BlockItem.set_label_room)
@@ -53,12 +57,13 @@ class CanvasScene(QGraphicsScene):
             EventKind.BLOCK_MOVED: self._on_block_moved,
             EventKind.EDGE_ADDED: self._on_edge_added,
             EventKind.EDGE_REMOVED: self._on_edge_removed,
+            EventKind.MODULE_ADDED: self._on_module_event,
+            EventKind.MODULE_REMOVED: self._on_module_event,
+            EventKind.MODULE_CHANGED: self._on_module_event,
+            EventKind.DEFINITION_CHANGED: self._on_definition_changed,
         }, ignored=(
-            # modules (core/modules.py) group ordinary blocks, which the scene draws as
-            # usual; the canvas view of modules (collapsed card, expand in place) comes next
-            EventKind.MODULE_ADDED, EventKind.MODULE_REMOVED, EventKind.MODULE_CHANGED,
+            # a definition alone draws nothing: its instances are what the canvas shows
             EventKind.DEFINITION_ADDED, EventKind.DEFINITION_REMOVED,
-            EventKind.DEFINITION_CHANGED,
         ))
         document.graph_event.connect(self._on_graph_event)
         document.project_replaced.connect(self.rebuild)
@@ -79,10 +84,31 @@ class CanvasScene(QGraphicsScene):
     def wire_for(self, edge: Edge) -> WireItem | None:
         return self._wires.get(edge)
 
+    def module_items(self) -> list[ModuleItem]:
+        return list(self._modules.values())
+
+    def module_item(self, module_id: str) -> ModuleItem | None:
+        return self._modules.get(module_id)
+
+    def hiding_module(self, block_id: str) -> ModuleItem | None:
+        """The collapsed module card that stands for this block, or None when it shows."""
+        module_id = self._hidden.get(block_id)
+        return self._modules.get(module_id) if module_id is not None else None
+
     def selected_ids(self) -> list[str]:
+        """The selected blocks, a selected module card standing for every block inside."""
         order = {block.id: i for i, block in enumerate(self.document.graph.blocks)}
-        ids = [i.block_id for i in self.selectedItems() if isinstance(i, BlockItem)]
-        return sorted(ids, key=lambda b: order.get(b, 0))
+        ids: list[str] = []
+        for item in self.selectedItems():
+            if isinstance(item, BlockItem):
+                ids.append(item.block_id)
+            elif isinstance(item, ModuleItem):
+                ids.extend(item.members)
+        return sorted(dict.fromkeys(ids), key=lambda b: order.get(b, 0))
+
+    def selected_modules(self) -> list[str]:
+        """Ids of the selected collapsed modules."""
+        return [i.module_id for i in self.selectedItems() if isinstance(i, ModuleItem)]
 
     def selected_edges(self) -> list[Edge]:
         return [i.edge for i in self.selectedItems() if isinstance(i, WireItem)]
@@ -92,11 +118,15 @@ class CanvasScene(QGraphicsScene):
         if self._diagram is None:
             rect = QRectF()
             for item in self._blocks.values():
-                rect = rect.united(item.mapRectToScene(item.outline_rect()))
-                if item.badge.isVisible():
-                    rect = rect.united(item.badge.sceneBoundingRect())
+                if item.isVisible():
+                    rect = rect.united(item.mapRectToScene(item.outline_rect()))
+                    if item.badge.isVisible():
+                        rect = rect.united(item.badge.sceneBoundingRect())
+            for module in self._modules.values():
+                rect = rect.united(module.mapRectToScene(module.outline_rect()))
             for wire in self._wires.values():
-                rect = rect.united(wire.sceneBoundingRect())
+                if wire.isVisible():
+                    rect = rect.united(wire.sceneBoundingRect())
             self._diagram = rect
         return QRectF(self._diagram)
 
@@ -113,6 +143,17 @@ class CanvasScene(QGraphicsScene):
             while item is not None and not isinstance(item, BlockItem):
                 item = item.parentItem()
             if isinstance(item, BlockItem):
+                return item
+        return None
+
+    def module_at(self, pos: QPointF) -> ModuleItem | None:
+        """The collapsed module card under the point (or an expanded module's title strip)."""
+        for item in self.items(pos):
+            if isinstance(item, BlockItem):
+                return None
+            while item is not None and not isinstance(item, ModuleItem):
+                item = item.parentItem()
+            if isinstance(item, ModuleItem):
                 return item
         return None
 
@@ -156,15 +197,19 @@ class CanvasScene(QGraphicsScene):
     def rebuild(self) -> None:
         """Recreate every item from the graph (a new or opened project)."""
         self._highlight = None
-        for item in list(self._blocks.values()) + list(self._wires.values()):
+        for item in [*self._blocks.values(), *self._wires.values(), *self._modules.values()]:
             self.removeItem(item)
         self._blocks.clear()
         self._wires.clear()
+        self._modules.clear()
+        self._hidden.clear()
         graph = self.document.graph
         for block in graph.blocks:
             self._add_block(block.id)
         for edge in graph.edges:
             self._add_wire(edge)
+        for module in graph.modules:
+            self._sync_module(module.id)
         self.refresh_analysis()
         self._geometry_changed()
 
@@ -175,10 +220,14 @@ class CanvasScene(QGraphicsScene):
 
     def _on_block_added(self, event: GraphEvent) -> None:
         self._add_block(event.block_id)  # type: ignore[arg-type]
+        module = self.document.graph.module_of(event.block_id)  # type: ignore[arg-type]
+        if module is not None:  # an undone delete inside a module
+            self._sync_module(module.id)
         self._geometry_changed()
 
     def _on_block_removed(self, event: GraphEvent) -> None:
         item = self._blocks.pop(event.block_id, None)  # type: ignore[arg-type]
+        self._hidden.pop(event.block_id, None)  # type: ignore[arg-type]
         if item is not None:
             self.removeItem(item)
         self._geometry_changed()
@@ -195,6 +244,9 @@ class CanvasScene(QGraphicsScene):
 
     def _on_block_moved(self, event: GraphEvent) -> None:
         self._sync(event)  # setPos -> block_item_moved reroutes the wires
+        module = self.document.graph.module_of(event.block_id)  # type: ignore[arg-type]
+        if module is not None and module.collapsed:  # its card follows its blocks
+            self._place_module(module.id)
         self._geometry_changed()
 
     def _on_edge_added(self, event: GraphEvent) -> None:
@@ -239,6 +291,78 @@ class CanvasScene(QGraphicsScene):
         src = self._blocks.get(edge.src)
         wire.set_label(_label(src))
 
+    # -- modules (core/modules.py; module_item.py draws them) --------------------------------
+
+    def _on_module_event(self, event: GraphEvent) -> None:
+        self._sync_module(event.module_id)  # type: ignore[arg-type]
+        self._geometry_changed()
+
+    def _on_definition_changed(self, event: GraphEvent) -> None:
+        if "name" in event.changes:
+            for module in self.document.graph.instances_of(event.definition_id or ""):
+                self._sync_module(module.id)
+
+    def _sync_module(self, module_id: str) -> None:
+        """Bring a module's item in line with the model: created, changed or gone; its blocks
+        hidden while it is collapsed, their wires routed to the card."""
+        graph = self.document.graph
+        item = self._modules.get(module_id)
+        try:
+            module = graph.module(module_id)
+        except GraphError:
+            module = None
+        before = item.members if item is not None else frozenset()
+        if module is None:
+            if item is not None:
+                del self._modules[module_id]
+                self.removeItem(item)
+            members: frozenset[str] = frozenset()
+        else:
+            if item is None:
+                item = self._modules[module_id] = ModuleItem(module_id)
+                item.set_label_room(self._far_labels)
+                self.addItem(item)
+            members = frozenset(b for b in module.members.values() if b in self._blocks)
+            item.set_module(module.name, graph.definition(module.definition).name,
+                            module.collapsed, members)
+        collapsed = module is not None and module.collapsed
+        for block_id in before | members:
+            block = self._blocks.get(block_id)
+            hide = collapsed and block_id in members
+            if hide:
+                self._hidden[block_id] = module_id
+            elif self._hidden.get(block_id) == module_id:
+                del self._hidden[block_id]
+            if block is not None and block.isVisible() == hide:
+                block.setVisible(not hide)
+        if module is not None:
+            self._place_module(module_id)
+            if collapsed:
+                self._summarise(item)  # type: ignore[arg-type]
+        for block_id in before | members:
+            self.route_wires_of(block_id)
+
+    def _place_module(self, module_id: str) -> None:
+        """A card centred on its blocks' bounding box, or a frame around them."""
+        item = self._modules.get(module_id)
+        blocks = [self._blocks[b] for b in item.members if b in self._blocks] if item else []
+        if item is None or not blocks:
+            return
+        rect = QRectF()
+        for block in blocks:
+            rect = rect.united(block.mapRectToScene(block.body_rect()))
+        if item.is_collapsed():
+            item.place_card(rect.center().x(), rect.center().y() - item.height() / 2)
+        else:
+            item.place_frame(rect)
+
+    def _summarise(self, item: ModuleItem) -> None:
+        try:
+            summary = module_summary(self.document.graph, self.document.analysis, item.module_id)
+        except GraphError:
+            summary = None
+        item.set_summary(summary)
+
     def refresh_analysis(self) -> None:
         """One pass over every item after a change: shapes, counts, badges, wire labels."""
         analysis = self.document.analysis
@@ -257,6 +381,9 @@ class CanvasScene(QGraphicsScene):
                 shape = info.output_shape if info is not None else None
                 label = labels[edge.src] = format_shape(shape) if shape is not None else ""
             wire.set_label(label)
+        for module in self._modules.values():
+            if module.is_collapsed():
+                self._summarise(module)
 
     # -- wires ------------------------------------------------------------------------------
 
@@ -267,12 +394,30 @@ class CanvasScene(QGraphicsScene):
         if item is None:
             return
         self.route_wires_of(block_id)
+        module_id = self._module_ids_of(block_id)
+        if module_id is not None:
+            self._place_module(module_id)  # an expanded module's frame follows a drag
         if self._diagram is not None:
             grown = self._diagram.united(item.mapRectToScene(item.outline_rect()))
             if grown != self._diagram:
                 self._diagram = grown
                 self._geometry_changed(exact=False)
         self.layout_changed.emit()
+
+    def module_item_moved(self, module_id: str) -> None:
+        """A collapsed card moved (placed, or dragged): the wires to and from it follow."""
+        item = self._modules.get(module_id)
+        if item is None:
+            return
+        for block_id in item.members:
+            self.route_wires_of(block_id)
+        if self._diagram is not None:
+            self._diagram = self._diagram.united(item.mapRectToScene(item.outline_rect()))
+        self.layout_changed.emit()
+
+    def _module_ids_of(self, block_id: str) -> str | None:
+        module = self.document.graph.module_of(block_id) if self._modules else None
+        return module.id if module is not None and module.id in self._modules else None
 
     def route_wires_of(self, block_id: str) -> None:
         graph = self.document.graph
@@ -289,13 +434,22 @@ class CanvasScene(QGraphicsScene):
         src, dst = self._blocks.get(edge.src), self._blocks.get(edge.dst)
         if src is None or dst is None:
             return
+        src_card, dst_card = self.hiding_module(edge.src), self.hiding_module(edge.dst)
+        inside = src_card is not None and src_card is dst_card
+        if wire.isVisible() == inside:
+            wire.setVisible(not inside)
+        if inside:
+            return
         inputs = graph.input_edges(edge.dst)
         rank = inputs.index(edge) if edge in inputs else 0
         single_out = len(graph.output_edges(edge.src)) == 1
         single_in = len(inputs) == 1
         mode = "mid" if single_in and single_out else "src" if single_out else (
             "dst" if single_in else "mid")
-        wire.set_route(src.output_anchor(), dst.input_anchor(rank, len(inputs)), mode)
+        start = (src_card or src).output_anchor()
+        end = dst_card.input_anchor() if dst_card is not None else \
+            dst.input_anchor(rank, len(inputs))
+        wire.set_route(start, end, mode)
 
     def highlight_wire(self, wire: WireItem | None) -> None:
         """Mark the wire a palette drop would insert into (None: no wire)."""
@@ -351,13 +505,16 @@ class CanvasScene(QGraphicsScene):
         view is zoomed out to the name-only level of detail)."""
         if far != self._far_labels:
             self._far_labels = far
-            for item in self._blocks.values():
+            for item in [*self._blocks.values(), *self._modules.values()]:
                 item.set_label_room(far)
 
     def set_items_cached(self, cached: bool) -> None:
         mode = QGraphicsItem.DeviceCoordinateCache if cached else QGraphicsItem.NoCache
         for item in self._blocks.values():
             item.setCacheMode(mode)
+        for module in self._modules.values():
+            if module.is_collapsed():
+                module.setCacheMode(mode)
 
 
 def _label(item: BlockItem | None) -> str:

@@ -8,11 +8,10 @@ selection, the gesture in progress.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from PySide6.QtCore import QEvent, QLineF, QObject, QPointF, QRect, QRectF, QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, QPointF, QRect, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import (
     QAction,
     QContextMenuEvent,
@@ -24,26 +23,26 @@ from PySide6.QtGui import (
     QKeySequence,
     QMouseEvent,
     QPainter,
-    QPen,
     QShowEvent,
     QWheelEvent,
 )
 from PySide6.QtWidgets import QGraphicsView, QLineEdit, QMenu, QWidget
 
-from cnnstudio.core import edits, registry, repairs
+from cnnstudio.core import edits, modules, registry, repairs
 from cnnstudio.core.analysis import Diagnostic
 from cnnstudio.core.graph import GraphError
 from cnnstudio.core.layout import DOWN, RIGHT, layered_layout
-from cnnstudio.ui import theme
 from cnnstudio.ui.canvas import clipboard
 from cnnstudio.ui.canvas.find import FindBar
 from cnnstudio.ui.canvas.interactions import Interaction, begin
 from cnnstudio.ui.canvas.items import BadgeItem, BlockItem, WireItem
+from cnnstudio.ui.canvas.module_actions import MODULE_MIME, ModuleCommands
+from cnnstudio.ui.canvas.module_item import CollapseButton
 from cnnstudio.ui.canvas.overlays import (
     Minimap,
     NameEditor,
-    export_png,
-    export_svg,
+    draw_grid,
+    export_diagram,
     visible_scene_rect,
 )
 from cnnstudio.ui.canvas.scene import CanvasScene
@@ -52,7 +51,6 @@ from cnnstudio.ui.document import Document
 from cnnstudio.ui.fixes import FixPopup, apply_repair
 
 BLOCK_MIME = "application/x-cnnstudio-block"
-EXPORT_MARGIN = 24.0
 REVEAL_MARGIN = 30  # screen pixels kept around a block scrolled into view
 
 
@@ -85,6 +83,7 @@ class CanvasView(QGraphicsView):
         self.minimap.installEventFilter(self)  # a click there moves the view: see eventFilter
         self.find_bar = FindBar(self, self)
         self._actions: dict[str, QAction] = {}
+        self.modules = ModuleCommands(self)
         self._install_actions()
         self.canvas.selectionChanged.connect(self._on_selection)
         self.canvas.layout_changed.connect(self.minimap.schedule_content)
@@ -107,6 +106,9 @@ class CanvasView(QGraphicsView):
             ("select_all", "Select all", [QKeySequence.SelectAll], self.select_all),
             ("rename", "Rename…", ["F2"], self.rename_selected),
             ("collapse", "Collapse or expand", ["H"], self.toggle_collapse_selected),
+            ("make_module", "Make Module…", ["Ctrl+G"], self.modules.make_from_selection),
+            ("dissolve_module", "Dissolve Module", ["Ctrl+Shift+G"],
+             self.modules.dissolve_selected),
             ("zoom_in", "Zoom in", [QKeySequence.ZoomIn, "Ctrl+="], self.zoom_in),
             ("zoom_out", "Zoom out", [QKeySequence.ZoomOut, "Ctrl+-"], self.zoom_out),
             ("reset_zoom", "Actual size", ["Ctrl+0"], self.reset_zoom),
@@ -166,8 +168,8 @@ class CanvasView(QGraphicsView):
 
     def select_blocks(self, ids: list[str], scroll: bool = True) -> None:
         """Select these blocks (only these) and, with `scroll`, centre them when out of view."""
-        items = [self.canvas.item_for(i) for i in ids]
-        chosen = [i for i in items if i is not None]
+        items = [self.canvas.hiding_module(i) or self.canvas.item_for(i) for i in ids]
+        chosen: list[Any] = list(dict.fromkeys(i for i in items if i is not None))
         self.canvas.blockSignals(True)
         self.canvas.clearSelection()
         for item in chosen:
@@ -181,6 +183,11 @@ class CanvasView(QGraphicsView):
             if not self.visible_scene_rect().contains(rect):
                 self.zoomer.touched()
                 self.centerOn(rect.center())
+
+    def select_module(self, module_id: str) -> None:
+        """Select a module: its card while collapsed, else its blocks."""
+        module = self.document.graph.module(module_id)
+        self.select_blocks(list(module.members.values()))
 
     def reveal(self, block_id: str) -> None:
         """Scroll as little as it takes to show the whole block (a dropped one)."""
@@ -197,7 +204,13 @@ class CanvasView(QGraphicsView):
         self.select_blocks([b.id for b in self.document.graph.blocks])
 
     def show_match(self, block_id: str) -> None:
-        """The find bar's match (find.py, Ctrl+F): selected and centred."""
+        """The find bar's match (find.py, Ctrl+F): selected and centred; a block inside a
+        collapsed module expands it (one undo step for a run of finds)."""
+        card = self.canvas.hiding_module(block_id)
+        if card is not None:
+            self._run(f"Expand module {card.name()} to show a found block",
+                      lambda g: modules.set_module_collapsed(g, card.module_id, False),
+                      merge_key="find.expand")
         self.select_blocks([block_id], scroll=False)
         item = self.canvas.item_for(block_id)
         if item is not None:
@@ -243,11 +256,15 @@ class CanvasView(QGraphicsView):
         if self._interaction is not None:
             return
         badge = self.itemAt(event.position().toPoint())
-        if (event.button() == Qt.LeftButton and not self.space_held
-                and isinstance(badge, BadgeItem) and isinstance(badge.parentItem(), BlockItem)):
-            self.show_fix_popup(badge.parentItem().block_id)  # type: ignore[union-attr]
-            event.accept()
-            return
+        if event.button() == Qt.LeftButton and not self.space_held:
+            if isinstance(badge, BadgeItem) and isinstance(badge.parentItem(), BlockItem):
+                self.show_fix_popup(badge.parentItem().block_id)  # type: ignore[union-attr]
+                event.accept()
+                return
+            if isinstance(badge, CollapseButton):
+                self.modules.collapse(badge.module_id())
+                event.accept()
+                return
         self._interaction = begin(self, event)
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
@@ -266,19 +283,33 @@ class CanvasView(QGraphicsView):
             super().mouseReleaseEvent(event)
 
     def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:  # noqa: N802
-        item = self.canvas.block_at(self.mapToScene(event.position().toPoint()))
-        if item is not None and event.button() == Qt.LeftButton:
-            self.block_activated.emit(item.block_id)
+        pos = self.mapToScene(event.position().toPoint())
+        item = self.canvas.block_at(pos)
+        card = self.canvas.module_at(pos) if item is None else None
+        if event.button() == Qt.LeftButton and (item is not None or card is not None):
+            if item is not None:
+                self.block_activated.emit(item.block_id)
+            elif card is not None:  # a card expands in place, a frame's title collapses
+                self.modules.set_collapsed(card.module_id, not card.is_collapsed())
             event.accept()
             return
         super().mouseDoubleClickEvent(event)
 
     def contextMenuEvent(self, event: QContextMenuEvent) -> None:  # noqa: N802
-        item = self.canvas.block_at(self.mapToScene(event.pos()))
+        pos = self.mapToScene(event.pos())
+        item = self.canvas.block_at(pos)
+        card = self.canvas.module_at(pos) if item is None else None
         if item is not None and not item.isSelected():
             self.select_blocks([item.block_id])
-        names = ("rename", "duplicate", "collapse", "copy", "cut", "delete") if item else (
-            "paste", "select_all", "auto_layout", "fit_all")
+        owner = self.document.graph.module_of(item.block_id) if item is not None else None
+        module_id = card.module_id if card is not None else owner.id if owner else None
+        if card is not None:
+            if card.is_collapsed() and not card.isSelected():
+                self.select_module(card.module_id)
+            names: tuple[str, ...] = ("copy", "delete")
+        else:
+            names = ("rename", "duplicate", "collapse", "copy", "cut", "delete") if item else (
+                "paste", "select_all", "auto_layout", "fit_all")
         menu = QMenu(self)
         if item is not None:
             for diagnostic in self.document.analysis.diagnostics_for(item.block_id):
@@ -289,6 +320,7 @@ class CanvasView(QGraphicsView):
                 menu.addSeparator()
         for name in names:
             menu.addAction(self._actions[name])
+        self.modules.add_menu_entries(menu, module_id, self._actions["make_module"])
         menu.exec(event.globalPos())
 
     def restore_cursor(self) -> None:
@@ -325,12 +357,15 @@ class CanvasView(QGraphicsView):
     # -- palette drops ----------------------------------------------------------------------
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
-        if event.mimeData().hasFormat(BLOCK_MIME):
+        if event.mimeData().hasFormat(BLOCK_MIME) or event.mimeData().hasFormat(MODULE_MIME):
             event.acceptProposedAction()
         else:
             event.ignore()
 
     def dragMoveEvent(self, event: QDragMoveEvent) -> None:  # noqa: N802
+        if event.mimeData().hasFormat(MODULE_MIME):
+            event.acceptProposedAction()
+            return
         if not event.mimeData().hasFormat(BLOCK_MIME):
             event.ignore()
             return
@@ -346,6 +381,12 @@ class CanvasView(QGraphicsView):
 
     def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
         self.canvas.highlight_wire(None)
+        if event.mimeData().hasFormat(MODULE_MIME):
+            event.acceptProposedAction()
+            definition_id = bytes(event.mimeData().data(MODULE_MIME).data()).decode("utf-8")
+            self.modules.insert(definition_id, self.mapToScene(event.position().toPoint()))
+            self.setFocus()
+            return
         if not event.mimeData().hasFormat(BLOCK_MIME):
             event.ignore()
             return
@@ -396,9 +437,9 @@ class CanvasView(QGraphicsView):
 
     # -- editing commands -----------------------------------------------------------------
 
-    def _run(self, text: str, action: Callable[[Any], Any]) -> Any:
+    def _run(self, text: str, action: Callable[[Any], Any], merge_key: str | None = None) -> Any:
         try:
-            return self.document.edit(text, action)
+            return self.document.edit(text, action, merge_key)
         except GraphError as err:
             self.status_message.emit(f"{text}: {err}")
             return None
@@ -447,7 +488,7 @@ class CanvasView(QGraphicsView):
 
     def toggle_collapse_selected(self) -> None:
         ids = self.selected_ids()
-        if not ids:
+        if not ids or self.modules.toggle_selected():
             return
         graph = self.document.graph
         collapse = not all(graph.block(i).collapsed for i in ids)
@@ -536,44 +577,12 @@ class CanvasView(QGraphicsView):
         self.minimap.invalidate()
 
     def drawBackground(self, painter: QPainter, rect: QRectF) -> None:  # noqa: N802
-        colours = theme.current()
-        painter.fillRect(rect, colours.canvas)
-        step = 50.0
-        while step * self.zoom() < 14:
-            step *= 4
-        painter.setPen(QPen(colours.grid, 0))
-        lines: list[QLineF] = []
-        x = math.floor(rect.left() / step) * step
-        while x < rect.right():
-            lines.append(QLineF(x, rect.top(), x, rect.bottom()))
-            x += step
-        y = math.floor(rect.top() / step) * step
-        while y < rect.bottom():
-            lines.append(QLineF(rect.left(), y, rect.right(), y))
-            y += step
-        painter.save()
-        painter.setRenderHint(QPainter.Antialiasing, False)  # crisp and far cheaper
-        painter.drawLines(lines)
-        painter.restore()
+        draw_grid(painter, rect, self.zoom())
 
     def export_image(self, path: str) -> None:
         """The diagram alone (no grid, no selection), tight with a margin: .png at twice the
         size, or .svg (vector) through QtSvg."""
-        target = Path(path)
-        source = self.canvas.diagram_rect().adjusted(
-            -EXPORT_MARGIN, -EXPORT_MARGIN, EXPORT_MARGIN, EXPORT_MARGIN)
-        if source.isNull():
-            source = QRectF(0, 0, 200, 100)
-        self.canvas.exporting = True
-        self.canvas.set_items_cached(False)
-        try:
-            if target.suffix.lower() == ".svg":
-                export_svg(self.canvas, source, target)
-            else:
-                export_png(self.canvas, source, target)
-        finally:
-            self.canvas.exporting = False
-            self.canvas.set_items_cached(True)
+        export_diagram(self.canvas, Path(path))
 
     # -- Qt housekeeping ------------------------------------------------------------------
 

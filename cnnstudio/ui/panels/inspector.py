@@ -16,17 +16,19 @@ from typing import Any
 from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
+    QComboBox,
     QFormLayout,
     QFrame,
     QHBoxLayout,
     QLabel,
+    QPushButton,
     QScrollArea,
     QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
 
-from cnnstudio.core import registry
+from cnnstudio.core import modules, registry
 from cnnstudio.core.analysis import BlockInfo
 from cnnstudio.core.blocks.base import BlockType, format_shape
 from cnnstudio.core.graph import Block, EventKind, Graph, GraphError, GraphEvent
@@ -45,6 +47,8 @@ from cnnstudio.ui.panels.param_fields import (
 
 NO_SELECTION = "Select a block on the canvas to see and edit its parameters."
 NAME_RULE = "a block name needs 1 to 64 characters"
+EVERY_INSTANCE, THIS_INSTANCE = 0, 1  # the scope box's rows: where a member's edit goes
+MODULE_FACTS = ("Blocks", "Input shape", "Output shape", "Parameters", "MACs")
 
 
 def _parse_name(text: str) -> str:
@@ -78,6 +82,10 @@ class InspectorPanel(QWidget):
         self._facts: dict[str, QLabel] = {}
         self.problem_list: ProblemList | None = None
         self.title_label: QLabel | None = None
+        self.scope: QComboBox | None = None  # a block inside a module: every instance or this
+        self.scope_label = QLabel()
+        self._module: str | None = None  # the collapsed module shown (module_facts)
+        self.expand_button: QPushButton | None = None
 
         self.message = QLabel(NO_SELECTION, self)
         self.message.setAlignment(Qt.AlignCenter)
@@ -110,11 +118,25 @@ class InspectorPanel(QWidget):
     def block_ids(self) -> list[str]:
         return list(self._ids)
 
+    @property
+    def module_id(self) -> str | None:
+        """The collapsed module shown (its totals), or None."""
+        return self._module
+
     def show_blocks(self, ids: list[str]) -> None:
-        """Show the form for these blocks: one, several of one type, or a mixed-types note."""
+        """Show the form for these blocks: one, several of one type, or a mixed-types note;
+        the blocks of a collapsed module (its card selected) show the module's totals."""
         graph = self.document.graph
         ids = [i for i in dict.fromkeys(ids) if i in graph]
         types = {graph.block(i).type for i in ids}
+        card = _collapsed_module(graph, ids)
+        if card is not None:
+            if card != self._module or ids != self._ids:
+                self._ids = ids
+                self._clear_form()
+                self._build_module_view(card)
+            self._refresh_module()
+            return
         if ids and ids == self._ids and self._type is not None:
             self._refresh_values()
             self._refresh_info()
@@ -144,6 +166,9 @@ class InspectorPanel(QWidget):
 
     def _clear_form(self) -> None:
         self._type = None
+        self._module = None
+        self.scope = None
+        self.expand_button = None
         self.fields = {}
         self.name_field = None
         self._facts = {}
@@ -164,6 +189,7 @@ class InspectorPanel(QWidget):
         outer.setSpacing(8)
         outer.addLayout(self._header(block_type))
 
+        self._add_scope(outer)
         form = self._new_form()
         self.name_field = LineField(_parse_name, str, "", incomplete=lambda _text: False)
         self.name_field.edited.connect(self._apply_name)
@@ -200,6 +226,127 @@ class InspectorPanel(QWidget):
         outer.addWidget(self.problem_list)
         outer.addStretch(1)
         self.scroll.setWidget(content)
+
+    def _add_scope(self, outer: QVBoxLayout) -> None:
+        """For blocks inside a module: whether an edit changes every instance of its
+        definition or this instance only (which then gets a definition of its own)."""
+        if not any(map(self.document.graph.module_of, self._ids)):
+            return
+        self.scope_label = QLabel()
+        self.scope_label.setStyleSheet(f"color: {theme.current().subtext.name()};")
+        self.scope = QComboBox()
+        self.scope.addItems(["", "This instance only"])
+        self.scope.setToolTip("Like a symbol in a drawing program: change the module's "
+                              "definition, which every instance shares, or make this instance "
+                              "unique and change it alone.")
+        self.scope.setCurrentIndex(EVERY_INSTANCE)
+        outer.addWidget(self.scope_label)
+        outer.addWidget(self.scope)
+        self._refresh_scope()
+
+    def _refresh_scope(self) -> None:
+        """The scope box's texts: the module and definition as they are now (an edit of this
+        instance only gives it a definition of its own)."""
+        graph = self.document.graph
+        owners = [m for m in map(graph.module_of, self._ids) if m is not None]
+        if self.scope is None or not owners:
+            return
+        definitions = {m.definition for m in owners}
+        name = graph.definition(owners[0].definition).name if len(definitions) == 1 else ""
+        count = sum(len(graph.instances_of(d)) for d in definitions)
+        every = f"Apply to every instance of '{name}'" if name else \
+            "Apply to every instance of their modules"
+        self.scope.setItemText(EVERY_INSTANCE, f"{every} ({count})")
+        places = {m.id for m in owners}
+        self.scope_label.setText(f"In module '{owners[0].name}'" if len(places) == 1
+                                 else f"In {len(places)} modules")
+
+    def _build_module_view(self, module_id: str) -> None:
+        """A collapsed module: its name (editable), definition, totals and problems."""
+        graph = self.document.graph
+        self._module = module_id
+        content = QWidget()
+        outer = QVBoxLayout(content)
+        outer.setContentsMargins(10, 8, 10, 10)
+        outer.setSpacing(8)
+        self.title_label = QLabel()
+        font = QFont(self.font())
+        font.setBold(True)
+        font.setPointSizeF(font.pointSizeF() * 1.15)
+        self.title_label.setFont(font)
+        self.title_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        outer.addWidget(self.title_label)
+        self._facts = {"Definition": _selectable()}
+        self._facts["Definition"].setStyleSheet(f"color: {theme.current().subtext.name()};")
+        outer.addWidget(self._facts["Definition"])
+        form = self._new_form()
+        self.name_field = LineField(_parse_name, str, "", incomplete=lambda _text: False)
+        self.name_field.edited.connect(self._rename_module)
+        self.name_field.line.setToolTip("The module's name on the canvas")
+        form.addRow("Name", self.name_field.widget)
+        outer.addLayout(form)
+        outer.addWidget(self._rule())
+        facts = self._new_form()
+        for row in MODULE_FACTS:
+            self._facts[row] = _selectable()
+            facts.addRow(row, self._facts[row])
+        self._facts["Parameters"].setToolTip(PARAMETERS_TIP)
+        outer.addLayout(facts)
+        self.expand_button = QPushButton("Expand module")
+        self.expand_button.setToolTip("Show its blocks in place to edit them (or double-click "
+                                      "the module)")
+        self.expand_button.clicked.connect(lambda: self.document.edit(
+            f"Expand module {graph.module(module_id).name}",
+            lambda g: modules.set_module_collapsed(g, module_id, False)))
+        outer.addWidget(self.expand_button, 0, Qt.AlignLeft)
+        self.problem_list = ProblemList()
+        self.problem_list.fix_chosen.connect(
+            lambda diagnostic: self.status_message.emit(apply_repair(self.document, diagnostic)))
+        outer.addWidget(self.problem_list)
+        outer.addStretch(1)
+        self.scroll.setWidget(content)
+        self.message.hide()
+        self.scroll.show()
+
+    def _refresh_module(self) -> None:
+        graph = self.document.graph
+        if self._module is None or not self._facts:
+            return
+        try:
+            module = graph.module(self._module)
+        except GraphError:
+            return
+        summary = modules.module_summary(graph, self.document.analysis, self._module)
+        shared = len(graph.instances_of(module.definition))
+        if self.title_label is not None:
+            self.title_label.setText(f"{module.name}  ·  module")
+        self._facts["Definition"].setText(
+            f"Definition '{summary.definition_name}', " + (
+                f"shared by {shared} instances" if shared > 1 else "used by this module only"))
+        if self.name_field is not None and self.name_field is not self._applying:
+            self.name_field.set_value(module.name)
+        texts = {
+            "Blocks": str(summary.blocks),
+            "Input shape": format_shape(summary.input_shape),
+            "Output shape": format_shape(summary.output_shape),
+            "Parameters": f"{summary.total_params:,}" + (
+                f"  ({summary.trainable:,} trainable)" if summary.non_trainable else ""),
+            "MACs": f"{summary.macs:,}",
+        }
+        for row, text in texts.items():
+            self._facts[row].setText(text)
+        if self.problem_list is not None:
+            self.problem_list.set_diagnostics(list(summary.diagnostics), graph)
+            self.problem_list.setVisible(bool(summary.diagnostics))
+
+    def _rename_module(self, name: str) -> None:
+        module_id, field = self._module, self.name_field
+        if module_id is None or field is None:
+            return
+        if self.document.graph.module(module_id).name == name:
+            return
+        self._run(field, f"Rename module to {name}",
+                  lambda g: modules.rename_module(g, module_id, name), f"{module_id}.name")
 
     def _header(self, block_type: BlockType) -> QHBoxLayout:
         row = QHBoxLayout()
@@ -274,6 +421,9 @@ class InspectorPanel(QWidget):
             show_unused(field, self._type.param(name), reason)
 
     def _refresh_info(self) -> None:
+        if self._module is not None:
+            self._refresh_module()
+            return
         if not self._facts or not self._ids:
             return
         analysis = self.document.analysis
@@ -289,6 +439,17 @@ class InspectorPanel(QWidget):
             self.problem_list.setVisible(bool(diagnostics))
 
     def _on_graph_event(self, event: GraphEvent) -> None:
+        grouped = event.kind in (EventKind.MODULE_ADDED, EventKind.MODULE_REMOVED) and \
+            event.module is not None and bool(set(event.module.members.values()) & set(self._ids))
+        if self._ids and (grouped or event.kind is EventKind.MODULE_CHANGED and (
+                event.module_id == self._module or "collapsed" in event.changes)):
+            ids, self._ids = self._ids, []
+            self.show_blocks(ids)  # collapsed, expanded, renamed or dissolved: another view
+            return
+        if event.kind in (EventKind.MODULE_CHANGED, EventKind.DEFINITION_CHANGED,
+                          EventKind.MODULE_ADDED, EventKind.MODULE_REMOVED):
+            self._refresh_scope()
+            return
         if not self._ids or event.block_id not in self._ids:
             return
         if event.kind is EventKind.BLOCK_REMOVED:
@@ -307,10 +468,14 @@ class InspectorPanel(QWidget):
         title = self._type.param(name).title.lower()
         what = f"'{blocks[0].name}'" if len(blocks) == 1 else f"{len(blocks)} blocks"
         key = f"{'+'.join(ids)}.{name}"
+        shared = self.scope is None or self.scope.currentIndex() == EVERY_INSTANCE
+        if self.scope is not None:
+            key += ".every" if shared else ".this"
+            what += "" if shared else " (this instance only)"
 
         def action(graph: Graph) -> None:
             for block_id in ids:
-                graph.set_params(block_id, {name: value})
+                modules.set_member_params(graph, block_id, {name: value}, shared=shared)
 
         self._run(field, f"Set {title} of {what}", action, key)
 
@@ -331,6 +496,14 @@ class InspectorPanel(QWidget):
             field.show_error(str(err))
         finally:
             self._applying = None
+
+
+def _collapsed_module(graph: Graph, ids: list[str]) -> str | None:
+    """The collapsed module these blocks are, all of them (its card is selected), or None."""
+    module = graph.module_of(ids[0]) if ids else None
+    if module is None or not module.collapsed or set(ids) != set(module.members.values()):
+        return None
+    return module.id
 
 
 def _join_shapes(shapes: list[Any]) -> str:

@@ -3,6 +3,10 @@
 Entries are drag sources (MIME type BLOCK_MIME, UTF-8 JSON {"type": ..., "params": {...}}) for
 the canvas; double-click or Enter asks the window to add the block (`block_requested`). The list
 is generated from the registry, so a newly declared block type appears here by itself.
+
+Given the document, the palette also lists the project's module definitions under "My modules"
+(kept up to date from the graph's DEFINITION_* events): they drag as MODULE_MIME (the
+definition's id) and double-click asks for a new instance (`module_requested`).
 """
 
 from __future__ import annotations
@@ -27,7 +31,11 @@ from PySide6.QtWidgets import (
 
 from cnnstudio.core import registry
 from cnnstudio.core.blocks.base import BlockType
+from cnnstudio.core.graph import EventKind, GraphEvent
+from cnnstudio.core.module_types import ModuleDef
 from cnnstudio.ui import icons
+from cnnstudio.ui.canvas.module_actions import MODULE_MIME
+from cnnstudio.ui.document import Document
 
 try:
     from cnnstudio.ui.canvas import BLOCK_MIME  # type: ignore[attr-defined]
@@ -35,6 +43,28 @@ except ImportError:
     BLOCK_MIME = "application/x-cnnstudio-block"
 
 ENTRY_ROLE = Qt.UserRole + 1
+MY_MODULES = "My modules"
+
+
+@dataclass(frozen=True)
+class ModuleEntry:
+    """A line of "My modules": one module definition of the project."""
+
+    definition_id: str
+    title: str
+    blocks: int
+
+    def rank(self, needle: str) -> int | None:
+        if not needle:
+            return 0
+        wanted, title = _squashed(needle), _squashed(self.title)
+        if wanted and title == wanted:
+            return MATCH_RANKS["name"]
+        if wanted and title.startswith(wanted):
+            return MATCH_RANKS["name start"]
+        if (wanted and wanted in title) or (len(wanted) >= 3 and wanted in "module"):
+            return MATCH_RANKS["inside a name"]
+        return None
 
 
 @dataclass(frozen=True)
@@ -234,9 +264,16 @@ class _PaletteTree(QTreeWidget):
     """The tree of categories and entries; it builds the drag payload itself."""
 
     def mimeTypes(self) -> list[str]:  # noqa: N802 (Qt's name)
-        return [BLOCK_MIME]
+        return [BLOCK_MIME, MODULE_MIME]
 
     def mimeData(self, items: Sequence[QTreeWidgetItem]) -> QMimeData:  # noqa: N802
+        modules = [item.data(0, ENTRY_ROLE) for item in items]
+        modules = [m for m in modules if isinstance(m, ModuleEntry)]
+        if modules:
+            mime = QMimeData()
+            mime.setData(MODULE_MIME, modules[0].definition_id.encode("utf-8"))
+            mime.setText(modules[0].title)
+            return mime
         entries = [item.data(0, ENTRY_ROLE) for item in items]
         entries = [e for e in entries if isinstance(e, PaletteEntry)]
         if not entries:
@@ -251,9 +288,11 @@ class PalettePanel(QWidget):
     """Search box over the block tree. Drag an entry to the canvas, or double-click it."""
 
     block_requested = Signal(str, dict)  # type id, params
+    module_requested = Signal(str)  # a definition id of "My modules"
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, document: Document | None = None) -> None:
         super().__init__(parent)
+        self.document = document
         self.search = QLineEdit(self)
         self.search.setPlaceholderText("Search blocks")
         self.search.setClearButtonEnabled(True)
@@ -284,6 +323,9 @@ class PalettePanel(QWidget):
         self._categories: list[QTreeWidgetItem] = []  # in palette order, whatever is shown
         self._children: dict[QTreeWidgetItem, list[QTreeWidgetItem]] = {}
         self._populate()
+        self.modules_header = QTreeWidgetItem([MY_MODULES])
+        self._module_items: list[QTreeWidgetItem] = []
+        self._setup_modules()
         self.search.textChanged.connect(self.apply_filter)
         self.search.installEventFilter(self)
         self.tree.itemActivated.connect(self._on_activated)
@@ -309,6 +351,64 @@ class PalettePanel(QWidget):
             self._children[header] = [header.child(i) for i in range(header.childCount())]
         self.tree.expandAll()
 
+    def _setup_modules(self) -> None:
+        header = self.modules_header
+        font = QFont(self.tree.font())
+        font.setBold(True)
+        header.setFont(0, font)
+        header.setFlags(Qt.ItemIsEnabled)
+        header.setToolTip(0, "The project's modules: drag one onto the canvas for another "
+                             "instance (select blocks and press Ctrl+G to make one)")
+        self.tree.insertTopLevelItem(0, header)
+        document = self.document
+        if document is not None:
+            document.graph_event.connect(self._on_graph_event)
+            document.project_replaced.connect(self.refresh_modules)
+        self.refresh_modules()
+
+    def _on_graph_event(self, event: GraphEvent) -> None:
+        if event.kind in (EventKind.DEFINITION_ADDED, EventKind.DEFINITION_REMOVED,
+                          EventKind.DEFINITION_CHANGED):
+            self.refresh_modules()
+
+    def refresh_modules(self) -> None:
+        """List the project's definitions under "My modules" (hidden while there are none)."""
+        definitions: list[ModuleDef] = self.document.graph.definitions if self.document else []
+        header = self.modules_header
+        header.takeChildren()
+        self._module_items = []
+        for definition in sorted(definitions, key=lambda d: d.name.casefold()):
+            entry = ModuleEntry(definition.id, definition.name, len(definition.blocks))
+            item = QTreeWidgetItem(header, [entry.title])
+            item.setIcon(0, icons.category_icon("Module"))
+            item.setData(0, ENTRY_ROLE, entry)
+            item.setToolTip(0, f"Module '{entry.title}': {entry.blocks} blocks. Drag it onto "
+                               "the canvas (or double-click) for another instance.")
+            item.setFlags(Qt.ItemIsEnabled | Qt.ItemIsSelectable | Qt.ItemIsDragEnabled)
+            self._module_items.append(item)
+        self._filter_modules(self.search.text().strip())
+        header.setExpanded(True)
+
+    def module_titles(self, visible_only: bool = False) -> list[str]:
+        return [item.text(0) for item in self._module_items
+                if not (visible_only and (item.isHidden() or self.modules_header.isHidden()))]
+
+    def module_item(self, title: str) -> QTreeWidgetItem | None:
+        return next((item for item in self._module_items if item.text(0) == title), None)
+
+    def _filter_modules(self, needle: str) -> None:
+        """Show the definitions that match (the header first, back at the top: hiding works
+        on items in the tree only, and `_arrange` takes every top-level item out)."""
+        if self.tree.indexOfTopLevelItem(self.modules_header) < 0:
+            self.tree.insertTopLevelItem(0, self.modules_header)
+            self.modules_header.setExpanded(True)
+        shown = 0
+        for item in self._module_items:
+            hidden = item.data(0, ENTRY_ROLE).rank(needle) is None
+            item.setHidden(hidden)
+            shown += not hidden
+        self.modules_header.setHidden(shown == 0)
+
     @staticmethod
     def _tooltip(entry: PaletteEntry) -> str:
         help_text = entry.block_type.help
@@ -322,6 +422,7 @@ class PalettePanel(QWidget):
         return [header.text(0) for header in self._categories]
 
     def entries(self, visible_only: bool = False) -> list[PaletteEntry]:
+        """The block entries ("My modules" aside: `module_titles`)."""
         return [item.data(0, ENTRY_ROLE) for item in self._entry_items()
                 if not (visible_only and item.isHidden())]
 
@@ -368,8 +469,9 @@ class PalettePanel(QWidget):
             order.append((best, index, header, [item for _r, _i, item in ranked]))
         order.sort(key=lambda entry: entry[:2])
         self._arrange([(header, items) for _b, _i, header, items in order], bool(needle))
+        self._filter_modules(needle)
         first = next((items[0] for _b, _i, _h, items in order if items), None)
-        self.empty_label.setVisible(first is None)
+        self.empty_label.setVisible(first is None and self.modules_header.isHidden())
         self.tree.setCurrentItem(first if needle else None)
 
     def _arrange(self, order: list[tuple[QTreeWidgetItem, list[QTreeWidgetItem]]],
@@ -398,6 +500,8 @@ class PalettePanel(QWidget):
         entry = item.data(0, ENTRY_ROLE)
         if isinstance(entry, PaletteEntry):
             self.block_requested.emit(entry.type_id, entry.payload()["params"])
+        elif isinstance(entry, ModuleEntry):
+            self.module_requested.emit(entry.definition_id)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
         if watched is self.search and event.type() == QEvent.KeyPress:
