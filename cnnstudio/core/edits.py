@@ -13,11 +13,8 @@ from typing import Any, Iterable, Mapping
 from cnnstudio.core import registry
 from cnnstudio.core.analysis import Diagnostic
 from cnnstudio.core.graph import Block, Edge, Graph, GraphError
+from cnnstudio.core.grid import BLOCK_H, BLOCK_W, GRID
 from cnnstudio.core.layout import STEP_Y
-
-GRID = 10.0
-BLOCK_W = 190.0
-BLOCK_H = 62.0
 
 
 def snap(value: float) -> float:

@@ -20,7 +20,8 @@ undoable (the graph emits MODULE_* and DEFINITION_* events). The API for views:
   instance.
 - `insert_module(graph, definition_id, position)`: a new instance (fresh blocks and wires laid
   out with their top centre at `position`, names "<module>/<role>"); `connect_input` wires a
-  block's output to every entry, `output_block` is the block whose output leaves.
+  block's output to every entry (`input_problem` says why it cannot), `output_block` is the
+  block whose output leaves.
 - `set_module_collapsed`, `rename_module`, `rename_definition`.
 - `set_member_params(graph, block_id, changes, shared=…)`: a parameter of a block inside a
   module. `shared=True` changes the block's role in every instance of the definition and in
@@ -60,9 +61,10 @@ from cnnstudio.core.module_types import (
 
 __all__ = [
     "DefBlock", "ModuleDef", "ModuleEntry", "ModuleInstance", "ModuleSummary", "RoleWire",
-    "add_member", "connect_input", "detach", "differing_roles", "dissolve", "insert_module",
-    "make_module", "module_summary", "output_block", "remove_member", "rename_definition",
-    "rename_module", "selection_problem", "set_member_params", "set_module_collapsed",
+    "add_member", "connect_input", "detach", "differing_roles", "dissolve", "input_problem",
+    "insert_module", "make_module", "module_summary", "output_block", "remove_member",
+    "rename_definition", "rename_module", "selection_problem", "set_member_params",
+    "set_module_collapsed",
 ]
 
 Entries = list[tuple[str, int]]  # (block id, input port) fed by the module's input
@@ -255,11 +257,59 @@ def insert_module(graph: Graph, definition_id: str, position: tuple[float, float
 
 
 def connect_input(graph: Graph, module_id: str, source_id: str) -> None:
-    """Wire `source_id`'s output to every entry of the module's input."""
+    """Wire `source_id`'s output to every entry of the module's input (GraphError, saying
+    why, when it cannot: see `input_problem`)."""
+    problem = input_problem(graph, module_id, source_id)
+    if problem:
+        raise GraphError(problem)
+    for block_id, port in _entries(graph, graph.module(module_id)):
+        graph.connect(source_id, block_id, port)
+
+
+def input_problem(graph: Graph, module_id: str, source_id: str) -> str | None:
+    """Why `source_id`'s output cannot feed the module's input, in plain words, or None."""
     module = graph.module(module_id)
-    for entry in graph.definition(module.definition).inputs:
-        if entry.role in module.members:
-            graph.connect(source_id, module.members[entry.role], entry.port)
+    if source_id not in graph:
+        return f"there is no block with id {source_id!r}"
+    source = graph.block(source_id)
+    if source_id in module.members.values():
+        return f"module {module.name!r} cannot feed its own input"
+    entries = _entries(graph, module)
+    if not entries:
+        return f"module {module.name!r} has no block left that takes its input"
+    inside = set(module.members.values())
+    feeding = [e.src for block_id, _ in entries for e in graph.input_edges(block_id)
+               if e.src not in inside]
+    if feeding:
+        return (f"module {module.name!r} already has its input, from "
+                f"{graph.block(feeding[0]).label}; remove that wire first")
+    if source_id in _downstream(graph, inside):
+        return (f"connecting {source.label} to module {module.name!r} would make a cycle: "
+                f"{source.name} comes after the module")
+    for block_id, port in entries:
+        problem = graph.connection_problem(source_id, block_id, port)
+        if problem:
+            return problem
+    return None
+
+
+def _downstream(graph: Graph, ids: Iterable[str]) -> set[str]:
+    """Every block the given blocks' outputs reach."""
+    reached: set[str] = set()
+    stack = list(ids)
+    while stack:
+        for dst in graph.outputs_of(stack.pop()):
+            if dst not in reached:
+                reached.add(dst)
+                stack.append(dst)
+    return reached
+
+
+def _entries(graph: Graph, module: ModuleInstance) -> Entries:
+    """(block id, port) of each entry of the module's input still in the module."""
+    return [(module.members[entry.role], entry.port)
+            for entry in graph.definition(module.definition).inputs
+            if entry.role in module.members]
 
 
 def output_block(graph: Graph, module_id: str) -> str | None:

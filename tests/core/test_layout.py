@@ -11,6 +11,7 @@ from cnnstudio.core.layout import (
     RIGHT_STEP_Y,
     STEP_X,
     STEP_Y,
+    Group,
     assign_layers,
     layered_layout,
     spaced,
@@ -137,3 +138,60 @@ def test_left_to_right_puts_layers_in_columns_without_overlaps(template_id):
 def test_an_unknown_direction_is_refused_with_the_known_ones():
     with pytest.raises(ValueError, match="'down' or 'right'"):
         layered_layout(build_template("lenet5"), direction="up")
+
+
+# -- groups: several blocks laid out as one node ---------------------------------------------
+
+
+def chain(count: int) -> tuple[Graph, list[str]]:
+    g = Graph()
+    ids = [g.add_block("Input").id] + [g.add_block("Dense").id for _ in range(count - 1)]
+    for a, b in zip(ids, ids[1:]):
+        g.connect(a, b)
+    return g, ids
+
+
+def test_a_group_is_one_node_and_its_blocks_keep_their_offsets():
+    g, (a, b, c, d, e) = chain(5)
+    offsets = {b: (-110.0, 0.0), c: (110.0, 0.0), d: (0.0, 110.0)}  # side by side, then under
+    pos = layered_layout(g, groups=[Group(offsets)])  # a card's size: one row for three blocks
+    assert pos[a] == (0.0, 0.0)
+    assert pos[b] == (-110.0, STEP_Y) and pos[c] == (110.0, STEP_Y) and pos[d] == (0.0, 2 * STEP_Y)
+    assert pos[e] == (0.0, 2 * STEP_Y)  # the row after the group's: it covers d, shown as one
+    assert layered_layout(g) != pos
+    right = layered_layout(g, direction=RIGHT, groups=[Group(offsets)])
+    assert right[b] == (RIGHT_STEP_X - 110.0, 0.0) and right[e] == (2 * RIGHT_STEP_X, 0.0)
+
+
+def test_a_large_group_pushes_the_next_layer_and_its_neighbours_by_whole_steps():
+    g, (a, b, c) = chain(3)
+    side, add = g.add_block("Dense").id, g.add_block("Add").id  # a branch beside the group
+    for src, dst in ((a, side), (c, add), (side, add)):
+        g.connect(src, dst)
+    tall = Group({b: (0.0, 40.0), c: (0.0, 150.0)}, size=(BLOCK_W + 20, 300.0))
+    pos = layered_layout(g, groups=[tall])
+    assert pos[b][1] - 40.0 == STEP_Y == pos[side][1]  # the box's top, in its layer
+    # the next layer: a step after the box's extra height (238, rounded up to 20s)
+    assert pos[add][1] == 2 * STEP_Y + 240.0
+    # beside it: a step plus half its extra width, rounded up to two steps (on the grid)
+    assert abs(pos[b][0] - pos[side][0]) == STEP_X + STEP_X
+    for x, y in pos.values():
+        assert x % (STEP_X / 2) == 0 and y % 10 == 0
+
+
+def test_groups_lay_out_googlenet_collapsed_as_compactly_as_a_chain():
+    graph = build_template("googlenet")
+    flat = layered_layout(graph)
+    groups = [Group({b: (0.0, 0.0) for b in m.members.values()}) for m in graph.modules]
+    grouped = layered_layout(graph, groups=groups)
+    output = graph.find("output").id
+    assert grouped[output][1] < flat[output][1] / 1.5
+    for module in graph.modules:  # each module one node, one row under what feeds it
+        inside = set(module.members.values())
+        (source,) = {e.src for i in inside for e in graph.input_edges(i) if e.src not in inside}
+        assert {grouped[b][1] - grouped[source][1] for b in inside} == {STEP_Y}
+
+
+def test_spaced_takes_a_gap_for_each_pair():
+    assert spaced([0, 0, 0], [1, 1, 1], [10, 30]) == pytest.approx([-50 / 3, -20 / 3, 70 / 3])
+    assert spaced([0, 100, 200], [1, 1, 1], [10, 30]) == [0, 100, 200]

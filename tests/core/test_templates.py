@@ -8,7 +8,8 @@ import pytest
 
 from cnnstudio.core.analysis import Analysis, analyze
 from cnnstudio.core.graph import Block, Graph
-from cnnstudio.core.layout import STEP_X
+from cnnstudio.core.layout import STEP_X, STEP_Y
+from cnnstudio.core.module_layout import module_box, tidy_layout
 from cnnstudio.core.templates import (
     TEMPLATES,
     Template,
@@ -54,6 +55,18 @@ def build(template_id: str, size: object = "default", classes: int | None = None
 def main_output(graph: Graph) -> Block:
     (block,) = [b for b in graph.blocks if b.type == "Output" and not b.params["auxiliary"]]
     return block
+
+
+def shown_nodes(graph: Graph) -> dict[str, tuple[float, float]]:
+    """What the canvas shows, by label: blocks outside collapsed modules and one card for each
+    collapsed module, each at (x centre, y top)."""
+    hidden = {b for m in graph.modules if m.collapsed for b in m.members.values()}
+    shown = {b.label: (b.x, b.y) for b in graph.blocks if b.id not in hidden}
+    for module in graph.modules:
+        if module.collapsed:
+            left, top, right, _bottom = module_box(graph, module)
+            shown[f"module {module.name}"] = ((left + right) / 2, top)
+    return shown
 
 
 def class_layer(graph: Graph, output: Block) -> Block:
@@ -160,17 +173,53 @@ def test_blocks_have_distinct_ids_readable_names_and_a_readable_layout(template_
     assert len({b.name for b in blocks}) == len(blocks)
     assert all(0 < len(b.name) <= 64 for b in blocks)
     assert (blocks[0].x, blocks[0].y) == (0.0, 0.0)
-    if template_id in LAID_OUT:  # the layered layout may end half a column off centre
-        assert abs(main_output(graph).x) <= STEP_X / 2
+    if template_id in LAID_OUT or graph.modules:  # the layered layout may end half a column
+        assert abs(main_output(graph).x) <= STEP_X / 2  # off centre
     else:
         assert main_output(graph).x == 0.0
-    for a, b in itertools.combinations(blocks, 2):
-        assert abs(a.x - b.x) >= 80 or abs(a.y - b.y) >= 80, f"{a.label} overlaps {b.label}"
+    # what the canvas shows (blocks, and a card for each collapsed module) does not overlap
+    # and runs downwards; inside each module, its blocks do too
+    shown = shown_nodes(graph)
+    for (a, (ax, ay)), (b, (bx, by)) in itertools.combinations(shown.items(), 2):
+        assert abs(ax - bx) >= 80 or abs(ay - by) >= 80, f"{a} overlaps {b}"
+    for module in graph.modules:
+        inside = [graph.block(i) for i in module.members.values()]
+        for a, b in itertools.combinations(inside, 2):
+            assert abs(a.x - b.x) >= 80 or abs(a.y - b.y) >= 80, f"{a.label} overlaps {b.label}"
+    node_of = {b: f"module {m.name}" for m in graph.modules if m.collapsed
+               for b in m.members.values()}
     for edge in graph.edges:
         src, dst = graph.block(edge.src), graph.block(edge.dst)
-        assert dst.y - src.y >= 110, f"{src.label} → {dst.label} does not run downwards"
+        upper = node_of.get(edge.src, src.label)
+        lower = node_of.get(edge.dst, dst.label)
+        if upper == lower:  # a wire inside a module
+            assert dst.y - src.y >= 110, f"{src.label} → {dst.label} does not run downwards"
+        else:
+            assert shown[lower][1] - shown[upper][1] >= 110, f"{upper} → {lower} runs upwards"
     if not any(b.type in ("Concatenate", "Add") for b in blocks):
         assert all(b.x == 0.0 for b in blocks), "a plain chain runs straight down at x = 0"
+
+
+MODULE_TEMPLATES = ["googlenet", "inception-small", "inception-v3-module", "resnet18",
+                    "resnet50", "mobilenet-v2"]
+
+
+@pytest.mark.parametrize("template_id", MODULE_TEMPLATES)
+def test_networks_of_collapsed_modules_open_compact(template_id):
+    """Each card stands one row below what feeds it, as a block would: no long gaps where
+    a module's blocks would stand expanded; the blocks inside keep the builder's order."""
+    graph = build_template(template_id)
+    assert graph.modules and all(m.collapsed for m in graph.modules)
+    assert tidy_layout(graph) == {b.id: (b.x, b.y) for b in graph.blocks}  # laid out already
+    shown = shown_nodes(graph)
+    for module in graph.modules:
+        inside = set(module.members.values())
+        (source,) = {e.src for i in inside for e in graph.input_edges(i) if e.src not in inside}
+        owner = graph.module_of(source)
+        above = f"module {owner.name}" if owner else graph.block(source).label
+        assert shown[f"module {module.name}"][1] - shown[above][1] == STEP_Y, module.name
+    rows = {y for _x, y in shown.values()}
+    assert max(rows) - min(rows) < STEP_Y * len(shown)
 
 
 @pytest.mark.parametrize("template_id", IDS)

@@ -16,6 +16,7 @@ from cnnstudio.core.analysis import analyze
 from cnnstudio.core.blocks.base import Shape
 from cnnstudio.core.graph import Graph
 from cnnstudio.core.layout import STEP_X, STEP_Y
+from cnnstudio.core.module_layout import lay_out
 
 InputShape = tuple[int, int, int]
 Spec = tuple[str, Mapping[str, Any], str]  # (block type, params, display name)
@@ -178,6 +179,12 @@ class Builder:
             y += STEP_Y
             previous = self._place(spec, x, y, previous)
         return previous
+
+    def compact(self) -> Graph:
+        """The graph, laid out with each of its collapsed modules as one card (their blocks
+        keep their places inside), so that a network of modules opens compact."""
+        lay_out(self.graph)
+        return self.graph
 
     def shape(self, block_id: str | None = None) -> Shape:
         """The output shape of a block (default: `last`) as analysis infers it."""

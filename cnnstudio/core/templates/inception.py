@@ -1,7 +1,9 @@
 """Inception networks: GoogLeNet (v1), a small GoogLeNet for CIFAR and one Inception v3 module.
 
 Each Inception block is a collapsed module ("inception (3a)") with a definition of its own,
-as each has its own filter counts (core/modules.py); the graph itself stays flat.
+as each has its own filter counts (core/modules.py); the graph itself stays flat. Built, a
+network is laid out with each module as one card (`Builder.compact`), its blocks inside as
+the builder placed them.
 """
 
 from __future__ import annotations
@@ -132,7 +134,7 @@ def build_googlenet(input_shape: InputShape, classes: int) -> Graph:
         dense("loss3/classifier", classes),
         output("output", loss_weight=1.0),
     )
-    return b.graph
+    return b.compact()
 
 
 def build_inception_small(input_shape: InputShape, classes: int) -> Graph:
@@ -154,7 +156,7 @@ def build_inception_small(input_shape: InputShape, classes: int) -> Graph:
         dense("classifier", classes),
         output("output", loss_weight=0.7),
     )
-    return b.graph
+    return b.compact()
 
 
 def inception_v3_module(b: Builder, name: str, mid: int = 128, out: int = 192) -> str:
@@ -201,7 +203,7 @@ def build_inception_v3_module(input_shape: InputShape, classes: int) -> Graph:
         dense("classifier", classes),
         output("output"),
     )
-    return b.graph
+    return b.compact()
 
 
 GOOGLENET = Template(

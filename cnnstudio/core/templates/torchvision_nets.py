@@ -8,7 +8,8 @@ applied again, Flatten for torch.flatten) get descriptive names ("layer1.0.add",
 graph at 3×224×224 with 1000 classes computes what torchvision's model computes. Positions come
 from the automatic layered layout. Each BasicBlock, Bottleneck and InvertedResidual is a
 collapsed module ("layer1.0", "features.3"); blocks that are the same (types, parameters and
-wires) share one definition ("BasicBlock 64→64"), so a shared edit changes all of them.
+wires) share one definition ("BasicBlock 64→64"), so a shared edit changes all of them. The
+network is then laid out again with each module as one card (`Builder.compact`).
 """
 
 from __future__ import annotations
@@ -148,7 +149,7 @@ class _Net(Builder):
             roles = {i: self.graph.block(i).name.removeprefix(f"{name}.") for i in ids}
             make_module(self.graph, ids, name, roles=roles, definition_name=definition_name,
                         collapsed=True, share=True)
-        return self.graph
+        return self.compact()
 
 
 def _classifier(net: _Net, source: str, *specs: Spec) -> Graph:

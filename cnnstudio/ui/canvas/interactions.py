@@ -8,14 +8,15 @@ wire) and ends in one `document.edit(...)`, or does nothing to the model.
 from __future__ import annotations
 
 import html
-from typing import Protocol
+from typing import Any, Callable, Protocol
 
 from PySide6.QtCore import QPoint, QPointF, QRect, Qt, SignalInstance
 from PySide6.QtGui import QMouseEvent, QPen
 from PySide6.QtWidgets import QApplication, QGraphicsPathItem, QScrollBar, QToolTip, QWidget
 
+from cnnstudio.core import modules
 from cnnstudio.core.edits import snap
-from cnnstudio.core.graph import GraphError
+from cnnstudio.core.graph import Graph, GraphError
 from cnnstudio.ui import theme
 from cnnstudio.ui.canvas.items import BlockItem, wire_path
 from cnnstudio.ui.canvas.module_item import ModuleItem
@@ -23,6 +24,7 @@ from cnnstudio.ui.canvas.scene import CanvasScene
 from cnnstudio.ui.document import Document
 
 REFUSAL_SHOWN_MS = 10_000  # how long the reason for a refused wire stays at the pointer
+Edit = Callable[[Graph], Any]
 
 
 class GestureHost(Protocol):
@@ -145,13 +147,15 @@ class MoveInteraction(Interaction):
 
 
 class WireInteraction(Interaction):
-    """Drag from an output port: a rubber wire follows the mouse; released over a block (or
-    near its input port) it connects, or says why it cannot."""
+    """Drag from an output port (a block's or a collapsed module card's): a rubber wire follows
+    the mouse; released over a block or a card (or near its input port) it connects, or says
+    why it cannot. A card's output is its module's output block; a card's input, its entries
+    (core/modules.py `connect_input`)."""
 
-    def __init__(self, view: GestureHost, item: BlockItem) -> None:
+    def __init__(self, view: GestureHost, item: BlockItem | ModuleItem) -> None:
         super().__init__(view)
         self.source = item
-        self.target: BlockItem | None = None
+        self.target: BlockItem | ModuleItem | None = None
         self.rubber = QGraphicsPathItem()
         pen = QPen(theme.current().selection, 2.0, Qt.DashLine)
         self.rubber.setPen(pen)
@@ -169,29 +173,45 @@ class WireInteraction(Interaction):
             if self.target is not None:
                 self.target.set_wire_target(None)
             if target is not None:
-                problem = self.view.document.graph.connection_problem(
-                    self.source.block_id, target.block_id)
-                target.set_wire_target("bad" if problem else "ok")
+                target.set_wire_target("bad" if self.plan(target)[0] else "ok")
             self.target = target
+
+    def plan(self, target: BlockItem | ModuleItem) -> tuple[str | None, Edit, str]:
+        """(why the wire cannot be made or None, the edit that makes it, what it connects)."""
+        graph = self.view.document.graph
+        if isinstance(self.source, BlockItem):
+            src: str | None = self.source.block_id
+            src_name = graph.block(self.source.block_id).name
+        else:
+            src = modules.output_block(graph, self.source.module_id)
+            src_name = f"module {self.source.name()}"
+        if src is None:
+            return f"{src_name} has no output block left", lambda g: None, ""
+        source: str = src
+        if isinstance(target, ModuleItem):
+            module_id = target.module_id
+            return (modules.input_problem(graph, module_id, source),
+                    lambda g: modules.connect_input(g, module_id, source),
+                    f"{src_name} → module {target.name()}")
+        dst = target.block_id
+        return (graph.connection_problem(source, dst), lambda g: g.connect(source, dst),
+                f"{src_name} → {graph.block(dst).name}")
 
     def release(self, event: QMouseEvent) -> None:
         self.cancel()
         target = self.view.canvas.input_target_at(self.scene_pos(event))
         if target is None or target is self.source:
             return
-        document = self.view.document
-        src, dst = self.source.block_id, target.block_id
-        problem = document.graph.connection_problem(src, dst)
+        problem, edit, what = self.plan(target)
         if problem:
             self.refuse(event, f"Cannot connect: {problem}")
             return
         try:
-            document.edit("Connect", lambda g: g.connect(src, dst))
+            self.view.document.edit("Connect", edit)
         except GraphError as err:
             self.refuse(event, f"Cannot connect: {err}")
             return
-        self.view.status_message.emit(
-            f"Connected {document.graph.block(src).name} → {document.graph.block(dst).name}")
+        self.view.status_message.emit(f"Connected {what}")
 
     def refuse(self, event: QMouseEvent, reason: str) -> None:
         """Say why at the drop point, whole (a tooltip wraps; the status bar's one line cuts a
@@ -221,6 +241,8 @@ def begin(view: GestureHost, event: QMouseEvent) -> Interaction | None:
     if item is not None and item.port_at(pos) == "out":
         return WireInteraction(view, item)
     card = view.canvas.module_at(pos) if item is None and button == Qt.LeftButton else None
+    if card is not None and card.port_at(pos) == "out":
+        return WireInteraction(view, card)
     view.forward_press(event)
     if card is not None and card.is_collapsed():
         return MoveInteraction(view, card, event)

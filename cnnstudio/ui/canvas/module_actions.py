@@ -2,8 +2,9 @@
 collapse, rename, make an instance unique, dissolve, and drop one from the palette.
 
 Each is one `document.edit(...)` (one undo step) of a core/modules.py function; the scene then
-follows the model's events. The name of a new module is asked through `ask_name`, which tests
-replace (like the window's other dialogs).
+follows the model's events. Expanding a module that would cover its neighbours lays the
+network out again in the same step (core/module_layout.py). The name of a new module is asked
+through `ask_name`, which tests replace (like the window's other dialogs).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any, Callable, Protocol, cast
 from PySide6.QtCore import QPointF, SignalInstance
 from PySide6.QtWidgets import QInputDialog, QLineEdit, QMenu, QWidget
 
-from cnnstudio.core import edits, modules
+from cnnstudio.core import edits, module_layout, modules
 from cnnstudio.core.graph import Graph, GraphError
 from cnnstudio.core.module_types import MAX_NAME
 from cnnstudio.ui.canvas.scene import CanvasScene
@@ -105,12 +106,25 @@ class ModuleCommands:
         return module.id
 
     def set_collapsed(self, module_id: str, collapsed: bool) -> None:
+        """Collapse or expand a module, one undo step. Expanding one whose frame would cover
+        its neighbours lays the network out again, in the same step, to make room."""
         module = self.graph.module(module_id)
         if module.collapsed == collapsed:
             return
         verb = "Collapse" if collapsed else "Expand"
-        self._run(f"{verb} module {module.name}",
-                  lambda g: modules.set_module_collapsed(g, module_id, collapsed))
+
+        def action(g: Graph) -> bool:
+            direction = module_layout.layout_direction(g)
+            modules.set_module_collapsed(g, module_id, collapsed)
+            crowded = not collapsed and module_layout.frame_overlaps(g, module_id)
+            if crowded:
+                module_layout.lay_out(g, direction)
+            return crowded
+
+        if self._run(f"{verb} module {module.name}", action):
+            self.host.status_message.emit(
+                f"Expanded module {module.name!r}; the blocks around it moved to make room "
+                "(Ctrl+Z undoes both)")
         if collapsed:
             self.host.select_module(module_id)
 

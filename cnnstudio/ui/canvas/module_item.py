@@ -4,7 +4,8 @@ expanded.
 A collapsed module is one `ModuleItem` card where its blocks stand (centred on their bounding
 box): its name and a "module" tag, the tensor that enters and leaves it, its parameters and
 MACs, red when a block inside has an error. Its blocks and the wires among them are hidden; the
-wires from outside attach to the card's input and output ports (the scene routes them). Zoomed
+wires from outside attach to the card's input and output ports (the scene routes them), and a
+wire dragged from or dropped on those ports connects the module (interactions.py). Zoomed
 out it is drawn at the same levels of detail as a block (detail.py), so its name shows at any
 zoom. An expanded module is a light rounded frame behind its blocks with the module's name and
 a small collapse button (`CollapseButton`). Like the block items, these only draw: the scene
@@ -15,10 +16,16 @@ from __future__ import annotations
 
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QPainter, QPainterPath, QPen
-from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
+from PySide6.QtWidgets import (
+    QGraphicsItem,
+    QGraphicsSceneHoverEvent,
+    QStyleOptionGraphicsItem,
+    QWidget,
+)
 
 from cnnstudio.core.blocks.base import format_shape
 from cnnstudio.core.edits import BLOCK_H, BLOCK_W
+from cnnstudio.core.module_layout import FRAME_PAD, TITLE_H  # the layout makes room for them
 from cnnstudio.core.modules import ModuleSummary
 from cnnstudio.ui import theme
 from cnnstudio.ui.canvas.detail import (
@@ -33,11 +40,9 @@ from cnnstudio.ui.canvas.detail import (
     paint_chip,
     scales,
 )
-from cnnstudio.ui.canvas.items import BAND_W, PAD, PORT_R, RADIUS
+from cnnstudio.ui.canvas.items import BAND_W, PAD, PORT_HIT, PORT_R, RADIUS
 
 MODULE_HUE = "#455a64"  # the accent of module cards and frames (blue grey)
-FRAME_PAD = 10.0  # room between a module's blocks and its frame (rows leave 48 between)
-TITLE_H = 26.0  # the frame's title strip, above its blocks (and their wires' labels)
 STACK = 4.0  # the offset of the card drawn behind a collapsed module: "several blocks"
 BUTTON_R = 8.0
 CHIP_TALL = 13.0  # screen pixels: about the height of a name-only chip (detail.paint_chip)
@@ -64,6 +69,7 @@ class ModuleItem(QGraphicsItem):
         self._error = False
         self._margin = PORT_R + 2
         self._frame = QRectF()  # expanded: the frame, in item coordinates
+        self._wire_target: str | None = None  # a wire dragged over the card: 'ok' or 'bad'
         self.setAcceptHoverEvents(True)
         self.setFlag(QGraphicsItem.ItemSendsGeometryChanges)
         self.collapse_button = CollapseButton(self)
@@ -199,6 +205,31 @@ class ModuleItem(QGraphicsItem):
     def output_anchor(self) -> QPointF:
         return self.pos() + QPointF(0, BLOCK_H)
 
+    def port_at(self, scene_pos: QPointF) -> str | None:
+        """A collapsed card's 'out' or 'in' port under the point (wires start and end there,
+        as at a block's), else None."""
+        if not self._collapsed:
+            return None
+        local = self.mapFromScene(scene_pos)
+        if (local - QPointF(0, BLOCK_H)).manhattanLength() <= PORT_HIT:
+            return "out"
+        if abs(local.y()) <= PORT_HIT and abs(local.x()) <= PORT_HIT:
+            return "in"
+        return None
+
+    def set_wire_target(self, state: str | None) -> None:
+        """While a wire is dragged over the card: 'ok' (it would connect), 'bad' (refused)."""
+        if state != self._wire_target:
+            self._wire_target = state
+            self.update()
+
+    def hoverMoveEvent(self, event: QGraphicsSceneHoverEvent) -> None:  # noqa: N802
+        if self.port_at(event.scenePos()) == "out":
+            self.setCursor(Qt.CrossCursor)
+        else:
+            self.unsetCursor()
+        super().hoverMoveEvent(event)
+
     def itemChange(  # noqa: N802 (Qt's name)
         self, change: QGraphicsItem.GraphicsItemChange, value: object
     ) -> object:
@@ -257,8 +288,11 @@ class ModuleItem(QGraphicsItem):
         strip.addRect(QRectF(body.left(), 0, BAND_W, BLOCK_H))
         painter.drawPath(band.intersected(strip))
         painter.setPen(QPen(colours.block_border, 1.0))
-        painter.drawEllipse(QPointF(0, 0), PORT_R, PORT_R)
         painter.drawEllipse(QPointF(0, BLOCK_H), PORT_R, PORT_R)
+        target = {"ok": colours.selection, "bad": colours.error}.get(self._wire_target or "")
+        painter.setBrush(target or accent)
+        grow = 1.5 if target is not None else 0.0  # within the bounding rectangle
+        painter.drawEllipse(QPointF(0, 0), PORT_R + grow, PORT_R + grow)
         t = min(sx, sy)
         painter.save()
         painter.scale(t / sx, t / sy)  # undistorted text under Fit's spread

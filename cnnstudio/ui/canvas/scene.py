@@ -19,6 +19,7 @@ from cnnstudio.core.analysis import Diagnostic
 from cnnstudio.core.blocks.base import format_shape
 from cnnstudio.core.explain import explain
 from cnnstudio.core.graph import Edge, EventKind, GraphError, GraphEvent, event_handlers
+from cnnstudio.core.module_layout import module_box
 from cnnstudio.core.modules import module_summary
 from cnnstudio.ui.canvas.items import BLOCK_W, BlockItem, WireItem
 from cnnstudio.ui.canvas.module_item import ModuleItem
@@ -163,15 +164,18 @@ class CanvasScene(QGraphicsScene):
                 return item
         return None
 
-    def input_target_at(self, pos: QPointF) -> BlockItem | None:
-        """The block a wire dropped here connects to: the one under the point, or the one
-        whose input port is within reach."""
+    def input_target_at(self, pos: QPointF) -> BlockItem | ModuleItem | None:
+        """The block or collapsed module card a wire dropped here connects to: the one under
+        the point, or the one whose input port is within reach."""
         item = self.block_at(pos)
         if item is not None:
             return item
+        card = self.module_at(pos)
+        if card is not None and card.is_collapsed():
+            return card
         area = QRectF(pos.x() - 16, pos.y() - 16, 32, 32)
         for candidate in self.items(area):
-            if isinstance(candidate, BlockItem) and candidate.port_at(pos) == "in":
+            if isinstance(candidate, (BlockItem, ModuleItem)) and candidate.port_at(pos) == "in":
                 return candidate
         return None
 
@@ -343,18 +347,21 @@ class CanvasScene(QGraphicsScene):
             self.route_wires_of(block_id)
 
     def _place_module(self, module_id: str) -> None:
-        """A card centred on its blocks' bounding box, or a frame around them."""
+        """A card centred on its blocks (where the layout puts it: module_layout.module_box),
+        or a frame around them."""
         item = self._modules.get(module_id)
         blocks = [self._blocks[b] for b in item.members if b in self._blocks] if item else []
         if item is None or not blocks:
             return
+        if item.is_collapsed():
+            graph = self.document.graph
+            left, top, right, _bottom = module_box(graph, graph.module(module_id))
+            item.place_card((left + right) / 2, top)
+            return
         rect = QRectF()
         for block in blocks:
             rect = rect.united(block.mapRectToScene(block.body_rect()))
-        if item.is_collapsed():
-            item.place_card(rect.center().x(), rect.center().y() - item.height() / 2)
-        else:
-            item.place_frame(rect)
+        item.place_frame(rect)
 
     def _summarise(self, item: ModuleItem) -> None:
         try:

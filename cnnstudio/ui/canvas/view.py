@@ -31,7 +31,8 @@ from PySide6.QtWidgets import QGraphicsView, QLineEdit, QMenu, QWidget
 from cnnstudio.core import edits, modules, registry, repairs
 from cnnstudio.core.analysis import Diagnostic
 from cnnstudio.core.graph import GraphError
-from cnnstudio.core.layout import DOWN, RIGHT, layered_layout
+from cnnstudio.core.layout import DOWN, RIGHT
+from cnnstudio.core.module_layout import lay_out
 from cnnstudio.ui.canvas import clipboard
 from cnnstudio.ui.canvas.find import FindBar
 from cnnstudio.ui.canvas.interactions import Interaction, begin
@@ -509,8 +510,8 @@ class CanvasView(QGraphicsView):
         self._lay_out(RIGHT, "Automatic layout left to right")
 
     def _lay_out(self, direction: str, text: str) -> None:
-        positions = layered_layout(self.document.graph, direction=direction)
-        self._run(text, lambda g: edits.move(g, positions))
+        """Each module as one node, its blocks keeping their places (core/module_layout.py)."""
+        self._run(text, lambda g: lay_out(g, direction))
         self.fit_all()
 
     def apply_repair(self, diagnostic: Diagnostic) -> None:
