@@ -96,11 +96,19 @@ def add_train_parser(sub: Any) -> None:
 def add_export_parser(sub: Any) -> None:
     p = sub.add_parser(
         "export", help="export a trained run: ONNX, TorchScript, PyTorch code or state dict",
-        description="Export a trained model. The exported model takes images with pixel values "
+        description="Export a trained model (a run folder), or a project's network without "
+                    "training (--project). The exported model takes images with pixel values "
                     "in [0, 1] and returns class probabilities.",
     )
-    p.add_argument("run_dir", type=user_path, metavar="RUN_DIR",
+    p.add_argument("run_dir", type=user_path, metavar="RUN_DIR", nargs="?",
                    help="a run folder written by 'train'")
+    p.add_argument("--project", type=user_path, metavar="NET.cnnproj",
+                   help="export this project's network instead of a run: its weights file "
+                        "where it has one (an imported network), else random weights; no "
+                        "normalisation, classes named 0..N-1")
+    p.add_argument("--bench", action="store_true",
+                   help="with --format onnx: also time ONNX Runtime and PyTorch on one image "
+                        "(50 runs each; adds a while for a big network)")
     p.add_argument("--format", required=True,
                    choices=("onnx", "torchscript", "python", "state_dict"))
     p.add_argument("--out", required=True, type=user_path, metavar="FILE")
@@ -275,18 +283,57 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from cnnstudio.core.summary import format_bytes
-    from cnnstudio.nn.export import ExportError, export_run
+    from cnnstudio.nn.export import BENCHMARK_RUNS, ExportError, export_loaded, export_run
+    from cnnstudio.train.transfer import TransferError
 
+    if (args.run_dir is None) == (args.project is None):
+        raise CLIError("give either a run folder (RUN_DIR) or --project NET.cnnproj, not both"
+                       if args.project else
+                       "give the run folder to export (RUN_DIR), or --project NET.cnnproj to "
+                       "export a project's network without training")
+    if args.bench and args.format != "onnx":
+        raise CLIError("--bench times the ONNX model: use it with --format onnx")
+    runs = BENCHMARK_RUNS if args.bench else 0
     try:
-        report = export_run(args.run_dir, args.format, args.out, overwrite=args.force)
-    except ExportError as err:
+        if args.project is None:
+            report = export_run(args.run_dir, args.format, args.out, overwrite=args.force,
+                                benchmark_runs=runs)
+        else:
+            run = _project_to_export(args.project)
+            report = export_loaded(run, args.format, args.out, overwrite=args.force,
+                                   benchmark_runs=runs)
+    except (ExportError, TransferError) as err:
         echo(f"cnnstudio: export failed: {err}", err=True)
         return 1
     line = f"Wrote {args.out} ({args.format}, {format_bytes(report.size_bytes)})"
     if report.max_abs_diff is not None:
-        line += (f"; largest difference from PyTorch {report.max_abs_diff:.2e} "
-                 "(limit 1e-4)")
+        line += (f"; largest difference of log-probabilities from PyTorch "
+                 f"{report.max_abs_diff:.2e} (limit 1e-4)")
     echo(line)
+    if report.ort_ms is not None and report.torch_ms is not None:
+        echo(f"Time for one image (median of {runs} runs): ONNX Runtime {report.ort_ms:.2f} ms, "
+             f"PyTorch {report.torch_ms:.2f} ms")
     if report.input_note:
         echo(report.input_note)
     return 0
+
+
+def _project_to_export(path: str) -> Any:
+    """project_run of the project file, with its weights file loaded where it has one; says
+    which weights the export carries (untrained ones above all)."""
+    from cnnstudio.core.project import load_project
+    from cnnstudio.nn.export import project_run
+    from cnnstudio.train.project_weights import load_project_weights
+
+    project = load_project(path)
+    run = project_run(project)
+    if project.weights_file() is None:
+        echo("untrained: random weights (the project has no weights file; train it and export "
+             "the run folder for a trained model)")
+        return run
+    matched = load_project_weights(run.model, project)
+    run.model.eval()
+    echo(f"weights from {project.weights_file()}: {matched.summary()}")
+    if matched.skipped:
+        echo("untrained: random weights in the blocks not loaded")
+    return run

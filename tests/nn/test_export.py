@@ -294,7 +294,7 @@ def test_given_samples_are_checked_with_batches_of_1_and_7(keras_run, tmp_path):
                          benchmark_runs=0)
     assert report.batch_sizes == (3, 1, 7)
     assert report.ort_ms is None and report.torch_ms is None
-    assert "max abs difference" in report.summary()
+    assert "max abs difference of log-probabilities" in report.summary()
 
 
 def test_every_report_states_the_input_range(keras_run, tmp_path):
@@ -335,6 +335,37 @@ def test_torchscript_export_matches_pytorch(source, tmp_path):
         x = images(run, n)
         with torch.no_grad():
             np.testing.assert_allclose(loaded(x).numpy(), direct_probabilities(run, x), atol=1e-5)
+
+
+@pytest.mark.filterwarnings(r"ignore:`torch\.jit\.load` is deprecated")
+def test_torchscript_export_drops_the_auxiliary_heads(tmp_path):
+    run = load_run(make_run(tmp_path / "run", "inception-small"))
+    assert len(run.model.output_ids) == 2  # an auxiliary classifier for training
+    export_torchscript(run, tmp_path / "model.ts")
+    loaded = torch.jit.load(str(tmp_path / "model.ts"))
+    main_params = {id(p): p.numel() for block_id in run.model.main_path
+                   for p in run.model.blocks[block_id].parameters()}
+    assert sum(p.numel() for p in loaded.parameters()) == sum(main_params.values())
+    assert sum(main_params.values()) < sum(p.numel() for p in run.model.parameters())
+    x = images(run, 3)
+    with torch.no_grad():
+        np.testing.assert_allclose(loaded(x).numpy(), direct_probabilities(run, x), atol=1e-5)
+
+
+def test_the_parity_check_compares_log_probabilities(tmp_path):
+    """1e-6 against 5e-5 is within 1e-4 as probabilities, yet a factor of 50: refused."""
+    want = np.array([[1e-6, 1 - 1e-6]], dtype=np.float32)
+    near = np.array([[1.00001e-6, 1 - 1.00001e-6]], dtype=np.float32)
+    far = np.array([[5e-5, 1 - 5e-5]], dtype=np.float32)
+    batch = [torch.zeros(1, 1, 2, 2)]
+    diff = export_module._compare(tmp_path / "m.onnx", "ONNX", batch, [want],
+                                  lambda _: near, 1e-4)
+    assert 0 < diff < 1e-4
+    with pytest.raises(ExportError, match=r"its log-probabilities differ by up to 3\.9"):
+        export_module._compare(tmp_path / "m.onnx", "ONNX", batch, [want], lambda _: far, 1e-4)
+    zero = np.array([[0.0, 1.0]], dtype=np.float32)  # log(0) floored: equal zeros agree
+    assert export_module._compare(tmp_path / "m.onnx", "ONNX", batch, [zero],
+                                  lambda _: zero, 1e-4) == 0
 
 
 def test_state_dict_export_loads_with_weights_only(keras_run, tmp_path):

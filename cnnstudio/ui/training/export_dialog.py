@@ -66,7 +66,7 @@ def describe_report(report: ExportReport) -> list[str]:
         limit = LIMITS.get(report.format)
         where = CHECKED_BY.get(report.format, "")
         line = (f"Checked against PyTorch {where} at batch sizes {batches}: largest difference "
-                f"{report.max_abs_diff:.1e}")
+                f"of log-probabilities {report.max_abs_diff:.1e}")
         lines.append(line + (f" (limit {limit_text(limit)})" if limit else ""))
     elif report.format == "state_dict":
         lines.append("Read back and compared with the trained weights: identical")
