@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import traceback
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from cnnstudio.nn.module_weights import (
     graph_state_from_module_state,
     strip_wrappers,
 )
-from cnnstudio.nn.torch_files import holds_python_objects, torch_file_problem
+from cnnstudio.nn.torch_files import StateFileError, read_state_dict
 
 ONNX_ADVICE = "or export the module to ONNX (torch.onnx.export) and import the .onnx file"
 
@@ -176,23 +176,11 @@ def _load_weights(module: nn.Module, model_name: str, path: Path) -> None:
     """Load a state dict for torchvision's model into it, or say why not (never PyTorch's
     advice to load a file with weights_only=False: that runs the code it holds)."""
     summary = f"cannot read the {model_name} weights '{path}'"
-    if not path.exists():
-        raise ImportRefused(f"{summary}: the file does not exist")
-    if path.is_dir():
-        raise ImportRefused(f"{summary}: it is a folder, not a weights file")
     try:
-        data = torch.load(path, weights_only=True, map_location="cpu")
-    except PermissionError:
-        raise ImportRefused(f"{summary}: permission denied") from None
-    except Exception as err:  # torch raises many kinds for a truncated or foreign file
-        if holds_python_objects(err):
-            reason = f"{torch_file_problem(err)}; save the model's state_dict() instead"
-        else:
-            reason = f"{torch_file_problem(err)}; save or download it again"
-        raise ImportRefused(f"{summary}: {reason}") from None
-    state = _state_dict_in(data)
-    if state is None:
-        raise ImportRefused(f"{summary}: it holds no state dict (a mapping of names to tensors)")
+        state = {strip_wrappers(k): v for k, v in
+                 read_state_dict(path, f"the {model_name} weights").items()}
+    except StateFileError as err:
+        raise ImportRefused(str(err)) from None
     expected = module.state_dict()
     missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
     extra = [k for k in state if k not in expected]
@@ -207,20 +195,6 @@ def _load_weights(module: nn.Module, model_name: str, path: Path) -> None:
                             f"{model_name} ({'; '.join(parts)}); give the file saved from "
                             f"torchvision.models.{model_name}() with model.state_dict()")
     module.load_state_dict(state, strict=False)
-
-
-def _state_dict_in(data: Any) -> dict[str, Tensor] | None:
-    """The state dict itself, or one nested in a checkpoint under a usual key, with the prefixes
-    of DataParallel and torch.compile taken off."""
-    if isinstance(data, Mapping):
-        tensors = {strip_wrappers(k): v for k, v in data.items()
-                   if isinstance(k, str) and isinstance(v, Tensor)}
-        if tensors:
-            return tensors
-        for key in ("model", "model_state", "model_state_dict", "state_dict"):
-            if isinstance(data.get(key), Mapping):
-                return _state_dict_in(data[key])
-    return None
 
 
 def _size(tensor: Tensor) -> str:

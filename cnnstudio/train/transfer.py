@@ -25,7 +25,12 @@ from cnnstudio.core.project import ProjectError, load_project
 from cnnstudio.core.templates import build_template, torchvision_nets
 from cnnstudio.nn.module_weights import WEIGHT_SUBMODULE, graph_state_from_module_state
 from cnnstudio.nn.module_weights import strip_wrappers as _strip_wrappers
-from cnnstudio.nn.torch_files import holds_python_objects, torch_file_problem
+from cnnstudio.nn.torch_files import (
+    StateFileError,
+    read_state_dict,
+    state_dict_in,
+    torch_file_problem,
+)
 
 MODEL_FILE = "model.pt"
 PROJECT_FILE = "project.cnnproj"
@@ -225,38 +230,10 @@ def _pair(
 
 def _read_state(path: Path, what: str) -> dict[str, Tensor]:
     """A state dict from a torch file, loaded safely (tensors only); else a TransferError."""
-    summary = f"cannot read {what} '{path}'"
-    if not path.exists():
-        raise TransferError(f"{summary}: the file does not exist")
-    if path.is_dir():
-        raise TransferError(f"{summary}: it is a folder, not a weights file")
     try:
-        data = torch.load(path, weights_only=True, map_location="cpu")
-    except PermissionError:
-        raise TransferError(f"{summary}: permission denied") from None
-    except Exception as err:  # torch raises many kinds for a truncated or foreign file
-        if holds_python_objects(err):
-            reason = f"{torch_file_problem(err)}; save the model's state_dict() instead"
-        else:
-            reason = ("it is not a PyTorch weights file, or it is damaged or truncated; "
-                      "save or download it again")
-        raise TransferError(f"{summary}: {reason}") from None
-    state = _state_dict_in(data)
-    if state is None:
-        raise TransferError(f"{summary}: it holds no state dict (a mapping of names to tensors)")
-    return state
-
-
-def _state_dict_in(data: Any) -> dict[str, Tensor] | None:
-    """The state dict itself, or one nested in a checkpoint under a usual key."""
-    if isinstance(data, Mapping):
-        tensors = {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, Tensor)}
-        if tensors:
-            return tensors
-        for key in ("model", "model_state", "model_state_dict", "state_dict"):
-            if isinstance(data.get(key), Mapping):
-                return _state_dict_in(data[key])
-    return None
+        return read_state_dict(path, what)
+    except StateFileError as err:
+        raise TransferError(str(err)) from None
 
 
 def load_run_weights(
@@ -469,7 +446,7 @@ def _download(url: str, cache: Path, file_name: str, advice: str) -> dict[str, T
         else:
             reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise TransferError(f"cannot download {file_name} ({reason}): {advice}") from None
-    state = _state_dict_in(data)
+    state = state_dict_in(data)
     if state is None:
         raise TransferError(f"the downloaded {file_name} holds no state dict: {advice}")
     return state

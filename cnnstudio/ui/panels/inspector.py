@@ -269,12 +269,7 @@ class InspectorPanel(QWidget):
         outer = QVBoxLayout(content)
         outer.setContentsMargins(10, 8, 10, 10)
         outer.setSpacing(8)
-        self.title_label = QLabel()
-        font = QFont(self.font())
-        font.setBold(True)
-        font.setPointSizeF(font.pointSizeF() * 1.15)
-        self.title_label.setFont(font)
-        self.title_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.title_label = self._title()
         outer.addWidget(self.title_label)
         self._facts = {"Definition": _selectable()}
         self._facts["Definition"].setStyleSheet(f"color: {theme.current().subtext.name()};")
@@ -348,6 +343,16 @@ class InspectorPanel(QWidget):
         self._run(field, f"Rename module to {name}",
                   lambda g: modules.rename_module(g, module_id, name), f"{module_id}.name")
 
+    def _title(self) -> QLabel:
+        """The bold, selectable title of a block's or a module's view."""
+        label = QLabel()
+        font = QFont(self.font())
+        font.setBold(True)
+        font.setPointSizeF(font.pointSizeF() * 1.15)
+        label.setFont(font)
+        label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        return label
+
     def _header(self, block_type: BlockType) -> QHBoxLayout:
         row = QHBoxLayout()
         row.setSpacing(8)
@@ -357,12 +362,7 @@ class InspectorPanel(QWidget):
         row.addWidget(icon)
         text = QVBoxLayout()
         text.setSpacing(2)
-        self.title_label = QLabel()
-        font = QFont(self.font())
-        font.setBold(True)
-        font.setPointSizeF(font.pointSizeF() * 1.15)
-        self.title_label.setFont(font)
-        self.title_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.title_label = self._title()
         text.addWidget(self.title_label)
         help_label = _selectable(block_type.help)
         help_label.setStyleSheet(f"color: {theme.current().subtext.name()};")
