@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import os
 import sys
 import traceback
@@ -31,7 +32,14 @@ from cnnstudio.cli_common import (
 )
 
 DEFAULT_TEMPLATE = "keras-mnist"
-SUBCOMMANDS = ("gui", "templates", "new", "summary", "train", "export", "import", "tour")
+# Commands whose code is a module of its own (name -> module). Each such module has
+# `add_parser(sub)`, which imports core only, `run(args) -> int`, and may have
+# `user_errors() -> tuple[type, ...]`: the exception types whose message is meant for the user
+# (a function, so that the module imports no more than core until its command runs).
+MODULE_COMMANDS: dict[str, str] = {
+}
+SUBCOMMANDS = ("gui", "templates", "new", "summary", "train", "export", "import", "tour",
+               *MODULE_COMMANDS)
 EXIT_BROKEN_PIPE = 128 + 13  # 128 + SIGPIPE, what a shell reports for `yes | head -1`
 
 
@@ -89,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_parser(sub)
     add_export_parser(sub)
     _add_import_parser(sub)
+    for module in MODULE_COMMANDS.values():
+        importlib.import_module(module).add_parser(sub)
     tour = sub.add_parser(
         "tour", help="train the default project in the window off-screen and save screenshots "
         "of each step (python -m cnnstudio.tour, for the built application)")
@@ -361,6 +371,10 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         loaded = sys.modules.get(module)  # only if the command imported it: keeps start-up light
         if loaded is not None and hasattr(loaded, name):
             errors.append(getattr(loaded, name))
+    for module in dict.fromkeys(MODULE_COMMANDS.values()):
+        if module in sys.modules:
+            user_errors = getattr(sys.modules[module], "user_errors", None)
+            errors.extend(user_errors() if user_errors else ())
     return tuple(errors)
 
 
@@ -394,7 +408,10 @@ def _main(argv: Sequence[str] | None) -> int:
         sys.stdout.flush()  # --help into a closed pipe
         return int(exit_.code or 0)
     try:
-        status = COMMANDS[args.command](args)
+        if args.command in MODULE_COMMANDS:
+            status = importlib.import_module(MODULE_COMMANDS[args.command]).run(args)
+        else:
+            status = COMMANDS[args.command](args)
         sys.stdout.flush()  # a reader that went away shows here, not in the exit's own flush
         return status
     except KeyboardInterrupt:

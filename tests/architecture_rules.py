@@ -45,17 +45,23 @@ LAB = Rule("lab may import core and numpy", frozenset({"cnnstudio.core", "cnnstu
                                                      "numpy"}))
 NN = Rule(
     # numpy: export compares the PyTorch outputs with onnxruntime's, which are numpy arrays;
-    # onnx and onnxruntime check an exported file, loaded only when an ONNX export runs.
-    "nn may import core and torch (numpy for export; onnx, onnxruntime lazily)",
+    # onnx and onnxruntime check an exported file, loaded only when an ONNX export runs;
+    # onnxscript (torch's current ONNX exporter) and onnxslim (the graph simplifier) likewise.
+    "nn may import core and torch (numpy for export; onnx, onnxruntime, onnxscript, onnxslim "
+    "lazily)",
     FOUNDATION | {"cnnstudio.core", "cnnstudio.nn", "torch", "numpy"},
-    frozenset({"onnx", "onnxruntime"}),
+    frozenset({"onnx", "onnxruntime", "onnxscript", "onnxslim"}),
 )
 TRAIN = Rule(
     # PIL reads image-folder datasets and renders inspection images; torchvision's datasets
     # load only when a torchvision dataset is chosen.
-    "train may import core, nn, torch, torchvision, numpy and PIL",
+    # Lazily: captum (Grad-CAM and saliency), onnx and onnxruntime (INT8 quantisation of an
+    # export, calibrated and scored on the run's data), tensorboard (optional run logging).
+    "train may import core, nn, torch, torchvision, numpy and PIL (captum, onnx, onnxruntime, "
+    "tensorboard lazily)",
     FOUNDATION | {"cnnstudio.core", "cnnstudio.nn", "cnnstudio.train", "torch", "torchvision",
                   "numpy", "PIL"},
+    frozenset({"captum", "onnx", "onnxruntime", "tensorboard"}),
 )
 # Importers read other tools' networks: ONNX files (onnx, numpy) and torch modules (torch.fx,
 # torchvision's models for `--torchvision`); they write projects through core.
@@ -75,10 +81,13 @@ FOUNDATION_RULE = Rule("the package root and resources may import the standard l
 # The command line starts instantly: at import time only core; each command imports the
 # layers it needs when it runs. What cli.py and cli_train.py share is in cli_common.py, so
 # cli_train.py never imports cli.py back.
+# The command modules cli.py loads inside its commands (one file per group of commands).
+CLI_COMMAND_MODULES = ("cnnstudio.cli_train", "cnnstudio.cli_explain", "cnnstudio.cli_kernels",
+                       "cnnstudio.cli_quantize", "cnnstudio.cli_profile", "cnnstudio.cli_lr_find")
 CLI = Rule(
     "cli may import core at import time; nn, train and ui inside the commands",
     FOUNDATION | {"cnnstudio.core", "cnnstudio.cli_common"},
-    frozenset({"cnnstudio.cli_train", "cnnstudio.nn", "cnnstudio.train", "cnnstudio.ui",
+    frozenset({*CLI_COMMAND_MODULES, "cnnstudio.nn", "cnnstudio.train", "cnnstudio.ui",
                "cnnstudio.importers",
                "cnnstudio.tour"}),  # `cnnstudio tour`: the built application has no -m
 )
@@ -91,7 +100,9 @@ PACKAGE_RULES = {"core": CORE, "lab": LAB, "nn": NN, "train": TRAIN, "ui": UI,
                  "importers": IMPORTERS,
                  "resources": FOUNDATION_RULE}
 MODULE_RULES = {"__init__.py": FOUNDATION_RULE, "__main__.py": MAIN,
-                "cli.py": CLI, "cli_train.py": CLI, "cli_common.py": CLI, "tour.py": TOUR}
+                "cli_common.py": CLI, "tour.py": TOUR,
+                **{name.split(".")[1] + ".py": CLI for name in CLI_COMMAND_MODULES},
+                "cli.py": CLI}
 
 
 @dataclass(frozen=True)
