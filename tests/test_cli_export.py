@@ -101,3 +101,38 @@ def test_bench_prints_the_latency(capsys, tmp_path):
                          "--out", tmp_path / "m.onnx")
     assert code == 0, err
     assert "Time for one image (median of 50 runs): ONNX Runtime" in out and "PyTorch" in out
+
+
+def test_a_project_exports_as_an_exported_program(capsys, tmp_path):
+    path, model = make_project(tmp_path, with_weights=True)
+    out_file = tmp_path / "net.pt2"
+    code, out, err = run(capsys, "export", "--project", path, "--format", "pt2", "--out",
+                         out_file)
+    assert code == 0, err
+    assert f"Wrote {out_file} (pt2, " in out and "largest difference" in out
+    assert "(limit 1e-05)" in out  # pt2 is checked more tightly than ONNX's 1e-4
+    program = torch.export.load(str(out_file)).module()
+    x = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        np.testing.assert_allclose(program(x).numpy(),
+                                   class_probabilities(model(x), model.output_kind).numpy(),
+                                   atol=1e-5)
+    code, _, err = run(capsys, "export", "--project", path, "--format", "pt2", "--out",
+                       out_file)
+    assert code == 1 and "already exists" in err and "--force" in err
+
+
+def test_the_output_says_when_the_older_onnx_exporter_wrote_the_file(capsys, tmp_path,
+                                                                       monkeypatch):
+    from cnnstudio.nn import onnx_export
+
+    def refuse(*_args, **_kwargs):
+        raise RuntimeError("Could not guard on data-dependent expression")
+
+    monkeypatch.setattr(onnx_export, "dynamo_proto", refuse)
+    path, _ = make_project(tmp_path, with_weights=False)
+    code, out, err = run(capsys, "export", "--project", path, "--format", "onnx", "--out",
+                         tmp_path / "m.onnx")
+    assert code == 0, err
+    assert "(limit 0.0001)" in out
+    assert "older TorchScript-based ONNX exporter" in out and "data-dependent" in out

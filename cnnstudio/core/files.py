@@ -20,6 +20,7 @@ import errno
 import os
 import shutil
 import stat
+from pathlib import Path
 import tempfile
 from collections.abc import Iterator
 
@@ -82,6 +83,41 @@ def check_replaceable(path: StrPath) -> None:
     if reason is not None:
         code = errno.EISDIR if os.path.isdir(path) else errno.EINVAL
         raise FileWriteError(f"cannot write '{os.fspath(path)}': {reason}", code)
+
+
+def output_refusal(path: StrPath, *, overwrite: bool = False, protected: StrPath | None = None,
+                   force_hint: str = "--force on the command line") -> str | None:
+    """Why a command must not write its output file at `path`, as a whole sentence for the user,
+    or None when it may: a folder, a special file, a missing or unwritable folder, a read-only
+    file, a path inside `protected` (a run folder, whose files stay as training wrote them) and,
+    without `overwrite`, any existing file (`force_hint` says how to allow replacing it)."""
+    target = Path(path).expanduser()
+    parent = target.parent if str(target.parent) else Path(".")
+    reason = None
+    if target.is_dir():
+        reason = "it is a folder; give a file name"
+    else:
+        reason = replace_refusal(target)
+    if reason is None and not parent.is_dir():
+        why = "is a file" if parent.exists() else "does not exist"
+        reason = f"the folder '{parent}' {why}; create it or choose another output file"
+    if reason is None and protected is not None:
+        folder = Path(protected).resolve()
+        if folder == target.resolve() or folder in target.resolve().parents:
+            reason = (f"it is inside the run folder '{protected}', whose files must stay as "
+                      "training wrote them; write it to a file outside the run folder")
+    if reason is None and is_read_only(target):
+        reason = ("the file is read-only; choose another file name (or make the file writable "
+                  "first)")
+    if reason is not None:
+        return f"cannot write '{target}': {reason}"
+    if target.exists() and not overwrite:
+        return (f"'{target}' already exists; choose another file name, or allow replacing it "
+                f"({force_hint})")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return (f"cannot write '{target}': permission denied in '{parent}'; choose a folder you "
+                "can write to")
+    return None
 
 
 def is_read_only(path: StrPath) -> bool:

@@ -1,157 +1,69 @@
-"""Export a trained run: ONNX, TorchScript, a standalone Python file or the plain state dict.
+"""Export a trained run: ONNX, a PyTorch ExportedProgram (.pt2), TorchScript, a standalone
+Python file or the plain state dict.
 
 Every exported model (the state dict aside) takes images as a person has them, pixel values in
 [0, 1] of shape (N, C, H, W), and normalises them itself, so a user never has to know the
-training mean and standard deviation. Each export is checked before it is kept: the file is
-written under a temporary name in the destination folder, reloaded, run against the PyTorch model
-on sample images, and moved into place only when the outputs agree. Every failure becomes an
+training mean and standard deviation. Each export is checked before it is kept (see
+nn/export_common.py); the ONNX export lives in nn/onnx_export.py. Every failure becomes an
 ExportError whose message names the file and says what to do.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
+import io
 import json
 import math
-import os
 import re
-import statistics
 import time
 import types
-import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from cnnstudio import __version__
 from cnnstudio.core.adapt import class_mismatches
 from cnnstudio.core.analysis import analyze
-from cnnstudio.core.files import FileWriteError, is_read_only, replace_refusal, staged_write
-from cnnstudio.core.outputs import BINARY, LOGITS, PROBABILITIES, output_kind
+from cnnstudio.core.outputs import BINARY, output_kind
 from cnnstudio.core.project import Project, ProjectError, load_project
 from cnnstudio.nn.build import GraphModel, ModelBuildError, build_model
 from cnnstudio.nn.codegen import class_name_for, generate_python
-from cnnstudio.nn.probabilities import class_probabilities
+from cnnstudio.nn.export_common import (  # re-exported: callers import them from here
+    BENCHMARK_RUNS,
+    DATA_FILE,
+    INPUT_NAME,
+    MODEL_FILE,
+    OUTPUT_NAME,
+    PROJECT_FILE,
+    ExportError,
+    ExportReport,
+    LoadedRun,
+    NormalizedModel,
+    StrPath,
+    _compare,
+    _destination,
+    _first_line,
+    _guarded,
+    _median_ms,  # noqa: F401 (re-exported: train/quantize.py)
+    _metadata,
+    _quiet_torch,
+    _references,
+    _report,
+    _sample_batches,
+    _shape,
+    _staged,
+    _torch_outputs,
+    _weights_bytes,
+    input_note,
+    main_path_model,
+)
+from cnnstudio.nn.onnx_export import export_onnx
 from cnnstudio.nn.torch_files import holds_python_objects, torch_file_problem
 
-PROJECT_FILE = "project.cnnproj"
-DATA_FILE = "data.json"
-MODEL_FILE = "model.pt"
-FORMATS = ("onnx", "torchscript", "python", "state_dict")
-OPSET = 17
-INPUT_NAME = "image"
-OUTPUT_NAME = "probabilities"
-INPUT_RANGE = "0..1"  # what every exported model (the state dict aside) takes as pixel values
-CHECK_BATCHES = (1, 7)
-BENCHMARK_RUNS = 50  # runs of each runtime at batch 1 for the latency figures (0: none)
-# the parity check compares log-probabilities: an absolute tolerance on probabilities of 1e-3
-# says little; the floor keeps log(0) finite (e^-69, far below any float32 rounding of note)
-LOG_FLOOR = 1e-30
-SAMPLE_COUNT = 16
+FORMATS = ("onnx", "pt2", "torchscript", "python", "state_dict")
 LISTED_KEYS = 4
-
-StrPath = str | os.PathLike
-
-
-class ExportError(Exception):
-    """An export that cannot be done; the message names the file and what to do."""
-
-
-_F = TypeVar("_F", bound=Callable[..., Any])
-
-
-def _guarded(action: str) -> Callable[[_F], _F]:
-    """Turn an unforeseen exception into an ExportError (the cause stays chained for a report)."""
-
-    def decorate(function: _F) -> _F:
-        @functools.wraps(function)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return function(*args, **kwargs)
-            except ExportError:
-                raise
-            except MemoryError:
-                raise ExportError(f"{action}: out of memory; close other programs and try "
-                                  "again") from None
-            except Exception as err:
-                raise ExportError(f"{action} failed unexpectedly ({type(err).__name__}: "
-                                  f"{_first_line(err)}); please report this with the run "
-                                  "folder") from err
-
-        return wrapper  # type: ignore[return-value]
-
-    return decorate
-
-
-@dataclass
-class LoadedRun:
-    """A training run folder, read and checked: the model is in eval mode with its weights.
-
-    `run_dir` is None for a project exported without a run (project_run)."""
-
-    run_dir: Path | None
-    project: Project
-    model: GraphModel
-    classes: list[str]
-    mean: list[float]  # one value per input channel
-    std: list[float]
-    input_shape: tuple[int, int, int]
-    dataset: str = ""
-    output_kind: str = LOGITS  # what the network's main output gives (core.outputs)
-
-
-@dataclass
-class ExportReport:
-    path: Path
-    format: str
-    size_bytes: int
-    seconds: float
-    max_abs_diff: float | None = None  # largest |log p exported - log p PyTorch| (all batches)
-    batch_sizes: tuple[int, ...] = ()
-    ort_ms: float | None = None  # median latency at batch 1 (ONNX Runtime, then PyTorch)
-    torch_ms: float | None = None
-    input_note: str = ""  # what the exported model takes and gives (pixel range above all)
-
-    def summary(self) -> str:
-        """A few lines for the command line."""
-        size = f"{self.size_bytes / 1e6:.2f} MB"
-        lines = [f"wrote {self.path} ({self.format}, {size}) in {self.seconds:.1f} s"]
-        if self.input_note:
-            lines.append(self.input_note)
-        if self.max_abs_diff is not None:
-            batches = ", ".join(map(str, self.batch_sizes))
-            lines.append(f"checked against PyTorch at batch sizes {batches}: "
-                         f"max abs difference of log-probabilities {self.max_abs_diff:.2e}")
-        if self.ort_ms is not None and self.torch_ms is not None:
-            lines.append(f"latency at batch 1: ONNX Runtime {self.ort_ms:.3f} ms, "
-                         f"PyTorch {self.torch_ms:.3f} ms")
-        return "\n".join(lines)
-
-
-class NormalizedModel(nn.Module):
-    """Images in [0, 1] -> class probabilities: normalise, run the network, then softmax unless
-    the network ends in one (`kind`, see core.outputs: softmax is applied exactly once)."""
-
-    def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float],
-                 kind: str = LOGITS) -> None:
-        super().__init__()
-        self.model = model
-        self.kind = kind
-        self.register_buffer("mean", torch.tensor([float(v) for v in mean]).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor([float(v) for v in std]).view(1, -1, 1, 1))
-
-    @classmethod
-    def for_run(cls, run: LoadedRun) -> NormalizedModel:
-        return cls(run.model, run.mean, run.std, run.output_kind).eval()
-
-    def forward(self, image: Tensor) -> Tensor:
-        return class_probabilities(self.model((image - self.mean) / self.std), self.kind)
 
 
 # -- reading a run folder ------------------------------------------------------------------------
@@ -209,10 +121,6 @@ def load_run(run_dir: StrPath) -> LoadedRun:
                      input_shape,  # type: ignore[arg-type]
                      str(data.get("name") or data.get("spec") or ""),
                      output_kind(project.graph, model.main_output_id, analysis).kind)
-
-
-def _shape(shape: Sequence[int]) -> str:
-    return "×".join(str(v) for v in shape)
 
 
 def _read_data(path: Path) -> dict[str, Any]:
@@ -302,247 +210,6 @@ def _check_weights(model: GraphModel, state: Mapping[str, Tensor], folder: Path)
                           "training diverged; train again with a lower learning rate")
 
 
-# -- writing -------------------------------------------------------------------------------------
-
-
-def _destination(out_path: StrPath, run: LoadedRun, overwrite: bool) -> Path:
-    """The output path, refused early when it cannot or must not be written.
-
-    Refused whatever `overwrite` says: a special file or a folder (core/files.py), a read-only
-    file (by its mode bits: root may write anything) and any path inside the run folder, whose
-    files must stay as training wrote them. An existing file is replaced only with `overwrite`.
-    """
-    target = Path(out_path).expanduser()
-    parent = target.parent if str(target.parent) else Path(".")
-    if target.is_dir():
-        raise ExportError(f"cannot write '{target}': it is a folder; give a file name")
-    refusal = replace_refusal(target)
-    if refusal is not None:
-        raise ExportError(f"cannot write '{target}': {refusal}")
-    if not parent.is_dir():
-        why = "is a file" if parent.exists() else "does not exist"
-        raise ExportError(f"cannot write '{target}': the folder '{parent}' {why}; create it "
-                          "or choose another output file")
-    run_folder = run.run_dir.resolve() if run.run_dir is not None else None
-    if run_folder is not None and (target.resolve() == run_folder
-                                   or run_folder in target.resolve().parents):
-        raise ExportError(f"cannot write '{target}': it is inside the run folder '{run.run_dir}', "
-                          "whose files must stay as training wrote them; export to a file "
-                          "outside the run folder")
-    if is_read_only(target):
-        raise ExportError(f"cannot write '{target}': the file is read-only; choose another file "
-                          "name (or make the file writable first)")
-    if target.exists() and not overwrite:
-        raise ExportError(f"'{target}' already exists; choose another file name, or allow "
-                          "replacing it (--force on the command line)")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ExportError(f"cannot write '{target}': permission denied in '{parent}'; choose "
-                          "a folder you can write to")
-    return target
-
-
-def _weights_bytes(run: LoadedRun) -> int:
-    """About the size of a file holding the run's weights (ONNX, TorchScript, state dict)."""
-    return sum(t.numel() * t.element_size() for t in run.model.state_dict().values()) + (1 << 16)
-
-
-@contextlib.contextmanager
-def _staged(target: Path, needed_bytes: int = 0) -> Iterator[Path]:
-    """A temporary file beside the target, moved onto it only if the block succeeds; removed
-    on every failure path. A disk without room for `needed_bytes` is refused before writing
-    (TorchScript's writer aborts the whole process on a full disk)."""
-    try:
-        with staged_write(target, needed_bytes=needed_bytes, mode=0o644) as name:
-            yield Path(name)
-    except FileWriteError as err:
-        raise ExportError(f"cannot write '{target}': {err}") from None
-    except OSError as err:
-        raise ExportError(f"cannot write '{target}': {err.strerror or err}; check the free "
-                          "disk space and the permissions of the folder") from None
-
-
-@contextlib.contextmanager
-def _quiet_torch() -> Iterator[None]:
-    """Silence the deprecation and tracer warnings of the TorchScript machinery.
-
-    torch.jit and the TorchScript-based ONNX exporter warn on every call that they are
-    deprecated, and tracing warns about branches it freezes (LocalResponseNorm's empty-input
-    check). Every export is checked against PyTorch afterwards, so those warnings tell the user
-    nothing; other warnings pass.
-    """
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-        for pattern in (r".*torch\.jit\.\w+` is deprecated", r".*legacy TorchScript-based ONNX",
-                        r"The feature will be removed", r"Constant folding"):
-            warnings.filterwarnings("ignore", message=pattern)
-        yield
-
-
-def _sample_batches(run: LoadedRun, samples: Tensor | None) -> list[Tensor]:
-    """The batches to check: the samples (or 16 seeded random images), batches of 1 and 7."""
-    if samples is None:
-        generator = torch.Generator().manual_seed(0)
-        samples = torch.rand(SAMPLE_COUNT, *run.input_shape, generator=generator)
-    elif not isinstance(samples, Tensor) or tuple(samples.shape[1:]) != run.input_shape \
-            or samples.dim() != 4 or samples.shape[0] == 0:
-        got = tuple(samples.shape) if isinstance(samples, Tensor) else type(samples).__name__
-        shape = ", ".join(map(str, run.input_shape))
-        raise ExportError(f"sample images must have shape (N, {shape}) with pixel values in "
-                          f"[0, 1], got {got}")
-    samples = samples.detach().to("cpu", torch.float32)
-    extra = torch.rand(max(CHECK_BATCHES), *run.input_shape,
-                       generator=torch.Generator().manual_seed(1))
-    pool = torch.cat([samples, extra])
-    return [samples] + [pool[:n] for n in CHECK_BATCHES if n != len(samples)]
-
-
-def _torch_outputs(model: nn.Module, batch: Tensor) -> np.ndarray:
-    with torch.no_grad():
-        return model(batch).numpy()
-
-
-def _references(model: nn.Module, batches: Sequence[Tensor]) -> list[np.ndarray]:
-    return [_torch_outputs(model, batch) for batch in batches]
-
-
-def _compare(path: Path, fmt: str, batches: Sequence[Tensor], expected: Sequence[np.ndarray],
-             exported: Callable[[Tensor], np.ndarray], tolerance: float) -> float:
-    """Max |log exported - log expected| (log-probabilities) over the batches; ExportError
-    above the tolerance."""
-    worst = 0.0
-    for batch, want in zip(batches, expected, strict=True):
-        try:
-            got = np.asarray(exported(batch))
-        except Exception as err:
-            raise ExportError(f"the exported {fmt} model fails at batch size {len(batch)} "
-                              f"({type(err).__name__}: {_first_line(err)}); please report this "
-                              "network") from None
-        if got.shape != want.shape:
-            raise ExportError(f"the exported {fmt} model returns shape {got.shape} for a batch "
-                              f"of {len(batch)}, PyTorch {want.shape}; please report this")
-        diff = float(np.max(np.abs(_log(got) - _log(want)))) if got.size else 0.0
-        if not diff <= tolerance:  # NaN fails too
-            raise ExportError(
-                f"the exported {fmt} model disagrees with PyTorch: its log-probabilities differ "
-                f"by up to {diff:.3g} (tolerance {tolerance:g}) at batch size {len(batch)}, so "
-                f"'{path.name}' was not written; please report this network"
-            )
-        worst = max(worst, diff)
-    return worst
-
-
-def _log(probabilities: np.ndarray) -> np.ndarray:
-    return np.log(np.maximum(probabilities.astype(np.float64), LOG_FLOOR))
-
-
-def _median_ms(run_once: Callable[[], object], runs: int) -> float | None:
-    if runs <= 0:
-        return None
-    for _ in range(min(3, runs)):
-        run_once()
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        run_once()
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
-
-
-_GIVES = {LOGITS: "class scores (logits; softmax gives the class probabilities)",
-          PROBABILITIES: "class probabilities (the network ends in a softmax)",
-          BINARY: "the probability of the second class (one sigmoid unit)"}
-
-
-def input_note(run: LoadedRun, fmt: str) -> str:
-    """What an export of this run takes and gives, above all the pixel range: a model fed
-    0..255 pixels instead of 0..1 still runs, and silently loses its accuracy."""
-    shape = ", ".join(map(str, run.input_shape))
-    if fmt == "state_dict":
-        mean, std = (", ".join(f"{v:.4g}" for v in values) for values in (run.mean, run.std))
-        return (f"The weights alone, for the network of {PROJECT_FILE}: it takes normalised "
-                f"images (N, {shape}), (pixel / 255 - mean) / std with the mean ({mean}) and "
-                f"std ({std}) of {DATA_FILE}, and gives {_GIVES[run.output_kind]}.")
-    takes = "model(images) and predict(model, images) take" if fmt == "python" else "It takes"
-    gives = "predict() returns" if fmt == "python" else "It returns"
-    return (f"{takes} float32 images (N, {shape}) with pixel values in [0, 1]: divide 8-bit "
-            "pixels by 255 (0..255 input gives wrong predictions without an error); the "
-            f"normalisation is inside the model. {gives} class probabilities (each row sums "
-            "to 1).")
-
-
-def _metadata(run: LoadedRun) -> dict[str, Any]:
-    """What a user of the exported file needs to know; ONNX stores each value as text."""
-    return {
-        "classes": run.classes,
-        "input_shape": list(run.input_shape),
-        "input_range": INPUT_RANGE,
-        "input_note": input_note(run, "onnx"),
-        "mean": run.mean,
-        "std": run.std,
-        "producer": f"CNN Studio {__version__}",
-        "name": run.project.name,
-        "dataset": run.dataset,
-    }
-
-
-@_guarded("the ONNX export")
-def export_onnx(run: LoadedRun, out_path: StrPath, *, samples: Tensor | None = None,
-                tolerance: float = 1e-4, benchmark_runs: int = BENCHMARK_RUNS,
-                overwrite: bool = False) -> ExportReport:
-    """ONNX (opset 17, dynamic batch), checked by onnx.checker and against onnxruntime."""
-    import onnx
-    import onnxruntime as ort
-
-    started = time.perf_counter()
-    target = _destination(out_path, run, overwrite)
-    wrapper = NormalizedModel.for_run(run)
-    batches = _sample_batches(run, samples)
-    with _staged(target, _weights_bytes(run)) as temp:
-        try:
-            with _quiet_torch(), torch.no_grad():
-                torch.onnx.export(
-                    wrapper, (batches[0][:2],), str(temp), dynamo=False, opset_version=OPSET,
-                    input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                    dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-                )
-        except Exception as err:
-            raise ExportError(f"PyTorch cannot convert this network to ONNX "
-                              f"({type(err).__name__}: {_first_line(err)}); export it as "
-                              "TorchScript or Python instead") from None
-        proto = onnx.load(str(temp))
-        proto.producer_name, proto.producer_version = "CNN Studio", __version__
-        proto.doc_string = (f"{run.project.name}: images (N, C, H, W) with pixel values in "
-                            "[0, 1] -> class probabilities")
-        props = {k: v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
-                 for k, v in _metadata(run).items()}
-        props["input_shape"] = ",".join(map(str, run.input_shape))
-        onnx.helper.set_model_props(proto, props)
-        try:
-            onnx.checker.check_model(proto, full_check=True)
-        except Exception as err:
-            raise ExportError(f"the ONNX model fails onnx.checker ({_first_line(err)}), so "
-                              f"'{target.name}' was not written; please report this network") \
-                from None
-        onnx.save(proto, str(temp))
-        # PyTorch runs before onnxruntime starts: the threads of an onnxruntime session spin
-        # for a while after each run and, on a machine with few cores, slow PyTorch down.
-        expected = _references(wrapper, batches)
-        one = batches[0][:1]
-        torch_ms = _median_ms(lambda: _torch_outputs(wrapper, one), benchmark_runs)
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        # from the bytes as written, so that no handle keeps the file open while it moves
-        session = ort.InferenceSession(temp.read_bytes(), options,
-                                       providers=["CPUExecutionProvider"])
-
-        def run_ort(batch: Tensor) -> np.ndarray:
-            return session.run([OUTPUT_NAME], {INPUT_NAME: batch.numpy()})[0]
-
-        diff = _compare(target, "ONNX", batches, expected, run_ort, tolerance)
-        ort_ms = _median_ms(lambda: run_ort(one), benchmark_runs)
-    return _report(target, "onnx", started, diff, batches, ort_ms, torch_ms, run=run)
-
-
 @_guarded("the TorchScript export")
 def export_torchscript(run: LoadedRun, out_path: StrPath, samples: Tensor | None = None, *,
                        tolerance: float = 1e-5, overwrite: bool = False) -> ExportReport:
@@ -571,17 +238,38 @@ def export_torchscript(run: LoadedRun, out_path: StrPath, samples: Tensor | None
                               "or Python instead") from None
         diff = _compare(target, "TorchScript", batches, _references(wrapper, batches),
                         lambda batch: _torch_outputs(loaded, batch), tolerance)
-    return _report(target, "torchscript", started, diff, batches, run=run)
+    return _report(target, "torchscript", started, diff, batches, run=run, tolerance=tolerance)
 
-
-def main_path_model(model: GraphModel) -> GraphModel:
-    """The model cut to the blocks its main output needs (GraphModel.main_path), sharing their
-    modules: what a deployment export holds, without the auxiliary heads of training."""
-    kept = model.main_path
-    return GraphModel({k: model.blocks[k] for k in kept},
-                      {k: model.sources[k] for k in kept}, model.input_id,
-                      model.main_output_id, [model.main_output_id], {},
-                      model.output_kind).eval()
+@_guarded("the ExportedProgram export")
+def export_pt2(run: LoadedRun, out_path: StrPath, samples: Tensor | None = None, *,
+               tolerance: float = 1e-5, overwrite: bool = False) -> ExportReport:
+    """A torch.export ExportedProgram (.pt2, torch.export.load), any batch size, with the run's
+    metadata as an extra file; the main output's blocks only, as for TorchScript."""
+    started = time.perf_counter()
+    target = _destination(out_path, run, overwrite)
+    wrapper = NormalizedModel.for_run(run)
+    deployed = NormalizedModel(main_path_model(run.model), run.mean, run.std,
+                               run.output_kind).eval()
+    batches = _sample_batches(run, samples)
+    with _staged(target, _weights_bytes(run)) as temp:
+        try:
+            program = torch.export.export(deployed, (batches[0][:2],),
+                                          dynamic_shapes=({0: torch.export.Dim("batch")},))
+            extra = {"cnnstudio.json": json.dumps(_metadata(run), ensure_ascii=False)}
+            # through buffers: torch.export wants a file name ending in .pt2, not a temporary one
+            buffer = io.BytesIO()
+            torch.export.save(program, buffer, extra_files=extra)
+            temp.write_bytes(buffer.getvalue())
+            loaded = torch.export.load(io.BytesIO(temp.read_bytes())).module()
+        except OSError:
+            raise  # a write failure (a full disk): _staged says so
+        except Exception as err:
+            raise ExportError(f"PyTorch cannot save this network as an ExportedProgram "
+                              f"({type(err).__name__}: {_first_line(err)}); export it as ONNX "
+                              "or Python instead") from None
+        diff = _compare(target, "ExportedProgram", batches, _references(wrapper, batches),
+                        lambda batch: _torch_outputs(loaded, batch), tolerance)
+    return _report(target, "pt2", started, diff, batches, run=run, tolerance=tolerance)
 
 
 @_guarded("the state dict export")
@@ -627,19 +315,7 @@ def export_python(run: LoadedRun, out_path: StrPath, samples: Tensor | None = No
         temp.write_text(source, encoding="utf-8")
         diff = _compare(target, "Python", batches, _references(reference, batches),
                         predict, tolerance)
-    return _report(target, "python", started, diff, batches, run=run)
-
-
-def _report(target: Path, fmt: str, started: float, diff: float | None = None,
-            batches: Sequence[Tensor] = (), ort_ms: float | None = None,
-            torch_ms: float | None = None, *, run: LoadedRun) -> ExportReport:
-    return ExportReport(target, fmt, target.stat().st_size, time.perf_counter() - started, diff,
-                        tuple(len(b) for b in batches), ort_ms, torch_ms, input_note(run, fmt))
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0][:300] if text else type(err).__name__
+    return _report(target, "python", started, diff, batches, run=run, tolerance=tolerance)
 
 
 @_guarded("reading the project")
@@ -688,6 +364,8 @@ def export_loaded(run: LoadedRun, fmt: str, out_path: StrPath, *, overwrite: boo
     name = format_name(fmt)
     if name == "onnx":
         return export_onnx(run, out_path, overwrite=overwrite, benchmark_runs=benchmark_runs)
+    if name == "pt2":
+        return export_pt2(run, out_path, overwrite=overwrite)
     if name == "torchscript":
         return export_torchscript(run, out_path, overwrite=overwrite)
     if name == "python":
@@ -696,7 +374,10 @@ def export_loaded(run: LoadedRun, fmt: str, out_path: StrPath, *, overwrite: boo
 
 
 __all__ = [
-    "BENCHMARK_RUNS", "FORMATS", "ExportError", "ExportReport", "LoadedRun", "NormalizedModel",
-    "export_loaded", "export_onnx", "export_python", "export_run", "export_state_dict",
-    "export_torchscript", "format_name", "load_run", "main_path_model", "project_run",
+    "BENCHMARK_RUNS", "DATA_FILE", "FORMATS", "INPUT_NAME", "MODEL_FILE", "OUTPUT_NAME",
+    "PROJECT_FILE", "ExportError", "ExportReport", "LoadedRun", "NormalizedModel", "StrPath",
+    "input_note",
+    "export_loaded", "export_onnx", "export_pt2", "export_python", "export_run",
+    "export_state_dict", "export_torchscript", "format_name", "load_run", "main_path_model",
+    "project_run",
 ]

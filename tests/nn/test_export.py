@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -23,12 +24,14 @@ from cnnstudio.core.project import Project, save_project
 from cnnstudio.core.templates import TEMPLATES, build_template
 from cnnstudio.nn import GraphModel, build_model
 from cnnstudio.nn import export as export_module
+from cnnstudio.nn import export_common
 from cnnstudio.nn.export import (
     FORMATS,
     ExportError,
     LoadedRun,
     NormalizedModel,
     export_onnx,
+    export_pt2,
     export_run,
     export_state_dict,
     export_torchscript,
@@ -219,7 +222,11 @@ def keras_run(tmp_path_factory: pytest.TempPathFactory) -> LoadedRun:
 # -- ONNX ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("template_id", list(TEMPLATES))
+SLOW_TEMPLATES = {"vgg11-bn", "resnet50"}  # over 5 s each here (vgg11-bn: 129 M parameters)
+
+
+@pytest.mark.parametrize("template_id", [
+    pytest.param(t, marks=pytest.mark.slow) if t in SLOW_TEMPLATES else t for t in TEMPLATES])
 def test_onnx_export_of_every_template_matches_the_graph_model(template_id, tmp_path):
     run = load_run(make_run(tmp_path / "run", template_id))
     out = tmp_path / "model.onnx"
@@ -240,6 +247,9 @@ def test_onnx_export_of_every_template_matches_the_graph_model(template_id, tmp_
     assert json.loads(meta["std"]) == pytest.approx(run.std)
     assert meta["input_range"] == "0..1" and meta["producer"].startswith("CNN Studio ")
     assert "pixel values in [0, 1]: divide 8-bit pixels by 255" in meta["input_note"]
+    ops = Counter(node.op_type for node in proto.graph.node)
+    assert ops["If"] == 0 and ops["Constant"] == 0  # the current exporter's clean graph
+    assert all(not node.name.startswith("/model") for node in proto.graph.node)  # block names
 
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["image"]
@@ -380,9 +390,9 @@ def test_state_dict_export_loads_with_weights_only(keras_run, tmp_path):
         assert torch.equal(fresh.eval()(x), keras_run.model(x))
 
 
-@pytest.mark.parametrize("fmt, suffix", [("onnx", ".onnx"), ("torchscript", ".ts"),
-                                         ("python", ".py"), ("state_dict", ".pt"),
-                                         ("State-Dict", ".pt")])
+@pytest.mark.parametrize("fmt, suffix", [("onnx", ".onnx"), ("pt2", ".pt2"),
+                                         ("torchscript", ".ts"), ("python", ".py"),
+                                         ("state_dict", ".pt"), ("State-Dict", ".pt")])
 def test_export_run_writes_each_format(fmt, suffix, tmp_path):
     run_dir = make_run(tmp_path / "run", "lenet5")
     report = export_run(run_dir, fmt, tmp_path / f"out{suffix}")
@@ -565,15 +575,16 @@ def test_a_read_only_folder(keras_run, tmp_path):
         folder.chmod(0o700)
 
 
-@pytest.mark.parametrize("exporter", [export_onnx, export_torchscript, export_module.export_python])
+@pytest.mark.parametrize("exporter", [export_onnx, export_pt2, export_torchscript,
+                                      export_module.export_python])
 def test_a_parity_failure_leaves_no_file(exporter, keras_run, tmp_path, monkeypatch):
-    real = export_module._torch_outputs
+    real = export_common._torch_outputs
 
     def perturbed(model: nn.Module, batch: torch.Tensor) -> np.ndarray:
         reference = isinstance(model, NormalizedModel) and isinstance(model.model, GraphModel)
         return real(model, batch) + (0.01 if reference else 0.0)
 
-    monkeypatch.setattr(export_module, "_torch_outputs", perturbed)
+    monkeypatch.setattr(export_common, "_torch_outputs", perturbed)  # the PyTorch reference
     out = tmp_path / "model.out"
     with pytest.raises(ExportError, match="disagrees with PyTorch") as caught:
         exporter(keras_run, out)
@@ -584,7 +595,7 @@ def test_a_parity_failure_leaves_no_file(exporter, keras_run, tmp_path, monkeypa
 def test_an_existing_file_survives_a_failed_export(keras_run, tmp_path, monkeypatch):
     out = tmp_path / "model.onnx"
     out.write_bytes(b"previous")
-    monkeypatch.setattr(export_module, "_torch_outputs", lambda model, batch: np.zeros(1))
+    monkeypatch.setattr(export_common, "_torch_outputs", lambda model, batch: np.zeros(1))
     with pytest.raises(ExportError):
         export_onnx(keras_run, out, tolerance=0.0, overwrite=True)  # fails at the check
     assert out.read_bytes() == b"previous" and leftovers(tmp_path) == []

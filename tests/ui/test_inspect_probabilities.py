@@ -203,3 +203,17 @@ def test_the_export_dialog_states_the_input_range(tmp_path):
     run = load_run(make_run(tmp_path / "run", "lenet5"))
     lines = describe_report(export_onnx(run, tmp_path / "m.onnx", benchmark_runs=0))
     assert any("pixel values in [0, 1]: divide 8-bit pixels by 255" in line for line in lines)
+    assert any("(limit 1e-4)" in line for line in lines)
+
+
+def test_the_export_dialog_says_when_the_older_onnx_exporter_wrote_the_file(tmp_path,
+                                                                            monkeypatch):
+    from cnnstudio.nn import onnx_export
+
+    def refuse(*_args, **_kwargs):
+        raise RuntimeError("Could not guard on data-dependent expression")
+
+    monkeypatch.setattr(onnx_export, "dynamo_proto", refuse)
+    run = load_run(make_run(tmp_path / "run", "lenet5"))
+    lines = describe_report(export_onnx(run, tmp_path / "m.onnx", benchmark_runs=0))
+    assert any("older TorchScript-based ONNX exporter" in line for line in lines)

@@ -53,6 +53,7 @@ PORT_R = 4.5
 PORT_HIT = 10.0
 MERGE_PORT = 0.32  # half-width of a merge block's input bar, as a fraction of BLOCK_W
 BADGE_R = 8.0
+TINT_STRENGTH = 0.4  # how far a tinted block's fill goes from its colour to the tint's
 LABEL_SLOT = 120.0  # room kept for a wire's label: fits '(1024,1024,2048)'
 
 
@@ -103,7 +104,7 @@ class BlockItem(QGraphicsItem):
         self._stale = True
         self._wire_target: str | None = None
         self._paths: tuple[QPainterPath, QPainterPath] | None = None
-        self._health: QColor | None = None  # training health tint (ui/training/health.py)
+        self._health: QColor | None = None  # tint: training health or latency (set_tint)
         self._health_text = ""
         self.badge = BadgeItem(self)
         self.shape_zone = ShapeZone(self)
@@ -133,7 +134,8 @@ class BlockItem(QGraphicsItem):
             self.update()
 
     def set_health(self, colour: QColor | None, text: str = "") -> None:
-        """Tint the block by its training health (None: no tint) and say why on hover."""
+        """Tint the block (None: no tint) and say why on hover: training health or latency,
+        whichever CanvasScene.set_tint shows."""
         if colour == self._health and text == self._health_text:
             return
         self._health, self._health_text = colour, text
@@ -321,7 +323,7 @@ class BlockItem(QGraphicsItem):
         sx, sy = scales(painter.worldTransform())
         drawn = self.drawn(sx, sy)
         fill = (colours.block if self._health is None
-                else theme.mix(colours.block, self._health, 0.4))
+                else theme.mix(colours.block, self._health, TINT_STRENGTH))
         accent = colours.accent(self._category)
         if self.has_error():
             border, width = colours.error, 2.0

@@ -27,10 +27,13 @@ from cnnstudio.ui.document import Document
 
 SCENE_MARGIN = 2000.0
 STACK_REACH = 60.0  # a drop this far below a chain's last block stacks under it
+HEALTH_TINT = "health"  # the kinds of block tint (set_tint): training health, per-block latency
+LATENCY_TINT = "latency"
 
 
 class CanvasScene(QGraphicsScene):
     layout_changed = Signal()  # blocks were added, removed or moved (minimap, scene rect)
+    tint_changed = Signal()  # the tint on the blocks changed (set_tint; legends follow it)
 
     def __init__(self, document: Document, parent: Any = None) -> None:
         super().__init__(parent)
@@ -48,7 +51,8 @@ class CanvasScene(QGraphicsScene):
         self._rect_timer.setInterval(0)
         self._rect_timer.timeout.connect(self.update_scene_rect)
         self.setItemIndexMethod(QGraphicsScene.BspTreeIndex)
-        self._health: dict[str, tuple[QColor, str]] = {}
+        # tint kind -> block id -> (colour, tooltip line), in the order turned on: the last shows
+        self._tints: dict[str, dict[str, tuple[QColor, str]]] = {}
         self.graph_event_handlers = event_handlers("CanvasScene", {
             EventKind.BLOCK_ADDED: self._on_block_added,
             EventKind.BLOCK_REMOVED: self._on_block_removed,
@@ -276,16 +280,33 @@ class CanvasScene(QGraphicsScene):
         item = BlockItem(self.document.graph.block(block_id))
         self._blocks[block_id] = item
         item.set_label_room(self._far_labels)
-        if block_id in self._health:
-            item.set_health(*self._health[block_id])
+        if block_id in self.tint_marks():
+            item.set_health(*self.tint_marks()[block_id])
         self.addItem(item)
 
     def set_health(self, marks: Mapping[str, tuple[QColor, str]] | None) -> None:
-        """Tint blocks by training health (block id -> colour and tooltip line); None or {}
-        removes every tint."""
-        self._health = dict(marks or {})
+        """Tint blocks by training health (ui/training/health.py); None or {} removes it."""
+        self.set_tint(HEALTH_TINT, marks)
+
+    def set_tint(self, kind: str, marks: Mapping[str, tuple[QColor, str]] | None) -> None:
+        """Tint blocks (block id -> colour and tooltip line) with one kind of tint: training
+        health or latency. One kind shows at a time, the one turned on last; updating a kind
+        keeps its place, and None or {} removes it, showing the other again."""
+        if marks:
+            self._tints[kind] = dict(marks)
+        elif self._tints.pop(kind, None) is None:
+            return
+        shown = self.tint_marks()
         for block_id, item in self._blocks.items():
-            item.set_health(*self._health.get(block_id, (None, "")))
+            item.set_health(*shown.get(block_id, (None, "")))
+        self.tint_changed.emit()
+
+    def tint_kind(self) -> str:
+        """The kind of tint the blocks show ("" for none)."""
+        return next(reversed(self._tints), "")
+
+    def tint_marks(self) -> dict[str, tuple[QColor, str]]:
+        return self._tints.get(self.tint_kind(), {})
 
     def _add_wire(self, edge: Edge) -> None:
         wire = WireItem(edge)

@@ -32,6 +32,15 @@ from PySide6.QtWidgets import (
 from cnnstudio.core.summary import format_bytes
 from cnnstudio.ui import theme
 from cnnstudio.ui.training.inspect.common import BackgroundTask
+from cnnstudio.ui.training.latency import LatencySection
+from cnnstudio.ui.training.quantize_report import (
+    BUSY_TEXT,
+    QUANTIZED,
+    QuantizeReportView,
+    is_quantize_report,
+    quantize_work,
+    summary_lines,
+)
 
 if TYPE_CHECKING:  # torch loads when the first export starts, not with the window's menus
     from cnnstudio.nn.export import ExportReport
@@ -40,16 +49,19 @@ if TYPE_CHECKING:  # torch loads when the first export starts, not with the wind
 CHOICES = (
     ("onnx", "ONNX", ".onnx", "ONNX models (*.onnx)",
      "For ONNX Runtime, OpenCV or TensorRT; checked in ONNX Runtime."),
+    ("pt2", "PyTorch ExportedProgram", ".pt2", "PyTorch ExportedPrograms (*.pt2)",
+     "Load with torch.export.load(path).module(); no CNN Studio needed."),
     ("torchscript", "TorchScript", ".torchscript.pt", "TorchScript files (*.pt)",
-     "Load with torch.jit.load; no CNN Studio needed."),
+     "Load with torch.jit.load (deprecated in PyTorch: prefer .pt2)."),
     ("state_dict", "PyTorch state dict", ".state_dict.pt", "PyTorch files (*.pt)",
      "The weights alone, for torch.load(weights_only=True)."),
     ("python", "Standalone Python code", ".py", "Python files (*.py)",
      "This network as a PyTorch nn.Module in one .py file."),
+    (QUANTIZED, "ONNX, INT8 quantised", ".int8.onnx", "ONNX models (*.onnx)",
+     "About 4× smaller; calibrated on training images, then compared with float."),
 )
-LIMITS = {"onnx": 1e-4, "torchscript": 1e-5, "python": 1e-4}  # export.py's default tolerances
-CHECKED_BY = {"onnx": "in ONNX Runtime", "torchscript": "after reloading",
-              "python": "running the generated module"}
+CHECKED_BY = {"onnx": "in ONNX Runtime", "pt2": "after reloading",
+              "torchscript": "after reloading", "python": "running the generated module"}
 
 
 def limit_text(value: float) -> str:
@@ -63,7 +75,7 @@ def describe_report(report: ExportReport) -> list[str]:
              f"{name}, {format_bytes(report.size_bytes)}, in {report.seconds:.1f} s"]
     if report.max_abs_diff is not None:
         batches = ", ".join(map(str, report.batch_sizes))
-        limit = LIMITS.get(report.format)
+        limit = report.tolerance
         where = CHECKED_BY.get(report.format, "")
         line = (f"Checked against PyTorch {where} at batch sizes {batches}: largest difference "
                 f"of log-probabilities {report.max_abs_diff:.1e}")
@@ -75,13 +87,14 @@ def describe_report(report: ExportReport) -> list[str]:
                      f"{report.torch_ms:.2f} ms")
     if report.input_note:  # the pixel range above all: 0..255 input fails silently
         lines.append(report.input_note)
+    lines.extend(report.notes)  # the older exporter wrote the file, and why
     return lines
 
 
 class ExportDialog(QDialog):
     """Export a run folder; `run_dir` None lets the user pick one."""
 
-    exported = Signal(object)  # ExportReport
+    exported = Signal(object)  # ExportReport (train.quantize.QuantizeReport for INT8)
     failed = Signal(str)
 
     def __init__(self, run_dir: str | Path | None = None, parent: QWidget | None = None) -> None:
@@ -134,6 +147,12 @@ class ExportDialog(QDialog):
         layout.addLayout(form)
         layout.addLayout(busy_row)
         layout.addWidget(self.result_label, 1)
+        self.quantize_view = QuantizeReportView()  # float vs INT8, for that format only
+        self.quantize_view.hide()
+        layout.addWidget(self.quantize_view)
+        self.latency = LatencySection(self.run_edit.text, getattr(parent, "canvas", None))
+        self.latency.busy_changed.connect(self._update_buttons)  # time each block, tint canvas
+        layout.addWidget(self.latency)
         layout.addWidget(self.buttons)
         self.setMinimumWidth(560)
 
@@ -175,7 +194,8 @@ class ExportDialog(QDialog):
         self._update_buttons()
 
     def _update_buttons(self, *_args: Any) -> None:
-        busy = self._task.running
+        self.latency.set_blocked(self._task.running)  # the one slows the other's timing
+        busy = self._task.running or self.latency.running
         ready = bool(self.run_edit.text().strip() and self.out_edit.text().strip())
         self.export_button.setEnabled(ready and not busy)
         for widget in (self.run_edit, self.run_button, self.format_combo, self.out_edit,
@@ -225,7 +245,11 @@ class ExportDialog(QDialog):
             return
         self.result_label.clear()
         self._show_busy(True)
-        self._task.start(lambda _progress: export_run(run, fmt, out, overwrite=replace))
+        self.quantize_view.hide()
+        self.busy_label.setText(BUSY_TEXT if fmt == QUANTIZED
+                                else "Exporting and checking the file…")
+        self._task.start(quantize_work(run, out, replace) if fmt == QUANTIZED
+                         else lambda _progress: export_run(run, fmt, out, overwrite=replace))
         self._update_buttons()
 
     def _fit_result(self) -> None:
@@ -248,7 +272,12 @@ class ExportDialog(QDialog):
         self._show_busy(False)
         self.report = report
         self.result_label.setStyleSheet("")
-        lines = [html.escape(line) for line in describe_report(report)]
+        quantized = is_quantize_report(report)
+        lines = [html.escape(line) for line in (summary_lines(report) if quantized
+                                                else describe_report(report))]
+        if quantized:
+            self.quantize_view.show_report(report)
+        self.quantize_view.setVisible(quantized)
         self.result_label.setText("<b>" + lines[0] + "</b><br>" + "<br>".join(lines[1:]))
         self._fit_result()
         self._update_buttons()
@@ -266,7 +295,7 @@ class ExportDialog(QDialog):
         self.failed.emit(message)
 
     def reject(self) -> None:
-        if not self._task.running:  # the export finishes first: its file is checked and moved
+        if not self._task.running and not self.latency.running:  # the export finishes first
             super().reject()
 
 
