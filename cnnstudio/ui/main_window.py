@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QPointF, Qt, QTimer
+from PySide6.QtCore import QByteArray, QCoreApplication, QEvent, QPointF, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QFont, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
     QApplication,
@@ -118,7 +118,7 @@ class MainWindow(QMainWindow):
         self.add_page("network", network_page, "Network")
         self.training_page = TrainingPage(self.document)
         self.add_page("training", self.training_page, "Training")
-        self.lab_page = LabPage(self.document)
+        self.lab_page = LabPage(self.document, runs_root=self.training_page.runs_root)
         self.add_page("lab", self.lab_page, "Convolution lab")
         self.pages.currentChanged.connect(self._page_changed)
         self.setCentralWidget(self.pages)
@@ -206,6 +206,9 @@ class MainWindow(QMainWindow):
             policy = (QSizePolicy.Policy.Preferred if position == index
                       else QSizePolicy.Policy.Ignored)
             self.pages.widget(position).setSizePolicy(policy, policy)
+        # now, not at the next layout pass: the docks restored below would otherwise add to the
+        # minimum height of the page left behind and grow the window (Training page + docks)
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest)
         docks = (self.palette_dock, self.inspector_dock, self.bottom_dock)
         on_network = self._page_names[index] == "network"
         if on_network:
@@ -449,6 +452,11 @@ class MainWindow(QMainWindow):
 
     def fix_all_problems(self) -> None:
         self.statusBar().showMessage(apply_all_repairs(self.document), 8000)
+
+    def open_in_lab(self, network: object, block_id: str) -> None:
+        """The training page's "Open in lab": the lab on a trained network's Conv2D block."""
+        self.lab_page.open_trained(network, block_id)
+        self.show_page("lab")
 
     def _show_added_block(self, block_id: str) -> None:
         """A block added from another page (the lab's first layer): show it, selected."""

@@ -21,9 +21,11 @@ from PySide6.QtGui import (
     QHelpEvent,
     QImage,
     QLinearGradient,
+    QMouseEvent,
     QPainter,
     QPaintEvent,
     QPalette,
+    QPen,
 )
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -161,6 +163,7 @@ class MapView(QWidget):
     image files."""
 
     file_dropped = Signal(Path)
+    pixel_clicked = Signal(int, int, int)  # tile index, row, column
 
     def __init__(self, accept_files: bool = False, columns: int = 1,
                  parent: QWidget | None = None) -> None:
@@ -170,6 +173,8 @@ class MapView(QWidget):
         self.message = ""
         self.title = ""
         self.colours: ColourScale | None = None
+        self.marks: dict[int, tuple[int, int, int, int]] = {}
+        self.show_captions = True  # off: the tiles take the room; the tooltip names them
         self.setAcceptDrops(accept_files)
         self.setMinimumSize(160, 120)
         policy = QSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
@@ -185,7 +190,7 @@ class MapView(QWidget):
 
     def heightForWidth(self, width: int) -> int:  # noqa: N802
         """The height that shows the tiles at full width in the preferred number of columns."""
-        caption_h = self.fontMetrics().height() + 4
+        caption_h = self._caption_height()
         if not self.tiles:
             return 240
         cols = min(self.columns, len(self.tiles))
@@ -193,7 +198,7 @@ class MapView(QWidget):
         first = self.tiles[0].image
         aspect = first.height() / max(first.width(), 1)
         tile_h = int((width - 6 * cols) / cols * aspect)
-        top = caption_h if self.title else 0
+        top = self.fontMetrics().height() + 4 if self.title else 0
         return top + rows * (tile_h + caption_h + 4) + self._bar_height()
 
     def set_tiles(self, tiles: list[Tile], colours: ColourScale | None = None,
@@ -202,6 +207,14 @@ class MapView(QWidget):
         scale they were drawn with."""
         self.tiles, self.message, self.colours, self.title = tiles, "", colours, title
         self.updateGeometry()
+        self.update()
+
+    def _caption_height(self) -> int:
+        return self.fontMetrics().height() + 4 if self.show_captions else 0
+
+    def set_marks(self, marks: dict[int, tuple[int, int, int, int]]) -> None:
+        """Outline pixels: tile index -> (row, column, rows, columns)."""
+        self.marks = dict(marks)
         self.update()
 
     def set_message(self, text: str) -> None:
@@ -224,8 +237,8 @@ class MapView(QWidget):
         n = len(self.tiles)
         if not n:
             return []
-        caption_h = self.fontMetrics().height() + 4
-        top = caption_h if self.title else 0
+        caption_h = self._caption_height()
+        top = self.fontMetrics().height() + 4 if self.title else 0
         height = self.height() - self._bar_height() - top
         aspect = self.tiles[0].image.height() / max(self.tiles[0].image.width(), 1)
         best: tuple[float, int] = (-1.0, 1)
@@ -263,17 +276,36 @@ class MapView(QWidget):
             painter.setPen(palette.color(QPalette.ColorRole.WindowText))
             text = self.fontMetrics().elidedText(tile.caption, Qt.TextElideMode.ElideRight,
                                                  caption.width() - 4)
-            painter.drawText(caption, Qt.AlignmentFlag.AlignCenter, text)
+            if self.show_captions:
+                painter.drawText(caption, Qt.AlignmentFlag.AlignCenter, text)
             upscale = target.width() > tile.image.width()
             painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, not upscale)
             painter.drawImage(target, tile.image)
             painter.setPen(palette.color(QPalette.ColorRole.Mid))
             painter.drawRect(target.adjusted(0, 0, -1, -1))
             bottom = max(bottom, target.bottom())
+        self._paint_marks(painter)
         if self.colours is not None and self.tiles:
             width = min(self.width() - 80, 360)
             self._paint_bar(painter, QRect((self.width() - width) // 2, bottom + 8, width, 10),
                             self.colours.stops)
+
+    def _paint_marks(self, painter: QPainter) -> None:
+        """Each mark as a two-tone outline (black inside white), visible on any colour."""
+        layout = self._layout()
+        for index, (row, col, rows, cols) in self.marks.items():
+            if index >= len(layout):
+                continue
+            target = layout[index][1]
+            h, w = self.tiles[index].image.height(), self.tiles[index].image.width()
+            sx, sy = target.width() / max(w, 1), target.height() / max(h, 1)
+            box = QRect(target.x() + round(col * sx), target.y() + round(row * sy),
+                        max(round(cols * sx), 3), max(round(rows * sy), 3))
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.setPen(QPen(QColor("#ffffff"), 3))
+            painter.drawRect(box)
+            painter.setPen(QPen(QColor("#000000"), 1))
+            painter.drawRect(box)
 
     def _paint_bar(self, painter: QPainter, bar: QRect, stops: tuple[str, ...]) -> None:
         gradient = QLinearGradient(bar.left(), 0, bar.right(), 0)
@@ -291,13 +323,30 @@ class MapView(QWidget):
         painter.drawText(row, Qt.AlignmentFlag.AlignHCenter, zero)
         painter.drawText(row, Qt.AlignmentFlag.AlignRight, high)
 
-    def value_at(self, point: QPoint) -> str:
-        for tile, (_caption, target) in zip(self.tiles, self._layout()):
-            if tile.values is None or not target.contains(point):
+    def pixel_at(self, point: QPoint) -> tuple[int, int, int] | None:
+        """(tile index, row, column) of the pixel under a point, None off the pictures."""
+        for index, (tile, (_caption, target)) in enumerate(zip(self.tiles, self._layout())):
+            if not target.contains(point):
                 continue
-            h, w = tile.values.shape[:2]
+            h, w = tile.image.height(), tile.image.width()
             row = min(h - 1, (point.y() - target.y()) * h // max(target.height(), 1))
             col = min(w - 1, (point.x() - target.x()) * w // max(target.width(), 1))
+            return index, row, col
+        return None
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt's name)
+        hit = self.pixel_at(event.position().toPoint())
+        if hit is not None and event.button() == Qt.MouseButton.LeftButton:
+            self.pixel_clicked.emit(*hit)
+            event.accept()
+            return
+        super().mousePressEvent(event)
+
+    def value_at(self, point: QPoint) -> str:
+        hit = self.pixel_at(point)
+        if hit is not None and self.tiles[hit[0]].values is not None:
+            tile, row, col = self.tiles[hit[0]], hit[1], hit[2]
+            assert tile.values is not None
             value = tile.values[row, col]
             shown = (", ".join(fmt(v, 2) for v in value) if np.ndim(value)
                      else fmt(float(value), 3))
@@ -362,11 +411,23 @@ class MatrixTable(QTableWidget):
         self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self._font = QFont(self.font())
         if font_points:
-            font = QFont(self.font())
-            font.setPointSizeF(font_points)
-            self.setFont(font)
+            self._font.setPointSizeF(font_points)
+            self.setFont(self._font)
         self.itemChanged.connect(self._on_item_changed)
+
+    def set_cell(self, cell: int, font_points: float = 0.0) -> None:
+        """Another cell size and font size (0: the table's own), for the next set_values."""
+        self.cell = cell
+        self.horizontalHeader().setDefaultSectionSize(cell)
+        self.verticalHeader().setDefaultSectionSize(cell)
+        for row in range(self.rowCount()):
+            self.setRowHeight(row, cell)
+        font = QFont(self._font)
+        if font_points:
+            font.setPointSizeF(font_points)
+        self.setFont(font)
 
     def values(self) -> np.ndarray:
         return self._values.copy()

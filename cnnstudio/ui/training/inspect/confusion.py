@@ -2,7 +2,8 @@
 the network was most sure of.
 
 The predictions run on a QThread (a private copy of the model, so the next epoch's weights can
-load meanwhile); the GUI thread only counts, colours and draws.
+load meanwhile); the GUI thread only counts, colours and draws. So do the Grad-CAM overlays of
+the shown images (a toggle), on a second QThread.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from PySide6.QtGui import (
     QPen,
 )
 from PySide6.QtWidgets import (
+    QCheckBox,
     QHBoxLayout,
     QLabel,
     QProgressBar,
@@ -37,6 +39,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from cnnstudio.train.attribution import GRADCAM
 from cnnstudio.train.inspect import (
     confusion_matrix,
     iter_predictions,
@@ -47,6 +50,7 @@ from cnnstudio.train.inspect import (
 from cnnstudio.ui import theme
 from cnnstudio.ui.images import image_of, text_on
 from cnnstudio.ui.training.inspect.common import BackgroundTask, InspectPage
+from cnnstudio.ui.training.inspect.overlay import explain_work, overlay_image
 from cnnstudio.ui.training.inspect.widgets import TileGrid
 from cnnstudio.ui.widgets import scrolled
 
@@ -129,7 +133,8 @@ class ConfusionHeatmap(QWidget):
         share = self.matrix[row, column] / total
         if row == column:
             return theme.mix(base, now.selection, 0.12 + 0.88 * share if share else 0.0)
-        return theme.mix(base, now.error, 0.2 + 0.8 * math.sqrt(min(1.0, 4 * share)) if share else 0.0)
+        strength = 0.2 + 0.8 * math.sqrt(min(1.0, 4 * share)) if share else 0.0
+        return theme.mix(base, now.error, strength)
 
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 (Qt's name)
         k = len(self.matrix)
@@ -250,8 +255,20 @@ class ConfusionView(InspectPage):
         self.recompute_button = QPushButton("Recompute")
         self.recompute_button.setToolTip("Predict the validation images again")
         self.recompute_button.clicked.connect(self.recompute)
+        self.overlay_check = QCheckBox("Grad-CAM overlay")
+        self.overlay_check.setToolTip(
+            "Colour each image below by Grad-CAM of the last convolution before the classifier: "
+            "the regions that made the network predict its class (for a mistake, the wrong "
+            "class)")
+        self.overlay_check.toggled.connect(self._overlay_toggled)
+        self._overlay_task = BackgroundTask(self)
+        self._overlay_task.done.connect(self._overlays_ready)
+        self._overlay_task.failed.connect(self._overlays_failed)
+        self._overlay_key: tuple[object, ...] | None = None  # what the thread computes now
+        self.overlays_shown = False  # the tiles show overlays (not plain images) now
         top = QHBoxLayout()
         top.addWidget(self.summary_label, 1)
+        top.addWidget(self.overlay_check)
         top.addWidget(self.progress)
         top.addWidget(self.recompute_button)
 
@@ -403,6 +420,7 @@ class ConfusionView(InspectPage):
         tips = [f"validation image {self.indices[r]}: true {self._name(row)}, predicted "
                 f"{self._name(column)} ({p:.1%})" for r, p in zip(shown, confidence)]
         self.cell_grid.set_tiles(self._images(shown), captions, tips)
+        self._start_overlays()
         what = "right" if row == column else "wrong"
         more = f"; the first {len(shown)} shown" if len(rows) > len(shown) else ""
         self.cell_label.setText(
@@ -423,9 +441,63 @@ class ConfusionView(InspectPage):
             tips.append(f"validation image {self.indices[r]}: true {self._name(true)}, "
                         f"predicted {self._name(guess)} with {p:.1%}")
         self.mistakes_grid.set_tiles(self._images(rows), captions, tips)
+        self._start_overlays()
         self.mistakes_label.setText(
             "<b>Most confident mistakes</b>: true → predicted, confidence" if len(rows) else
             "<b>No mistakes</b> on these validation images")
+
+
+    # -- overlays --------------------------------------------------------------------------
+
+    @property
+    def overlay_busy(self) -> bool:
+        return self._overlay_task.running
+
+    def _overlay_toggled(self, on: bool) -> None:
+        if on:
+            self._start_overlays()
+            return
+        self._overlay_key = None
+        if self.overlays_shown:
+            self.overlays_shown = False
+            self.cell_grid.replace_images(self._images(self._cell_rows))
+            self.mistakes_grid.replace_images(self._images(self._mistake_rows))
+
+    def _start_overlays(self) -> None:
+        """Compute the overlays of the shown tiles on the thread (when the toggle is on)."""
+        self.overlays_shown = False
+        model = self.context.model
+        if not self.overlay_check.isChecked() or model is None or self.probabilities is None:
+            return
+        rows = np.concatenate([self._cell_rows, self._mistake_rows]).astype(np.int64)
+        if not len(rows):
+            return
+        indices = self.indices[rows]
+        key = (self.context.revision, tuple(int(i) for i in indices))
+        self._overlay_key = key
+        images = validation_images(self.context.data, indices)
+        self._overlay_task.start(explain_work(
+            self.context.model_copy(), images, self.context.mean, self.context.std,
+            method=GRADCAM, block_id=None, kind=self.context.main_output.kind,
+            key=(key, images)))
+
+    def _overlays_ready(self, result: tuple[tuple[object, np.ndarray], list[Any]]) -> None:
+        (key, images), found = result
+        if key != self._overlay_key or not self.overlay_check.isChecked():
+            return  # other tiles by now, or the toggle went off
+        self._overlay_key = None
+        pictures = [overlay_image(image, e.heat, 0.5) for image, e in zip(images, found)]
+        cells = len(self._cell_rows)
+        self.cell_grid.replace_images(pictures[:cells])
+        self.mistakes_grid.replace_images(pictures[cells:])
+        self.overlays_shown = True
+
+    def _overlays_failed(self, message: str) -> None:
+        self._overlay_key = None
+        self.overlay_check.setChecked(False)
+        colour = theme.current().error.name()
+        self.cell_label.setText(f"<span style='color:{colour}'>Cannot compute the Grad-CAM "
+                                f"overlays: {message.splitlines()[0] if message else ''}</span>")
 
 
 def _prediction_work(model: Any, data: Any, indices: np.ndarray, labels: np.ndarray,

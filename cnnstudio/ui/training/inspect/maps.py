@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
     QLabel,
+    QPushButton,
     QSpinBox,
     QStackedWidget,
     QVBoxLayout,
@@ -321,6 +322,11 @@ class FilterView(InspectPage):
                        self.filter_spin):
             top.addWidget(widget)
         top.addStretch(1)
+        self.lab_button = QPushButton("Open in lab")
+        self.lab_button.setToolTip("The convolution lab on these weights: apply any kernel to an "
+                                   "image and follow its arithmetic")
+        self.lab_button.clicked.connect(self.open_in_lab)
+        top.addWidget(self.lab_button)
         self.explanation = QLabel()
         self.explanation.setWordWrap(True)
         self.grid = TileGrid(tile_px=KERNEL_TILE)
@@ -344,6 +350,20 @@ class FilterView(InspectPage):
 
     def tile_count(self) -> int:
         return self.grid.count()
+
+    def open_in_lab(self) -> bool:
+        """The lab on this block, with a copy of these weights (the reverse of the lab's "Use
+        as first layer"): the main window's `open_in_lab(network, block_id)` shows it."""
+        from cnnstudio.train.learned_kernels import TrainedNetwork
+
+        block_id, context = self.block_combo.currentData(), self.context
+        opener = getattr(self.window(), "open_in_lab", None)
+        if block_id is None or not context.has_model or opener is None:
+            return False
+        name = "the run on the Training page"
+        opener(TrainedNetwork(context.model_copy(), context.graph, context.mean, context.std,
+                              context.input_shape, name, context.description()), block_id)
+        return True
 
     def _conv_blocks(self) -> list[str]:
         graph = self.context.graph

@@ -164,6 +164,17 @@ class TileGrid(QWidget):
     def count(self) -> int:
         return len(self._images)
 
+    def image(self, index: int) -> QImage:
+        return self._images[index]
+
+    def replace_images(self, images: Sequence[QImage]) -> None:
+        """New pictures for the same tiles (an overlay on or off): captions, tips, the
+        selection and the layout stay."""
+        if len(images) != len(self._images):
+            raise ValueError(f"{len(images)} images for {len(self._images)} tiles")
+        self._images = list(images)
+        self.update()
+
     def captions(self) -> list[str]:
         return list(self._captions)
 
