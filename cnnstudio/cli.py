@@ -37,6 +37,11 @@ DEFAULT_TEMPLATE = "keras-mnist"
 # `user_errors() -> tuple[type, ...]`: the exception types whose message is meant for the user
 # (a function, so that the module imports no more than core until its command runs).
 MODULE_COMMANDS: dict[str, str] = {
+    "explain": "cnnstudio.cli_explain",
+    "quantize": "cnnstudio.cli_quantize",
+    "profile": "cnnstudio.cli_profile",
+    "lr-find": "cnnstudio.cli_lr_find",
+    "kernels": "cnnstudio.cli_kernels",
 }
 SUBCOMMANDS = ("gui", "templates", "new", "summary", "train", "export", "import", "tour",
                *MODULE_COMMANDS)
@@ -46,7 +51,8 @@ EXIT_BROKEN_PIPE = 128 + 13  # 128 + SIGPIPE, what a shell reports for `yes | he
 def _add_network_source(parser: argparse.ArgumentParser, file_required: bool) -> None:
     parser.add_argument("file", nargs="?", type=user_path, metavar="FILE.cnnproj",
                         help="a project file")
-    parser.add_argument("--template", metavar="NAME", help="start from a template (see 'templates')")
+    parser.add_argument("--template", metavar="NAME",
+                        help="start from a template (see 'templates')")
     parser.add_argument("--input", type=parse_input_shape, metavar="C,H,W",
                         help="input channels, height and width, e.g. 3,32,32")
     parser.add_argument("--classes", type=parse_classes, metavar="N", help="number of classes")
@@ -164,7 +170,8 @@ def load_network(args: argparse.Namespace, default_template: str | None = None):
         return project
     name = args.template or default_template
     if name is None:
-        raise CLIError("name a project file or a template (--template NAME; see 'cnnstudio templates')")
+        raise CLIError("name a project file or a template (--template NAME; see "
+                       "'cnnstudio templates')")
     return new_project(name, args.input, args.classes)
 
 
@@ -219,7 +226,8 @@ def cmd_summary(args: argparse.Namespace) -> int:
     from cnnstudio.core.summary import render_table, summary_dict
 
     if not args.file and not args.template:
-        raise CLIError("name a project file or a template (--template NAME; see 'cnnstudio templates')")
+        raise CLIError("name a project file or a template (--template NAME; see "
+                       "'cnnstudio templates')")
     project = load_network(args)
     analysis = analyze(project.graph)
     optimizer = project.training.get("optimizer", "adam")

@@ -95,7 +95,8 @@ def add_train_parser(sub: Any) -> None:
 
 def add_export_parser(sub: Any) -> None:
     p = sub.add_parser(
-        "export", help="export a trained run: ONNX, TorchScript, PyTorch code or state dict",
+        "export", help="export a trained run: ONNX, ExportedProgram (.pt2), TorchScript, "
+                       "PyTorch code or state dict",
         description="Export a trained model (a run folder), or a project's network without "
                     "training (--project). The exported model takes images with pixel values "
                     "in [0, 1] and returns class probabilities.",
@@ -110,7 +111,9 @@ def add_export_parser(sub: Any) -> None:
                    help="with --format onnx: also time ONNX Runtime and PyTorch on one image "
                         "(50 runs each; adds a while for a big network)")
     p.add_argument("--format", required=True,
-                   choices=("onnx", "torchscript", "python", "state_dict"))
+                   choices=("onnx", "pt2", "torchscript", "python", "state_dict"),
+                   help="pt2: a PyTorch ExportedProgram (torch.export.load); torchscript is "
+                        "deprecated in PyTorch")
     p.add_argument("--out", required=True, type=user_path, metavar="FILE")
     p.add_argument("--force", action="store_true",
                    help="replace FILE if it exists (never a read-only file, a special file or "
@@ -194,6 +197,7 @@ class _Progress:
         self.stream = stream or sys.stdout
         self.tty = self.stream.isatty()
         self.last = 0.0
+        self.dominant = ""  # where the time goes: a hint said again only when it changes
 
     def __call__(self, event: Any) -> None:
         from cnnstudio.core.printable import printable
@@ -225,8 +229,18 @@ class _Progress:
                   f"{event.train_acc:.2%}, validation loss {event.val_loss:.4f} acc "
                   f"{event.val_acc:.2%}, {event.seconds:.1f} s, {event.images_per_s:,.0f} img/s",
                   file=self.stream)
+            self._time_shares(event.breakdown)
         elif isinstance(event, ev.StateChanged):
             pass
+
+    def _time_shares(self, breakdown: Any) -> None:
+        """Where the epoch's time went (sampled steps), and a hint when one part dominates."""
+        if breakdown is None:
+            return
+        print(f"  time: {breakdown.summary()}", file=self.stream)
+        if breakdown.dominant and breakdown.dominant != self.dominant:
+            print(f"  hint: {breakdown.hint()}", file=self.stream)
+        self.dominant = breakdown.dominant
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -308,8 +322,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     line = f"Wrote {args.out} ({args.format}, {format_bytes(report.size_bytes)})"
     if report.max_abs_diff is not None:
         line += (f"; largest difference of log-probabilities from PyTorch "
-                 f"{report.max_abs_diff:.2e} (limit 1e-4)")
+                 f"{report.max_abs_diff:.2e} (limit {report.tolerance:g})")
     echo(line)
+    for note in report.notes:
+        echo(note)
     if report.ort_ms is not None and report.torch_ms is not None:
         echo(f"Time for one image (median of {runs} runs): ONNX Runtime {report.ort_ms:.2f} ms, "
              f"PyTorch {report.torch_ms:.2f} ms")

@@ -59,8 +59,9 @@ TRAIN = Rule(
     # export, calibrated and scored on the run's data), tensorboard (optional run logging).
     "train may import core, nn, torch, torchvision, numpy and PIL (captum, onnx, onnxruntime, "
     "tensorboard lazily)",
-    FOUNDATION | {"cnnstudio.core", "cnnstudio.nn", "cnnstudio.train", "torch", "torchvision",
-                  "numpy", "PIL"},
+    # lab: the convolution lab's pure arithmetic, applied to a trained run's learned kernels
+    FOUNDATION | {"cnnstudio.core", "cnnstudio.lab", "cnnstudio.nn", "cnnstudio.train", "torch",
+                  "torchvision", "numpy", "PIL"},
     frozenset({"captum", "onnx", "onnxruntime", "tensorboard"}),
 )
 # Importers read other tools' networks: ONNX files (onnx, numpy) and torch modules (torch.fx,
@@ -73,7 +74,8 @@ IMPORTERS = Rule(
 UI = Rule(
     "ui may import every layer below it and the application's dependencies",
     FOUNDATION | {"cnnstudio.core", "cnnstudio.lab", "cnnstudio.nn", "cnnstudio.train",
-                  "cnnstudio.ui", "cnnstudio.importers", "PySide6", "pyqtgraph", "torch", "torchvision", "numpy",
+                  "cnnstudio.ui", "cnnstudio.importers", "PySide6", "pyqtgraph", "torch",
+                  "torchvision", "numpy",
                   "onnx", "onnxruntime", "PIL"},
 )
 FOUNDATION_RULE = Rule("the package root and resources may import the standard library only",
@@ -87,7 +89,8 @@ CLI_COMMAND_MODULES = ("cnnstudio.cli_train", "cnnstudio.cli_explain", "cnnstudi
 CLI = Rule(
     "cli may import core at import time; nn, train and ui inside the commands",
     FOUNDATION | {"cnnstudio.core", "cnnstudio.cli_common"},
-    frozenset({*CLI_COMMAND_MODULES, "cnnstudio.nn", "cnnstudio.train", "cnnstudio.ui",
+    frozenset({*CLI_COMMAND_MODULES, "cnnstudio.lab", "cnnstudio.nn", "cnnstudio.train",
+               "cnnstudio.ui",
                "cnnstudio.importers",
                "cnnstudio.tour"}),  # `cnnstudio tour`: the built application has no -m
 )

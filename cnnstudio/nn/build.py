@@ -298,6 +298,60 @@ _BUILDERS = {
 }
 
 
+class PoolThenReLU(nn.Module):
+    """A max pooling followed by the ReLU that came before it (see pool_before_relu)."""
+
+    def __init__(self, pool: PoolLayer) -> None:
+        super().__init__()
+        self.pool = pool
+
+    def forward(self, inputs: List[Tensor]) -> Tensor:
+        return torch.relu(self.pool(inputs))
+
+
+def _reorderable_pool(layer: nn.Module) -> bool:
+    """A max pooling in which every window holds at least one real pixel: each pad is smaller
+    than the window (a window of padding alone would give -inf before the ReLU, 0 after)."""
+    if not isinstance(layer, PoolLayer) or layer.mode != "max":
+        return False
+    kh, kw = layer.kernel
+    ph, pw = layer.padding
+    left, right, top, bottom = layer.pads
+    return max(left, right) + pw < kw and max(top, bottom) + ph < kh
+
+
+def pool_before_relu(model: GraphModel) -> List[Tuple[str, str]]:
+    """Move each ReLU that feeds only a max pooling behind that pooling, in place; returns the
+    (ReLU block, pooling block) pairs moved.
+
+    max(relu(x)) == relu(max(x)) exactly, since ReLU never changes the order of two values, and
+    the gradients match too (the same winner in each window, zero where the maximum is <= 0);
+    the ReLU then runs on a quarter of the values (2x2 pooling). A ReLU is moved only when the
+    pooling is the only block that reads it (nor is it an Output), fused into a Conv2D or an
+    Activation block of its own. Meant for the training-time model: afterwards the ReLU block's
+    own value (activations()) is the one before the ReLU, so inspection builds its own model.
+    State-dict keys are unchanged (neither ReLU nor pooling has parameters or buffers).
+    """
+    readers: Dict[str, List[str]] = {block_id: [] for block_id in model.order}
+    for block_id, sources in model.sources.items():
+        for source in sources:
+            readers[source].append(block_id)
+    moved: List[Tuple[str, str]] = []
+    for relu_id in model.order:
+        layer = model.blocks[relu_id]
+        if not isinstance(layer, (ConvLayer, ActivationLayer)) or type(layer.act) is not nn.ReLU:
+            continue
+        if len(readers[relu_id]) != 1 or relu_id in model.output_ids:
+            continue
+        pool_id = readers[relu_id][0]
+        if not _reorderable_pool(model.blocks[pool_id]):
+            continue
+        layer.act = nn.Identity()
+        model.blocks[pool_id] = PoolThenReLU(model.blocks[pool_id])
+        moved.append((relu_id, pool_id))
+    return moved
+
+
 def running_stat_count(layer: nn.Module) -> int:
     """Running mean and variance values of a layer (num_batches_tracked excluded)."""
     return sum(
@@ -307,5 +361,5 @@ def running_stat_count(layer: nn.Module) -> int:
     )
 
 
-__all__ = ["GraphModel", "ModelBuildError", "build_model", "running_stat_count",
-           "set_initial_kernel"]
+__all__ = ["GraphModel", "ModelBuildError", "build_model", "pool_before_relu",
+           "running_stat_count", "set_initial_kernel"]

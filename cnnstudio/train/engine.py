@@ -25,6 +25,7 @@ from cnnstudio.core.locks import FolderLock
 from cnnstudio.core.outputs import output_kinds
 from cnnstudio.core.project import Project
 from cnnstudio.nn import GraphModel, ModelBuildError, build_model
+from cnnstudio.nn.build import pool_before_relu
 from cnnstudio.nn.probabilities import (
     class_probabilities,
     log_class_probabilities,
@@ -35,6 +36,7 @@ from cnnstudio.train.augment import AugmentConfig, augment_batch
 from cnnstudio.train.batches import make_batches
 from cnnstudio.train import guards
 from cnnstudio.train.guards import TrainingError
+from cnnstudio.train.layout_probe import Layout, choose_run_layout, match_state_layout
 from cnnstudio.train.optim import make_optimizer, make_schedule, pick_device
 from cnnstudio.train.options import TrainOptions
 from cnnstudio.train.data import DatasetError
@@ -49,6 +51,7 @@ from cnnstudio.train.events import (
 )
 from cnnstudio.train.precision import Precision, PrecisionError, resolve_precision
 from cnnstudio.train.run_folder import RunFolder, RunFolderError
+from cnnstudio.train.step_timing import SAMPLE_EVERY, StepTimer
 
 EVAL_BATCH = 512
 
@@ -118,10 +121,12 @@ class Trainer:
         # set-up must not overwrite the record of the run already in the folder
         self.owns_folder = False
         self.folder_lock: FolderLock | None = None  # held while run() runs (rank 0)
+        self.timing_every = SAMPLE_EVERY  # where the time goes: every k-th step timed; 0 off
+        self.timer: StepTimer | None = None  # made when the epochs start
 
     # -- set-up ------------------------------------------------------------------------------
 
-    def _build(self) -> None:
+    def build(self) -> None:
         o = self.options
         if self.resume:
             if self.folder is None:
@@ -159,10 +164,12 @@ class Trainer:
         elif self.project.weights is not None and not self.resume:
             self._load_project_weights(model)
         self.model = model.to(self.device)
-        self.channels_last = (o.channels_last if o.channels_last is not None
-                              else self.device.type == "cuda")
-        if self.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
+        graph = self.project.graph  # pool_before_relu: the same result, less work
+        moved = [f"{graph.block(relu).label} → {graph.block(pool).label}"
+                 for relu, pool in pool_before_relu(self.model)]
+        if moved:
+            self.notes.append("max pooling runs before its ReLU in training (the same values): "
+                              + ", ".join(moved))
         self.frozen_norms = [m for m in self.model.modules()
                              if isinstance(m, nn.modules.batchnorm._BatchNorm)
                              and m.weight is not None and not m.weight.requires_grad]
@@ -172,6 +179,7 @@ class Trainer:
         self.output_kinds = _output_kinds(self.project, analysis)
         self.has_penalty = any(b.params.get("l1", 0) or b.params.get("l2", 0)
                                for b in self.project.graph.blocks)
+        self._choose_layout()
         self.step_module: nn.Module = _TrainForward(self.model, bool(self.aux))
         self._setup_distributed()
         self._put_data_on_device()
@@ -179,7 +187,7 @@ class Trainer:
         if not params:
             raise TrainingError("every block is frozen: nothing to train; switch 'trainable' "
                                 "on for at least one block")
-        self.optimizer = make_optimizer(params, o, self.device)
+        self.optimizer = make_optimizer(params, o, self.device, self.layout.step)
         self.grad_blocks, self.grad_params = _gradient_groups(self.model)
         self.scheduler = make_schedule(self.optimizer, o, self.steps_per_epoch)
         try:
@@ -217,6 +225,40 @@ class Trainer:
             raise TrainingError(str(err)) from None
         name = Path(self.project.weights_file() or "").name
         self.notes.append(f"started from the weights in {name}: {report.summary()}")
+
+    def _choose_layout(self) -> None:
+        """channels_last or contiguous, a fused or foreach optimiser step: the faster, timed on
+        this run's model and first batch (layout_probe.py); the choice goes in the notes."""
+        assert self.precision is not None
+        choice = choose_run_layout(self.model, self.data, self.device, self.options,
+                                   self._probe_loss, self.precision.backward)
+        self.layout: Layout = choice.layout
+        self.channels_last = choice.layout.channels_last
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.notes.append(choice.note)
+
+    def _probe_loss(self, model: GraphModel, x: Tensor, y: Tensor) -> Tensor:
+        with self._autocast():
+            return self._total_loss(_TrainForward(model, bool(self.aux))(x), y, model)
+
+    def _total_loss(self, outputs: dict[str, Tensor], y: Tensor, model: GraphModel) -> Tensor:
+        """The training loss: every Output's, weighted, and the weight penalties."""
+        loss = sum(self.loss_weights[k] * self._output_loss(k, v, y, True)
+                   for k, v in outputs.items())
+        if self.has_penalty:
+            loss = loss + model.penalty()
+        return loss
+
+    def train_step(self, images: Tensor, y: Tensor, generator: torch.Generator) -> Tensor:
+        """One optimiser step on one batch, as an epoch takes it (preparation, the weighted
+        losses and penalties, backward, the step), outside an epoch: the learning-rate finder's
+        sweep. The loss, detached."""
+        x = self._prepare(images, True, generator)
+        with self._autocast():
+            loss = self._total_loss(self.step_module(x), y, self.model)
+        self._backward_and_step(loss)
+        return loss.detach()
 
     def _setup_distributed(self) -> None:
         self.rank, self.world = 0, 1
@@ -271,11 +313,12 @@ class Trainer:
         assert self.precision is not None
         self.optimizer.zero_grad(set_to_none=True)
         with self.precision.backward():
+            (loss if self.scaler is None else self.scaler.scale(loss)).backward()
+            if self.timer is not None:
+                self.timer.mark("backward")
             if self.scaler is None:
-                loss.backward()
                 self.optimizer.step()
                 return
-            self.scaler.scale(loss).backward()
             self.scaler.unscale_(self.optimizer)
             self.scaler.step(self.optimizer)
             self.scaler.update()
@@ -312,7 +355,7 @@ class Trainer:
         setting, a run-folder or dataset problem, running out of memory), else None."""
         try:
             self._lock_folder()
-            self._build()
+            self.build()
             start_epoch, best = self._start_state()
             yield RunStarted(
                 run_dir=str(self.folder.path) if self.folder else None,
@@ -390,6 +433,7 @@ class Trainer:
         try:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
+            match_state_layout(self.optimizer)  # saved in the other layout: fused steps need it
             self.scheduler.load_state_dict(state["scheduler"])
             if self.scaler is not None and "scaler" in state:  # float16: the loss scale
                 self.scaler.load_state_dict(state["scaler"])
@@ -450,6 +494,8 @@ class Trainer:
                                history, started)
             return
         self.train_seconds, self.train_images = 0.0, 0
+        self.timer = StepTimer(self.device, self.timing_every, augmented=self.augment.active,
+                               streamed=getattr(self.data, "streaming", False))
         # what a diverging loss is measured against: the first step's loss, or when resuming,
         # the first epoch's
         self.first_loss: float | None = history[0].train_loss if history else None
@@ -499,12 +545,16 @@ class Trainer:
         seen, filled = 0, 0
         grad_sq = torch.zeros(len(self.grad_blocks), device=self.device)  # summed per report
         grad_reports = 0
+        timer = self.timer  # marks the phases of every k-th step (step_timing.py)
+        assert timer is not None
+        timer.start_epoch(steps)
         epoch_start = time.perf_counter()
-        for i, (images, y) in enumerate(self.batches.train_batches(generator)):
+        for i, (images, y) in enumerate(timer.batches(self.batches.train_batches(generator))):
             if self.control.stop_requested:
                 return "stopped", f"stopped by request in epoch {epoch}", True
             if self.control.paused:
                 paused_at = time.perf_counter()
+                timer.discard()
                 yield StateChanged("paused")
                 self.control.wait_while_paused()
                 epoch_start += time.perf_counter() - paused_at
@@ -512,21 +562,22 @@ class Trainer:
                 if self.control.stop_requested:
                     return "stopped", f"stopped by request in epoch {epoch}", True
             x = self._prepare(images, True, generator)
+            timer.mark("data")
             with self._autocast():
                 outputs = step_module(x)
-                loss = sum(self.loss_weights[k] * self._output_loss(k, v, y, True)
-                           for k, v in outputs.items())
-                if self.has_penalty:
-                    loss = loss + model.penalty()
+                loss = self._total_loss(outputs, y, model)
+            timer.mark("forward")
             learning_rate = self.optimizer.param_groups[0]["lr"]  # the rate this step uses
-            self._backward_and_step(loss)
+            self._backward_and_step(loss)  # marks "backward" between its two halves
             self.scheduler.step()
+            timer.mark("optimiser")
             detached = loss.detach()
             window[filled] = detached
             loss_sum += detached * len(y)
             correct += (predicted_classes(outputs[main], self.output_kinds[main]) == y).sum()
             seen += len(y)
             filled += 1
+            timer.mark("other")
             if filled == len(window) or i == steps - 1:
                 grad_sq += self._block_grad_squares()
                 grad_reports += 1
@@ -553,6 +604,8 @@ class Trainer:
         self.train_images += seen
         self._epoch_train = (float(loss_sum) / max(seen, 1), float(correct) / max(seen, 1),
                              time.perf_counter() - epoch_start, seen)
+        self._epoch_breakdown = timer.breakdown(
+            seen * self.world / max(self._epoch_train[2], 1e-9))
         norms = (grad_sq / max(grad_reports, 1)).sqrt().tolist()
         self._epoch_grad_norms = {b: n for b, n in zip(self.grad_blocks, norms, strict=True)
                                   if math.isfinite(n)}
@@ -573,7 +626,8 @@ class Trainer:
         return EpochEnded(epoch=epoch, train_loss=loss, train_acc=acc, val_loss=val_loss,
                           val_acc=val_acc, seconds=seconds,
                           images_per_s=seen * self.world / max(seconds, 1e-9),
-                          grad_norms=dict(getattr(self, "_epoch_grad_norms", {})))
+                          grad_norms=dict(getattr(self, "_epoch_grad_norms", {})),
+                          breakdown=getattr(self, "_epoch_breakdown", None))
 
     @torch.no_grad()
     def evaluate(self) -> tuple[float, float]:

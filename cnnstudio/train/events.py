@@ -9,6 +9,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
+from cnnstudio.train.time_shares import StepBreakdown
+
 
 @dataclass(frozen=True)
 class RunStarted:
@@ -54,6 +56,8 @@ class EpochEnded:
     # block id -> L2 norm of the block's parameter gradients, averaged over the epoch's progress
     # reports (every log_every steps); blocks without trainable parameters are absent
     grad_norms: dict[str, float] = field(default_factory=dict, compare=False)
+    # where the time of the epoch's steps went (sampled; time_shares.py); None if not timed
+    breakdown: StepBreakdown | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, float]:
         return {

@@ -29,11 +29,14 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def make_optimizer(params: list[nn.Parameter], o: TrainOptions,
-                   device: torch.device) -> torch.optim.Optimizer:
-    # fused kernels on CUDA; on the CPU the multi-tensor (foreach) step was ~8 % faster per
-    # training step of the Keras-book network than the default single-tensor loop
-    fused = {"fused": True} if device.type == "cuda" else {"foreach": True}
+def make_optimizer(params: list[nn.Parameter], o: TrainOptions, device: torch.device,
+                   step: str | None = None) -> torch.optim.Optimizer:
+    """step: "fused" or "foreach" (a run's is chosen by layout_probe.py; RMSprop has no fused
+    step); None: fused on CUDA, else foreach, which was ~8 % faster per training step of the
+    Keras-book network on the CPU than the default single-tensor loop."""
+    if step is None:
+        step = "fused" if device.type == "cuda" else "foreach"
+    fused = {"fused": True} if step == "fused" else {"foreach": True}
     if o.optimizer == "sgd":
         if o.nesterov and o.momentum <= 0:
             raise TrainingError("Nesterov momentum needs a momentum above 0")

@@ -34,7 +34,7 @@ class TrainOptions:
     precision: str = "auto"  # see cnnstudio.train.precision
     early_stopping_patience: int = 0
     log_every: int = 10
-    channels_last: bool | None = None  # None: on CUDA only (it slowed this 2-core CPU down)
+    channels_last: bool | None = None  # None: timed per run (layout_probe.py)
     compile: bool = False
 
     @classmethod

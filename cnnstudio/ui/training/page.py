@@ -35,10 +35,12 @@ from cnnstudio.ui import theme
 from cnnstudio.ui.document import Document
 from cnnstudio.ui.settings_store import config_dir
 from cnnstudio.ui.training.dataset_panel import DatasetPanel, DatasetPreview, plain_message
+from cnnstudio.ui.training.lr_finder import LearningRateFinderButton
 from cnnstudio.ui.training.plots import TrainingPlots
 from cnnstudio.ui.training.runs import RunsPanel, read_metrics
 from cnnstudio.ui.training.session import TrainingSession
 from cnnstudio.ui.training.settings_panel import SettingsPanel
+from cnnstudio.ui.training.time_breakdown import TimeBreakdownPanel
 from cnnstudio.ui.widgets import scrolled
 
 CHANGED_TEXT = "The network has changed since this run started (the run trains the old one)."
@@ -120,6 +122,7 @@ class TrainingPage(QWidget):
         self._on_state(session.state)
         self._show_readiness()
         self._show_start_weights()
+        self.rate_finder = LearningRateFinderButton(self)  # beside the learning-rate field
         self.apply_theme()
 
     def _build_controls(self) -> None:
@@ -163,6 +166,7 @@ class TrainingPage(QWidget):
         self.error.setWordWrap(True)
         self.error.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.error.hide()
+        self.time_breakdown = TimeBreakdownPanel()  # shown once a run's first epoch ends
 
     def _build_layout(self) -> None:
         controls = QGridLayout()
@@ -182,6 +186,7 @@ class TrainingPage(QWidget):
         facts.addStretch(1)
         controls.addLayout(facts, 2, 0, 1, 4)
         controls.addWidget(self.start_weights, 3, 0, 1, 4)
+        controls.addWidget(self.time_breakdown, 4, 0, 1, 4)
         controls.setColumnStretch(1, 1)
         controls.setColumnStretch(3, 1)
         right_split = QSplitter(Qt.Vertical)
@@ -320,6 +325,7 @@ class TrainingPage(QWidget):
         self.epoch_bar.setFormat("Epoch")
         self.overall_bar.setFormat("Overall")
         self._set_facts("", "", "")
+        self.time_breakdown.clear()
         self.health = ({}, 0)
         self.health_changed.emit()
         self._running_text = ""
@@ -417,6 +423,7 @@ class TrainingPage(QWidget):
 
     def _on_epoch(self, event: Any) -> None:
         self.plots.add_epoch(event)
+        self.time_breakdown.show_breakdown(getattr(event, "breakdown", None), event.epoch)
         self.health = (dict(event.grad_norms), int(event.epoch))
         self.health_changed.emit()
         self.runs.set_live(self.session.run_dir, self.session.state)

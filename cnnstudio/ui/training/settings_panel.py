@@ -101,7 +101,7 @@ class SettingsPanel(QWidget):
         self.preview_count = 0
         self._applying: ParamField | None = None
 
-        form = QFormLayout()
+        form = self.form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
         for spec in TRAINING.params:
             if spec.name == "augment":
@@ -199,6 +199,19 @@ class SettingsPanel(QWidget):
     def _on_augment(self) -> None:
         names = [n for n in AUGMENTATIONS if self.augment_checks[n].isChecked()]
         self._store("augment", ", ".join(names))
+
+    def add_beside(self, name: str, widget: QWidget) -> None:
+        """Show `widget` to the right of the field of setting `name`: a tool for that setting
+        (the Training page's learning-rate finder)."""
+        field = self.fields[name].widget
+        row, _role = self.form.getWidgetPosition(field)
+        self.form.removeWidget(field)
+        holder = QWidget()
+        box = QHBoxLayout(holder)
+        box.setContentsMargins(0, 0, 0, 0)
+        box.addWidget(field, 1)
+        box.addWidget(widget, 0, Qt.AlignTop)
+        self.form.setWidget(row, QFormLayout.FieldRole, holder)
 
     def chosen_augmentations(self) -> list[str]:
         return parse_augment(self.values()["augment"])
