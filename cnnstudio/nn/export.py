@@ -75,13 +75,13 @@ def load_run(run_dir: StrPath) -> LoadedRun:
     folder = Path(run_dir)
     if not folder.is_dir():
         why = "it is a file" if folder.exists() else "it does not exist"
-        raise ExportError(f"cannot export '{folder}': {why}; give the folder of a training run "
-                          f"(it holds {PROJECT_FILE}, {DATA_FILE} and {MODEL_FILE})")
+        raise ExportError(f"cannot read the run '{folder}': {why}; give the folder of a training "
+                          f"run (it holds {PROJECT_FILE}, {DATA_FILE} and {MODEL_FILE})")
     try:
         project = load_project(folder / PROJECT_FILE)
     except ProjectError as err:
         raise ExportError(f"{err}\nThe run folder '{folder}' is incomplete or damaged: "
-                          "export another run, or train the project again.") from None
+                          "choose another run, or train the project again.") from None
     data = _read_data(folder / DATA_FILE)
     try:
         model = build_model(project.graph)

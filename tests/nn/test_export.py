@@ -622,3 +622,16 @@ def test_an_exporter_crash_becomes_an_export_error(keras_run, tmp_path, monkeypa
     with pytest.raises(ExportError, match="failed unexpectedly"):
         export_module.export_python(keras_run, tmp_path / "m.py")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_missing_or_damaged_run_is_described_without_talking_of_export(tmp_path):
+    """load_run also opens runs for explain, kernels, profile and quantize."""
+    with pytest.raises(ExportError) as missing:
+        load_run(tmp_path / "nothing")
+    assert "cannot read the run" in str(missing.value) and "cannot export" not in str(missing.value)
+    damaged = tmp_path / "run"
+    damaged.mkdir()
+    (damaged / "project.cnnproj").write_text("{not json")
+    with pytest.raises(ExportError) as broken:
+        load_run(damaged)
+    assert "choose another run, or train the project again" in str(broken.value)
