@@ -150,3 +150,42 @@ def test_a_run_that_cannot_be_timed_says_why(qtbot, tmp_path):
     assert "is not a training run: it has no project.cnnproj" in time_blocks_fail.error
     assert time_blocks_fail.note.text().startswith("Not timed. ")
     assert not time_blocks_fail.table.isVisible()
+
+
+def test_the_legend_shows_in_the_corner_when_the_canvas_page_comes_back(qtbot, make_window,
+                                                                       heavy_run):
+    """Timed from the Training page (the export dialog over it), seen on the Network page."""
+    window = make_window(Document(load_project(heavy_run / "project.cnnproj")), recover=False)
+    window.resize(1400, 900)
+    window.show_page("training")
+    qtbot.wait(50)
+    dialog = open_export_dialog(window)
+    time_blocks(qtbot, dialog, heavy_run)
+    qtbot.mouseClick(dialog.latency.show_button, Qt.MouseButton.LeftButton)
+    dialog.close()
+    window.show_page("network")
+    qtbot.wait(50)
+    legend = window.canvas.findChild(LatencyLegend)
+    assert legend.isVisible()
+    area = window.canvas.viewport().geometry()
+    assert area.contains(legend.geometry())
+    assert legend.geometry().bottom() > area.center().y()  # the bottom-left corner
+    assert legend.geometry().left() < area.center().x()
+
+
+def test_the_dialog_grows_with_its_results_but_stays_on_the_screen(qtbot, make_window,
+                                                                   heavy_run):
+    """An INT8 report above a latency table grew the dialog past the screen's bottom edge,
+    taking Export and Close with it."""
+    window = make_window(Document(load_project(heavy_run / "project.cnnproj")), recover=False)
+    dialog = open_export_dialog(window)
+    dialog.move(0, 300)
+    dialog.result_label.setText("<br>".join(f"line {i} of a long report" for i in range(40)))
+    dialog._fit_result()
+    time_blocks(qtbot, dialog, heavy_run)
+    screen = dialog.screen().availableGeometry()
+    assert dialog.height() > 500  # it did grow
+    assert screen.contains(dialog.frameGeometry())
+    close = dialog.buttons.button(dialog.buttons.StandardButton.Close)
+    corner = close.mapTo(dialog, close.rect().bottomRight())
+    assert dialog.rect().contains(corner)

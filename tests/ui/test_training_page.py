@@ -4,6 +4,7 @@ failures, closing the window during a run, the dataset fixes and undoable settin
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -220,7 +221,8 @@ def test_pause_resume_and_stop_buttons_then_resume_from_the_runs_list(make_page,
     with qtbot.waitSignal(session.finished, timeout=LONG) as finished:
         click(qtbot, page.stop_button)
     assert finished.args[0].status == "stopped"
-    assert page.status.text().startswith("Stopped by request in epoch 1.")
+    # the epoch it stopped in depends on how fast this machine trains the tiny network
+    assert re.match(r"Stopped by request in epoch \d+\. ", page.status.text())
     run_dir = Path(finished.args[0].run_dir)
     assert (run_dir / "model.pt").exists()
 

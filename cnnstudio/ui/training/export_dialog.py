@@ -19,12 +19,14 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QMessageBox,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
@@ -41,6 +43,7 @@ from cnnstudio.ui.training.quantize_report import (
     quantize_work,
     summary_lines,
 )
+from cnnstudio.ui.widgets import resize_on_screen
 
 if TYPE_CHECKING:  # torch loads when the first export starts, not with the window's menus
     from cnnstudio.nn.export import ExportReport
@@ -146,13 +149,24 @@ class ExportDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addLayout(busy_row)
-        layout.addWidget(self.result_label, 1)
+        # the results scroll (an INT8 report above a latency table outgrows a laptop's screen);
+        # the buttons stay below them
+        self.body = QWidget()
+        body = QVBoxLayout(self.body)
+        body.setContentsMargins(0, 0, 0, 0)
+        body.addWidget(self.result_label)
         self.quantize_view = QuantizeReportView()  # float vs INT8, for that format only
         self.quantize_view.hide()
-        layout.addWidget(self.quantize_view)
+        body.addWidget(self.quantize_view)
         self.latency = LatencySection(self.run_edit.text, getattr(parent, "canvas", None))
         self.latency.busy_changed.connect(self._update_buttons)  # time each block, tint canvas
-        layout.addWidget(self.latency)
+        body.addWidget(self.latency)
+        body.addStretch(1)
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll.setWidget(self.body)
+        layout.addWidget(self.scroll, 1)
         layout.addWidget(self.buttons)
         self.setMinimumWidth(560)
 
@@ -253,12 +267,20 @@ class ExportDialog(QDialog):
         self._update_buttons()
 
     def _fit_result(self) -> None:
-        """Grow the dialog so that every wrapped line of the result shows."""
-        layout = self.layout()
-        layout.activate()
-        needed = layout.totalHeightForWidth(self.width()) if layout.hasHeightForWidth() else 0
-        if needed > self.height():
-            self.resize(self.width(), needed)
+        """Grow the dialog so that the results show whole (every wrapped line, the tables'
+        columns), as far as the screen allows; beyond that they scroll."""
+        self.body.layout().activate()
+        viewport = self.scroll.viewport()
+        wanted_width = self.body.minimumSizeHint().width()
+        width = self.width() + max(0, wanted_width - viewport.width())
+        inner = viewport.width() + (width - self.width())
+        wanted = (self.body.heightForWidth(inner) if self.body.hasHeightForWidth()
+                  else self.body.sizeHint().height())
+        height = self.height() + max(0, wanted - viewport.height())
+        if (width, height) != (self.width(), self.height()):
+            resize_on_screen(self, width, height)
+
+    fit_contents = _fit_result  # what LatencySection calls after it fills its table
 
     def _ask_replace(self, out: Path) -> bool:
         answer = QMessageBox.question(

@@ -16,7 +16,7 @@ import html
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QEvent, QObject, QRect, QRectF, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, QRect, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QLinearGradient, QPainter, QPalette, QPen
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -203,8 +203,12 @@ class LatencyLegend(QFrame):
                                size.width(), size.height()))
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
-        if watched is self.view and event.type() == QEvent.Type.Resize and self.isVisible():
-            self.place()
+        # isHidden, not isVisible: a legend turned on while the canvas's page is hidden (the
+        # export dialog over the Training page) is placed when that page shows again; after
+        # the event, once the view has laid out its viewport (the filter sees it first)
+        if (watched is self.view and event.type() in (QEvent.Type.Resize, QEvent.Type.Show)
+                and not self.isHidden()):
+            QTimer.singleShot(0, self.place)
         return False
 
 
@@ -376,18 +380,11 @@ class LatencySection(QGroupBox):
         self.busy_changed.emit()
 
     def _fit_window(self) -> None:
-        """Grow the dialog to show the table's columns and the note's lines (its minimum width
-        is its own, so the layout does not grow it)."""
-        window = self.window()
-        layout = window.layout()
-        if window is self or layout is None:
-            return
-        layout.activate()
-        needed = layout.totalMinimumSize()
-        width = max(window.width(), needed.width())
-        height = max(window.height(), layout.totalHeightForWidth(width)
-                     if layout.hasHeightForWidth() else needed.height())
-        window.resize(width, height)
+        """Ask the dialog holding the section to grow for the table's columns and the note's
+        lines (ExportDialog.fit_contents; the screen's size bounds it)."""
+        fit = getattr(self.window(), "fit_contents", None)
+        if self.window() is not self and callable(fit):
+            fit()
 
     def _failed(self, message: str) -> None:
         self.error = message
