@@ -229,3 +229,16 @@ def test_an_11x11_kernel_fits_the_page_as_a_3x3_one_does(qtbot, lab, tmp_path):
     hint = lab.minimumSizeHint()
     assert hint.width() <= 1280 and hint.height() <= 800, hint
     assert "more products" in view.stepper.channel_label.text()
+
+
+def test_the_page_scrolls_only_for_what_it_shows(qtbot, lab):
+    """The lab scrolls in a short window, but the hidden classic tabs set no scroll range for
+    the trained-run view (an empty page with a scroll bar, its text pushed far down)."""
+    lab.resize(1200, 480)
+    qtbot.wait(20)
+    scroll_bar = lab.classic_area.verticalScrollBar()
+    assert scroll_bar.maximum() > 0  # the classic tabs need 466 px below the chooser
+    assert lab.minimumSizeHint().height() <= 480
+    choose(qtbot, lab.source_combo, "A trained run")
+    qtbot.wait(20)
+    assert lab.trained.height() <= lab.height()  # no scroll range: it fits the page

@@ -59,8 +59,14 @@ class LabPage(QWidget):
             self.source_combo.addItem(text, key)
         self.source_combo.setToolTip("The lab's kernels: the classic ones, or those a trained "
                                      "network learned")
+        # the classic tabs scroll, so that the lab (the tallest page) never sets the window's
+        # smallest size: a laptop's 1200×720 window still fits
+        self.classic_area = QScrollArea()
+        self.classic_area.setWidgetResizable(True)
+        self.classic_area.setFrameShape(QFrame.Shape.NoFrame)
+        self.classic_area.setWidget(self.tabs)
         self.sources = QStackedWidget()
-        self.sources.addWidget(self.tabs)
+        self.sources.addWidget(self.classic_area)
         self.sources.addWidget(self.trained)
         top = QHBoxLayout()
         top.setContentsMargins(8, 6, 8, 0)
@@ -70,13 +76,7 @@ class LabPage(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(top)
-        # scrolled, so that the page (the tallest of the window's) never sets the window's
-        # smallest size: a laptop's 1200×720 window still fits
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setWidget(self.sources)
-        layout.addWidget(scroll, 1)
+        layout.addWidget(self.sources, 1)
         self.source_combo.currentIndexChanged.connect(self._on_source)
         self.trained.status_message.connect(self.status_message)
         self.filters.use_kernel.connect(self.use_as_first_layer)
