@@ -54,8 +54,6 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--start", type=_learning_rate, metavar="X",
                    help="the first rate (default 1e-7)")
     p.add_argument("--end", type=_learning_rate, metavar="X", help="the last rate (default 1)")
-    # what `cnnstudio train`'s loading reads and this command does not offer
-    p.set_defaults(resume=False, force=False, out=None, epochs=None, lr=None, schedule=None)
 
 
 def user_errors() -> tuple[type, ...]:
@@ -63,6 +61,16 @@ def user_errors() -> tuple[type, ...]:
     from cnnstudio.train.guards import TrainingError
 
     return (TrainingError, DatasetError)
+
+
+def _with_train_defaults(args: argparse.Namespace) -> argparse.Namespace:
+    """`args` with `cnnstudio train`'s defaults for the options this command does not offer
+    (--resume, --out, --epochs, …): the loading it shares with `train` reads them all."""
+    from cnnstudio.cli_train import add_train_parser
+
+    train = add_train_parser(argparse.ArgumentParser().add_subparsers())
+    defaults = {a.dest: a.default for a in train._actions if a.dest != "help"}
+    return argparse.Namespace(**{**defaults, **vars(args)})
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     end = args.end if args.end is not None else lf.END_RATE
     steps = args.steps if args.steps is not None else lf.STEPS
     lf.check_range(start, end, steps)  # before the dataset loads
-    project, data = _project_and_data(args)
+    project, data = _project_and_data(_with_train_defaults(args))
     if args.random_start:
         project.weights = None
     options = TrainOptions.from_settings(project.training)

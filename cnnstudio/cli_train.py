@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
 import sys
 import time
@@ -50,7 +51,7 @@ def _learning_rate(text: str) -> float:
     return value
 
 
-def add_train_parser(sub: Any) -> None:
+def add_train_parser(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "train", help="train a network on a dataset, headless",
         description="Train a project or template. Example: cnnstudio train --template "
@@ -77,6 +78,10 @@ def add_train_parser(sub: Any) -> None:
                    help="auto (bf16 mixed precision on a CUDA GPU, float32 elsewhere), float32, "
                         "float16 (CUDA only, with loss scaling) or bf16 (CUDA or CPU)")
     p.add_argument("--seed", type=int, metavar="S")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="also log the run for TensorBoard into RUN_DIR/tensorboard (losses, "
+                        "accuracies, learning rate, speed, the graph, the first convolution's "
+                        "filters); open it with: tensorboard --logdir RUN_DIR/tensorboard")
     p.add_argument("--random-start", action="store_true",
                    help="ignore the weights file the project starts from (an imported "
                         "network's) and train from random weights")
@@ -86,11 +91,16 @@ def add_train_parser(sub: Any) -> None:
                    help="torchvision's ImageNet weights for a project made from a template "
                         "built after a torchvision model (alexnet, resnet18, ...)")
     p.add_argument("--resume", action="store_true", help="continue the stopped run in --out")
+    p.add_argument("--extend", type=parse_positive_int, metavar="N",
+                   help="train the finished or stopped run in --out N more epochs after its "
+                        "last finished one, from its checkpoint; the learning-rate schedule "
+                        "is extended by a stated rule (docs/how-to/train-cli.md)")
     p.add_argument("--force", action="store_true",
                    help="with --resume and --dataset: go on with another dataset than the run "
                         "was trained on (the run folder records it)")
     p.add_argument("--out", required=True, type=user_path, metavar="RUN_DIR",
                    help="the run folder to write")
+    return p
 
 
 def add_export_parser(sub: Any) -> None:
@@ -125,6 +135,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.lr,
         "optimizer": args.optimizer, "schedule": args.schedule, "augment": args.augment,
         "device": args.device, "precision": args.precision, "seed": args.seed,
+        "tensorboard": args.tensorboard or None,  # off: the project's setting stands
     }
 
 
@@ -136,6 +147,8 @@ def _project_and_data(args: argparse.Namespace):
     from cnnstudio.train.data import load_with_settings
     from cnnstudio.train.run_folder import RunFolder, recorded_spec
 
+    if args.extend is not None:
+        _check_extend(args)
     if args.force and not args.resume:
         raise CLIError("--force goes with --resume: it lets a run go on with another --dataset")
     if args.resume:
@@ -178,6 +191,24 @@ def _project_and_data(args: argparse.Namespace):
         if value is not None:
             project.training[key] = value
     return project, data
+
+
+def _check_extend(args: argparse.Namespace) -> None:
+    """--extend continues the run in --out (a resume that adds epochs): what it cannot go with,
+    and a folder with nothing to extend, refused before any dataset is loaded."""
+    from cnnstudio.train.extend import ExtendError, check_extendable
+    from cnnstudio.train.run_folder import RunFolder
+
+    if args.epochs is not None:
+        raise CLIError("--extend N sets the epochs (N more after the last finished one); leave "
+                       "out --epochs")
+    if args.file or args.template:
+        raise CLIError("--extend continues the run in --out; leave out FILE and --template")
+    try:
+        check_extendable(RunFolder(args.out))
+    except ExtendError as err:
+        raise CLIError(str(err)) from None
+    args.resume = True
 
 
 def _check_classes(project: Any, data: Any, spec: str) -> None:
@@ -230,6 +261,8 @@ class _Progress:
                   f"{event.val_acc:.2%}, {event.seconds:.1f} s, {event.images_per_s:,.0f} img/s",
                   file=self.stream)
             self._time_shares(event.breakdown)
+        elif isinstance(event, ev.RunExtended):
+            print(printable(f"note: {event.message}"), file=self.stream)
         elif isinstance(event, ev.StateChanged):
             pass
 
@@ -270,7 +303,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         progress = _Progress()
         trainer = Trainer(project, data, args.out, options=options, control=control,
                           resume=args.resume, init_from=args.init_from,
-                          torchvision_weights=args.weights, allow_other_dataset=args.force)
+                          torchvision_weights=args.weights, allow_other_dataset=args.force,
+                          extend_by=args.extend or 0)
         finished: RunFinished | None = None
         # closing: a Ctrl-C between two events ends the run at once, and with it the run
         # folder's lock
@@ -286,10 +320,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         echo(f"cnnstudio: training failed: {finished.message}", err=True)
         return 1
     accuracy = f"{finished.val_acc:.2%}" if finished.val_acc is not None else "n/a"
+    warm = f" (warm-up {finished.warmup_s:.2f} s before)" if finished.warmup_s else ""
     echo(f"{finished.message}: validation accuracy {accuracy}, "
-         f"{finished.images_per_s:,.0f} images/s; run folder {args.out}")
+         f"{finished.images_per_s:,.0f} images/s{warm}; run folder {args.out}")
     for warning in finished.warnings:
         echo(f"warning: {warning}", err=True)
+    if options.tensorboard:
+        from cnnstudio.train.tensorboard_log import FOLDER
+
+        log_dir = os.path.join(args.out, FOLDER)
+        if os.path.isdir(log_dir):  # else a note said why logging was off
+            echo(f"TensorBoard: tensorboard --logdir {log_dir}")
     if finished.status == "stopped":
         echo(f"continue with: cnnstudio train --resume --out {args.out}")
     return 0

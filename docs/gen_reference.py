@@ -267,7 +267,7 @@ def _setting_of_option() -> dict[str, str]:
 
     probe = argparse.Namespace(**{name: name for name in (
         "epochs", "batch_size", "lr", "optimizer", "schedule", "augment", "device", "precision",
-        "seed")})
+        "seed", "tensorboard")})
     return {dest: setting for setting, dest in cli_train._overrides(probe).items()}
 
 

@@ -203,6 +203,13 @@ TRAINING = SettingsGroup(
                   )),
         ParamSpec("early_stopping_patience", "int", 0, minimum=0, maximum=1000,
                   help="Stop after this many epochs without a better validation loss (0: off)."),
+        ParamSpec("tensorboard", "bool", False, label="TensorBoard log",
+                  help=(
+                      "Also log the run for TensorBoard in the run folder's tensorboard "
+                      "subfolder: losses, accuracies, learning rate, speed, the network's "
+                      "graph and the first convolution's filters each epoch. Open it with "
+                      "tensorboard --logdir RUN_FOLDER/tensorboard."
+                  )),
     ),
     coercers={"augment": _coerce_augment},
     relevant_when={

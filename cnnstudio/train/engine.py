@@ -10,6 +10,7 @@ and honours pause, resume and stop between two batches.
 from __future__ import annotations
 
 import math
+import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -31,6 +32,7 @@ from cnnstudio.nn.probabilities import (
     log_class_probabilities,
     predicted_classes,
 )
+from cnnstudio.train import extend, graph_step, warmup
 from cnnstudio.train import run_folder as rf
 from cnnstudio.train.augment import AugmentConfig, augment_batch
 from cnnstudio.train.batches import make_batches
@@ -43,6 +45,7 @@ from cnnstudio.train.data import DatasetError
 from cnnstudio.train.events import (
     EpochEnded,
     Event,
+    RunExtended,
     RunFinished,
     RunStarted,
     StateChanged,
@@ -52,6 +55,7 @@ from cnnstudio.train.events import (
 from cnnstudio.train.precision import Precision, PrecisionError, resolve_precision
 from cnnstudio.train.run_folder import RunFolder, RunFolderError
 from cnnstudio.train.step_timing import SAMPLE_EVERY, StepTimer
+from cnnstudio.train import tensorboard_log
 
 EVAL_BATCH = 512
 
@@ -102,6 +106,7 @@ class Trainer:
         init_from: str | Path | None = None,
         torchvision_weights: str | Path | None = None,
         allow_other_dataset: bool = False,
+        extend_by: int = 0,
     ) -> None:
         self.project = project
         self.data = data
@@ -110,6 +115,8 @@ class Trainer:
         self.control = control or TrainingControl()
         self.resume = resume
         self.allow_other_dataset = allow_other_dataset  # resume on another dataset (--force)
+        self.extend_by = extend_by  # resuming a finished or stopped run: this many more epochs
+        self.extensions: list[extend.Extension] = []  # this run's, oldest first (extend.py)
         self.memory_need: guards.MemoryNeed | None = None  # estimated on the CPU only
         self.eval_batch = EVAL_BATCH
         self.init_from = init_from
@@ -123,6 +130,10 @@ class Trainer:
         self.folder_lock: FolderLock | None = None  # held while run() runs (rank 0)
         self.timing_every = SAMPLE_EVERY  # where the time goes: every k-th step timed; 0 off
         self.timer: StepTimer | None = None  # made when the epochs start
+        self.warmup_steps: int | None = None  # before the clock (warmup.py); None: the device's
+        self.warmup_seconds = 0.0
+        self.capture = False  # the step is to be captured as a CUDA graph (graph_step.py)
+        self.captured: graph_step.CapturedStep | None = None  # once it is
 
     # -- set-up ------------------------------------------------------------------------------
 
@@ -131,6 +142,8 @@ class Trainer:
         if self.resume:
             if self.folder is None:
                 raise TrainingError("resuming needs the run folder of the stopped run")
+            if self.extend_by:  # before reading it: a clear word for a folder with no run
+                extend.check_extendable(self.folder)
             self.project = self.folder.load_project()
         analysis = analyze(self.project.graph)
         try:
@@ -183,6 +196,7 @@ class Trainer:
         self.step_module: nn.Module = _TrainForward(self.model, bool(self.aux))
         self._setup_distributed()
         self._put_data_on_device()
+        self.capture = graph_step.plan_run(self)[0]  # before the schedule: it sets the steps
         params = [p for p in self.model.parameters() if p.requires_grad]
         if not params:
             raise TrainingError("every block is frozen: nothing to train; switch 'trainable' "
@@ -341,9 +355,13 @@ class Trainer:
         started = time.perf_counter()
         history: list[EpochEnded] = []
         try:
-            failure = yield from self._run_until_failure(history, started)
+            failure = yield from tensorboard_log.logged(  # when the setting is on
+                self, self._run_until_failure(history, started))
             if failure is not None:  # out of the except clause: the tensors its frames held
                 yield self._finish("failed", failure, history, started)  # are freed by now
+        except Exception:
+            self._leave_folder_as_found()  # after the TensorBoard log closed: its folder too
+            raise
         finally:  # also when the consumer closes the generator (GeneratorExit)
             if self.folder is not None and self.folder_lock is not None:
                 self.folder.unlock(self.folder_lock)
@@ -357,6 +375,7 @@ class Trainer:
             self._lock_folder()
             self.build()
             start_epoch, best = self._start_state()
+            warmup.prepare_run(self)  # warm-up, graph capture, validation batch: noted
             yield RunStarted(
                 run_dir=str(self.folder.path) if self.folder else None,
                 device=str(self.device), epochs=self.options.epochs, start_epoch=start_epoch,
@@ -371,8 +390,7 @@ class Trainer:
             message = guards.out_of_memory_message(err, self.options.batch_size,
                                                    guards.fitting_batch(self.memory_need))
             if message is None:
-                self._leave_folder_as_found()
-                raise
+                raise  # a bug: run() takes back what this run wrote
             self._release_memory()
             return message
         return None
@@ -397,9 +415,10 @@ class Trainer:
             return  # resumable from its last epoch
         for name in (rf.PROJECT, rf.DATA, rf.METRICS, rf.MODEL, rf.MARKER):
             folder.file(name).unlink(missing_ok=True)
+        shutil.rmtree(folder.file(tensorboard_log.FOLDER), ignore_errors=True)
 
     def _release_memory(self) -> None:
-        for name in ("model", "step_module", "optimizer", "batches"):
+        for name in ("model", "step_module", "optimizer", "batches", "captured"):
             self.__dict__.pop(name, None)
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
@@ -448,6 +467,11 @@ class Trainer:
             self.owns_folder = True
             self.folder.truncate_metrics(epoch)
         self.notes.append(f"resumed after epoch {epoch}")
+        extend.restore(self, state, epoch)
+        if self.extend_by:
+            extend.apply(self, epoch, epoch + self.extend_by, best)
+        else:  # --resume --epochs above the run's plan: extended by the same rule
+            extend.more_epochs_on_resume(self, epoch, best)
         return epoch + 1, best
 
     def _check_resumed_dataset(self, writer: bool) -> None:
@@ -485,7 +509,7 @@ class Trainer:
 
     def _epochs(self, start_epoch: int, best: dict[str, Any], history: list[EpochEnded],
                 started: float) -> Iterator[Event]:
-        o = self.options
+        o = self.options  # replaced by a run extended meanwhile (_extended)
         for record in (self.folder.read_metrics() if self.folder and self.resume else []):
             history.append(EpochEnded(**{k: record[k] for k in EpochEnded.__dataclass_fields__
                                          if k in record}))  # grad_norms are not kept
@@ -499,7 +523,9 @@ class Trainer:
         # what a diverging loss is measured against: the first step's loss, or when resuming,
         # the first epoch's
         self.first_loss: float | None = history[0].train_loss if history else None
-        for epoch in range(start_epoch, o.epochs + 1):
+        epoch = start_epoch - 1
+        while epoch < self.options.epochs:
+            epoch += 1
             outcome = yield from self._train_epoch(epoch)
             if outcome is not None:
                 status, message, keep_weights = outcome
@@ -516,25 +542,37 @@ class Trainer:
             else:
                 best["bad_epochs"] += 1
             best["val_acc"] = max(val_acc, best["val_acc"] or 0.0)
+            extended = self._extended(epoch, best)
             self._checkpoint(epoch, summary, best)
             yield summary
+            if extended is not None:
+                yield extended
             patience = o.early_stopping_patience
-            if patience and best["bad_epochs"] >= patience and epoch < o.epochs:
+            if patience and best["bad_epochs"] >= patience and epoch < self.options.epochs:
                 yield self._finish("early_stopped",
                                    f"validation loss did not improve for {patience} epochs; "
                                    f"stopped after epoch {epoch}", history, started)
                 return
-        yield self._finish("completed", f"trained {_plural(o.epochs, 'epoch')}", history,
-                           started)
+        yield self._finish("completed", f"trained {_plural(self.options.epochs, 'epoch')}",
+                           history, started)
+
+    def _extended(self, epoch: int, best: dict[str, Any]) -> RunExtended | None:
+        """More epochs asked for while the run trains (TrainingControl.request_extension),
+        applied after `epoch`, before its checkpoint: a resume then goes on to the new total."""
+        added = self.control.take_extension()
+        if not added:
+            return None
+        extension = extend.apply(self, epoch, self.options.epochs + added, best)
+        return RunExtended(epochs=self.options.epochs, added=added, after_epoch=epoch,
+                           message=extension.describe())
 
     def _train_epoch(self, epoch: int) -> Iterator[Event]:
         """Yields progress; returns None, or (status, message, keep weights) to end the run."""
         o = self.options
         model, step_module = self.model, self.step_module
-        model.train()
-        for module in self.frozen_norms:
-            module.eval()  # frozen BatchNorm keeps its running statistics, as Keras does
-        generator = torch.Generator(device=self.device)
+        warmup.training_modes(model, self.frozen_norms)
+        generator = (self.captured.generator if self.captured is not None  # the graph's own
+                     else torch.Generator(device=self.device))
         generator.manual_seed(o.seed * 1_000_003 + epoch)
         torch.manual_seed(o.seed * 7_919 + epoch)  # dropout draws: repeatable, also on resume
         b, steps = o.batch_size, self.steps_per_epoch
@@ -561,20 +599,24 @@ class Trainer:
                 yield StateChanged("running")
                 if self.control.stop_requested:
                     return "stopped", f"stopped by request in epoch {epoch}", True
-            x = self._prepare(images, True, generator)
-            timer.mark("data")
-            with self._autocast():
-                outputs = step_module(x)
-                loss = self._total_loss(outputs, y, model)
-            timer.mark("forward")
             learning_rate = self.optimizer.param_groups[0]["lr"]  # the rate this step uses
-            self._backward_and_step(loss)  # marks "backward" between its two halves
+            if self.captured is not None:  # full batches: the whole step is one graph replay
+                detached, hits = self.captured.replay(images, y)
+            else:
+                x = self._prepare(images, True, generator)
+                timer.mark("data")
+                with self._autocast():
+                    outputs = step_module(x)
+                    loss = self._total_loss(outputs, y, model)
+                timer.mark("forward")
+                self._backward_and_step(loss)  # marks "backward" between its two halves
+                detached = loss.detach()
+                hits = (predicted_classes(outputs[main], self.output_kinds[main]) == y).sum()
             self.scheduler.step()
             timer.mark("optimiser")
-            detached = loss.detach()
             window[filled] = detached
             loss_sum += detached * len(y)
-            correct += (predicted_classes(outputs[main], self.output_kinds[main]) == y).sum()
+            correct += hits
             seen += len(y)
             filled += 1
             timer.mark("other")
@@ -674,6 +716,8 @@ class Trainer:
             "best_val_acc": best["val_acc"] or 0.0,
             "bad_epochs": best["bad_epochs"],
             **({"scaler": self.scaler.state_dict()} if self.scaler is not None else {}),
+            **({"extensions": [e.to_dict() for e in self.extensions]}
+               if self.extensions else {}),
         })
         self.folder.append_metrics(summary.to_dict())
 
@@ -689,7 +733,7 @@ class Trainer:
             best_val_acc=max((h.val_acc for h in history), default=None),
             seconds=time.perf_counter() - started,
             images_per_s=images * self.world / seconds if seconds else 0.0,
-            history=tuple(history),
+            history=tuple(history), warmup_s=self.warmup_seconds,
         )
         if status in ("completed", "early_stopped"):
             finished = replace(finished, warnings=tuple(guards.learning_warnings(
@@ -704,9 +748,12 @@ class Trainer:
                     "val_loss": finished.val_loss, "best_val_acc": finished.best_val_acc,
                     "seconds": round(finished.seconds, 3),
                     "images_per_s": round(finished.images_per_s, 1),
+                    "warmup_s": round(finished.warmup_s, 3),
                     "device": str(getattr(self, "device", "")),
                     "precision": self.precision.record() if self.precision else None,
                     "warnings": list(finished.warnings),
+                    **({"extended": extend.extension_records(self.extensions)}
+                       if self.extensions else {}),
                 })
             except RunFolderError as err:
                 finished = replace(finished, status="failed", message=f"{message}; {err}")

@@ -72,6 +72,16 @@ class EpochEnded:
 
 
 @dataclass(frozen=True)
+class RunExtended:
+    """The run was given more epochs while it trained (read between two epochs)."""
+
+    epochs: int  # the new planned total
+    added: int
+    after_epoch: int
+    message: str  # the schedule's rule in words (train/extend.py)
+
+
+@dataclass(frozen=True)
 class StateChanged:
     state: str  # "paused" | "running"
 
@@ -89,13 +99,14 @@ class RunFinished:
     images_per_s: float = 0.0
     history: tuple[EpochEnded, ...] = field(default_factory=tuple)
     warnings: tuple[str, ...] = ()  # the run finished but something is wrong (did not learn)
+    warmup_s: float = 0.0  # before the clock (train/warmup.py): in seconds, not in images_per_s
 
     @property
     def ok(self) -> bool:
         return self.status != "failed"
 
 
-Event = RunStarted | StepProgress | EpochEnded | StateChanged | RunFinished
+Event = RunStarted | StepProgress | EpochEnded | RunExtended | StateChanged | RunFinished
 
 
 class TrainingControl:
@@ -105,6 +116,8 @@ class TrainingControl:
         self._stop = threading.Event()
         self._running = threading.Event()
         self._running.set()
+        self._extend_lock = threading.Lock()
+        self._extra_epochs = 0  # asked for since the engine last looked (request_extension)
 
     def stop(self) -> None:
         self._stop.set()
@@ -116,6 +129,19 @@ class TrainingControl:
 
     def resume(self) -> None:
         self._running.set()
+
+    def request_extension(self, epochs: int) -> None:
+        """Add `epochs` to the planned total; the engine applies it after the current epoch."""
+        if epochs < 1:
+            raise ValueError(f"extend by a positive number of epochs, not {epochs}")
+        with self._extend_lock:
+            self._extra_epochs += epochs
+
+    def take_extension(self) -> int:
+        """The epochs asked for since the last call (0 if none); the engine's side."""
+        with self._extend_lock:
+            epochs, self._extra_epochs = self._extra_epochs, 0
+        return epochs
 
     @property
     def stop_requested(self) -> bool:

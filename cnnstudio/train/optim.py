@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 import torch
 from torch import nn
 
+from cnnstudio.train.extend import cosine_rate
 from cnnstudio.train.guards import TrainingError
 from cnnstudio.train.options import TrainOptions
 
@@ -59,8 +59,7 @@ def make_schedule(optimizer: torch.optim.Optimizer, o: TrainOptions,
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=o.learning_rate,
                                                    total_steps=total + 1)
     if o.schedule == "cosine":
-        factor: Callable[[int], float] = lambda s: 0.5 * (
-            1 + math.cos(math.pi * min(s, total) / total))
+        factor: Callable[[int], float] = lambda s: cosine_rate(s, total, 1.0)
     elif o.schedule == "step":
         factor = lambda s: o.gamma ** (s // (o.step_size * steps_per_epoch))
     else:

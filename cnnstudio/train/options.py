@@ -36,6 +36,7 @@ class TrainOptions:
     log_every: int = 10
     channels_last: bool | None = None  # None: timed per run (layout_probe.py)
     compile: bool = False
+    tensorboard: bool = False  # also log the run for TensorBoard (tensorboard_log.py)
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any], **overrides: Any) -> TrainOptions:

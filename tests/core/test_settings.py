@@ -31,6 +31,7 @@ EXPECTED_TRAINING = {
     "device": "auto",
     "precision": "auto",
     "early_stopping_patience": 0,
+    "tensorboard": False,
 }
 
 

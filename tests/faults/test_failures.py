@@ -421,3 +421,16 @@ def test_a_tilde_is_expanded_in_every_path_argument(capsys, small_files, tmp_pat
     code, _, err = cli(capsys, "export", "~/run", "--format", "state_dict", "--out", "~/w.pt")
     assert code == 0, err
     assert (tmp_path / "w.pt").is_file()
+
+
+@pytest.mark.parametrize("log", [False, True], ids=["plain", "tensorboard"])
+def test_a_bug_in_the_first_epoch_takes_back_the_fresh_run_folder(capsys, small_files, tmp_path,
+                                                                  monkeypatch, log):
+    """Before its first checkpoint such a folder would neither resume nor export; with the
+    TensorBoard log on, its event files went unremoved and kept the folder."""
+    fail_on_second_step(monkeypatch, RuntimeError("shape mismatch"))
+    out_dir = tmp_path / "run"
+    code, _, err = cli(capsys, *train_args(small_files, out_dir,
+                                           *(["--tensorboard"] if log else [])))
+    assert code == 2 and "internal error" in err
+    assert not out_dir.exists()

@@ -24,6 +24,7 @@ from cnnstudio.core.project import Project, load_project
 from cnnstudio.core.templates import new_project
 from cnnstudio.nn import build_model
 from cnnstudio.train import run_folder as rf
+from cnnstudio.train import warmup
 from cnnstudio.train.data import StreamingDataset, load_dataset
 from cnnstudio.train.engine import Trainer, TrainingError, pick_device, train
 from cnnstudio.train.events import (
@@ -409,6 +410,7 @@ def test_the_failing_step_number_is_exact(small_data, monkeypatch):
         return loss
 
     monkeypatch.setattr(Trainer, "_output_loss", poisoned)
+    monkeypatch.setitem(warmup.WARMUP_STEPS, "cpu", 0)  # count the run's own steps only
     result = run(tiny_project(), small_data, options=options(epochs=2, log_every=5))
     assert result.finished.status == "failed"
     assert "at step 15 (epoch 2)" in result.finished.message
@@ -570,6 +572,7 @@ def test_inception_small_trains_with_weighted_auxiliary_loss(mnist_sample, monke
         return loss
 
     monkeypatch.setattr(Trainer, "_output_loss", recording)
+    monkeypatch.setitem(warmup.WARMUP_STEPS, "cpu", 0)  # count the run's own steps only
     data = mnist_slice(mnist_sample, 256, 64)
     result = run(project, data, options=options(batch_size=32, log_every=1))
     assert result.finished.status == "completed"

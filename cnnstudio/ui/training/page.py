@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QGridLayout,
     QHBoxLayout,
+    QInputDialog,
     QLabel,
     QMessageBox,
     QProgressBar,
@@ -35,6 +36,7 @@ from cnnstudio.ui import theme
 from cnnstudio.ui.document import Document
 from cnnstudio.ui.settings_store import config_dir
 from cnnstudio.ui.training.dataset_panel import DatasetPanel, DatasetPreview, plain_message
+from cnnstudio.ui.training.extend_control import ExtendControl
 from cnnstudio.ui.training.lr_finder import LearningRateFinderButton
 from cnnstudio.ui.training.plots import TrainingPlots
 from cnnstudio.ui.training.runs import RunsPanel, read_metrics
@@ -113,6 +115,9 @@ class TrainingPage(QWidget):
         self.runs.overlays_changed.connect(self.plots.set_overlays)
         self.runs.open_project_requested.connect(self.open_project_requested)
         self.runs.resume_requested.connect(self.resume_run)
+        self.runs.extend_requested.connect(self.extend_run)
+        session.extended.connect(self._on_extended)
+        self.extend_control.requested.connect(self.extend_running)
         document.graph_event.connect(self._on_graph_event)
         document.analysis_changed.connect(self._show_readiness)
         document.settings_changed.connect(self._show_readiness)
@@ -167,6 +172,7 @@ class TrainingPage(QWidget):
         self.error.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.error.hide()
         self.time_breakdown = TimeBreakdownPanel()  # shown once a run's first epoch ends
+        self.extend_control = ExtendControl()  # more epochs for the run that trains
 
     def _build_layout(self) -> None:
         controls = QGridLayout()
@@ -184,6 +190,7 @@ class TrainingPage(QWidget):
         for label in (self.speed, self.eta, self.rate):
             facts.addWidget(label)
         facts.addStretch(1)
+        facts.addWidget(self.extend_control)
         controls.addLayout(facts, 2, 0, 1, 4)
         controls.addWidget(self.start_weights, 3, 0, 1, 4)
         controls.addWidget(self.time_breakdown, 4, 0, 1, 4)
@@ -307,13 +314,39 @@ class TrainingPage(QWidget):
             return False
         return self._start(project, Path(run_dir), resume=True, revision=-1)
 
-    def _start(self, project: Any, run_dir: Path, resume: bool, revision: int) -> bool:
+    def extend_run(self, run_dir: Path, epochs: int | None = None) -> bool:
+        """Train a finished or stopped run `epochs` more (asked for when None) from its
+        checkpoint, in the same folder; the schedule's rule shows in the status."""
+        if self.session.running:
+            return False
+        if epochs is None:
+            epochs, ok = QInputDialog.getInt(
+                self, "Extend the run", f"Train run {Path(run_dir).name} this many more epochs:",
+                self.extend_control.epochs.value(), 1, self.extend_control.epochs.maximum())
+            if not ok:
+                return False
+        try:
+            project = load_project(Path(run_dir) / "project.cnnproj")
+        except ProjectError as err:
+            self._show_error(f"Cannot extend this run: {err.summary}")
+            return False
+        return self._start(project, Path(run_dir), resume=True, revision=-1, extend_by=epochs)
+
+    def extend_running(self, epochs: int) -> None:
+        """More epochs for the run that trains; the engine takes them after this epoch."""
+        if self.session.extend(epochs):
+            self.status.setText(f"{epochs} more epoch{'s' if epochs != 1 else ''} asked for: "
+                                "they are added after the current epoch …")
+
+    def _start(self, project: Any, run_dir: Path, resume: bool, revision: int,
+               extend_by: int = 0) -> bool:
         self._show_error("")
         self.last_result = None
         self._ensure_context()  # it follows the run from its first signal
         try:
             self.session.start(project, run_dir, resume=resume, graph_revision=revision,
-                               start_weights=self.start_weights.isChecked())
+                               start_weights=self.start_weights.isChecked(),
+                               extend_by=extend_by)
         except Exception as err:  # a bad setting (TrainingError): said plainly
             self._fail(str(err))
             return False
@@ -382,6 +415,7 @@ class TrainingPage(QWidget):
         self.pause_button.setText("Resume" if state == "paused" else "Pause")
         stoppable = state in ("loading", "running", "paused")
         self.stop_button.setEnabled(stoppable)
+        self.extend_control.setEnabled(stoppable)
         self.stop_action.setEnabled(stoppable)
         self.runs.set_busy(not idle)
         if state == "paused":
@@ -416,6 +450,12 @@ class TrainingPage(QWidget):
                         f"about {duration(event.eta_s)} left",
                         f"learning rate {event.learning_rate:.3g}")
         self.plots.add_steps(event)
+
+    def _on_extended(self, event: Any) -> None:
+        self._running_text = f"{event.message[:1].upper()}{event.message[1:]}."
+        self.status.setText(self._running_text)
+        self.epoch_bar.setFormat(f"Epoch {event.after_epoch} of {event.epochs}: %p %")
+        self.overall_bar.setValue(int(1000 * event.after_epoch / max(event.epochs, 1)))
 
     def session_epochs(self) -> int:
         project = self.session.project

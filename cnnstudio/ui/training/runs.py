@@ -29,12 +29,14 @@ from cnnstudio.ui.training.dataset_panel import outline_indicators
 from cnnstudio.ui.training.plots import Overlay
 
 PROJECT, METRICS, FINAL = "project.cnnproj", "metrics.jsonl", "final.json"
+CHECKPOINT = "checkpoint.pt"
 STATUS_TEXT = {
     "completed": "completed", "stopped": "stopped", "early_stopped": "stopped early",
     "failed": "failed", "running": "running", "paused": "paused", "loading": "starting",
     "stopping": "stopping", "interrupted": "interrupted",
 }
 RESUMABLE = ("stopped", "interrupted")
+EXTENDABLE = ("completed", "early_stopped", *RESUMABLE)  # with a checkpoint (train/extend.py)
 COLUMNS = ("Run", "Network", "Status", "Epochs", "Best val. accuracy")
 
 
@@ -62,6 +64,12 @@ class RunRecord:
     @property
     def resumable(self) -> bool:
         return self.status in RESUMABLE and (self.path / PROJECT).is_file()
+
+    @property
+    def extendable(self) -> bool:
+        """Ended with a finished epoch to go on from: it can train more epochs."""
+        return (self.status in EXTENDABLE and (self.path / PROJECT).is_file()
+                and (self.path / CHECKPOINT).is_file())
 
 
 def _read_json(path: Path) -> Any:
@@ -134,6 +142,7 @@ class RunsPanel(QWidget):
     overlays_changed = Signal(object)  # {key: Overlay}
     open_project_requested = Signal(object)  # Path of a run's project.cnnproj
     resume_requested = Signal(object)  # Path of a stopped run's folder
+    extend_requested = Signal(object)  # Path of a finished or stopped run's folder
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -160,12 +169,16 @@ class RunsPanel(QWidget):
         self.open_button.setToolTip("Open the network this run trained, as it was then.")
         self.resume_button = QPushButton("Resume")
         self.resume_button.setToolTip("Continue a stopped run from its last finished epoch.")
+        self.extend_button = QPushButton("Extend…")
+        self.extend_button.setToolTip("Train a finished or stopped run more epochs, from its "
+                                      "last finished epoch, in the same run folder.")
         self.refresh_button = QPushButton("Refresh")
         buttons = QHBoxLayout()
         buttons.addWidget(self.title, 1)
         buttons.addWidget(self.refresh_button)
         buttons.addWidget(self.open_button)
         buttons.addWidget(self.resume_button)
+        buttons.addWidget(self.extend_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 4, 0, 0)
         layout.setSpacing(4)
@@ -176,6 +189,7 @@ class RunsPanel(QWidget):
         self.tree.itemSelectionChanged.connect(self._update_buttons)
         self.open_button.clicked.connect(self._open)
         self.resume_button.clicked.connect(self._resume)
+        self.extend_button.clicked.connect(self._extend)
         self.refresh_button.clicked.connect(self.refresh)
         self._update_buttons()
         outline_indicators(self.tree)
@@ -292,6 +306,7 @@ class RunsPanel(QWidget):
         run = self.selected_run()
         self.open_button.setEnabled(run is not None and (run.path / PROJECT).is_file())
         self.resume_button.setEnabled(run is not None and run.resumable and not self._busy)
+        self.extend_button.setEnabled(run is not None and run.extendable and not self._busy)
 
     def _open(self) -> None:
         run = self.selected_run()
@@ -302,3 +317,8 @@ class RunsPanel(QWidget):
         run = self.selected_run()
         if run is not None and run.resumable and not self._busy:
             self.resume_requested.emit(run.path)
+
+    def _extend(self) -> None:
+        run = self.selected_run()
+        if run is not None and run.extendable and not self._busy:
+            self.extend_requested.emit(run.path)

@@ -26,10 +26,11 @@ class _Worker(QObject):
     done = Signal()
 
     def __init__(self, project: Project, run_dir: Path, options: Any, control: Any,
-                 resume: bool) -> None:
+                 resume: bool, extend_by: int = 0) -> None:
         super().__init__()
         self.project, self.run_dir = project, run_dir
         self.options, self.control, self.resume = options, control, resume
+        self.extend_by = extend_by
 
     @Slot()
     def run(self) -> None:
@@ -61,7 +62,7 @@ class _Worker(QObject):
             return
         self.data_ready.emit(data)
         trainer = Trainer(self.project, data, self.run_dir, options=self.options,
-                          control=self.control, resume=self.resume)
+                          control=self.control, resume=self.resume, extend_by=self.extend_by)
         for event in trainer.run():
             self.event.emit(event)
             if isinstance(event, EpochEnded) or (
@@ -76,6 +77,7 @@ class TrainingSession(QObject):
     started = Signal(object)  # RunStarted
     progress = Signal(object)  # StepProgress
     epoch_ended = Signal(object)  # EpochEnded
+    extended = Signal(object)  # RunExtended: more epochs, asked for while it trained
     state_changed = Signal(str)  # "loading" | "running" | "paused" | "stopping" | "idle"
     finished = Signal(object)  # RunFinished (also for set-up failures)
     data_ready = Signal(object)  # the dataset of the run
@@ -97,9 +99,10 @@ class TrainingSession(QObject):
 
     def start(self, project: Project, run_dir: Path, options: Any = None, *,
               resume: bool = False, graph_revision: int = -1,
-              start_weights: bool = True) -> None:
+              start_weights: bool = True, extend_by: int = 0) -> None:
         """Train a snapshot of `project` into `run_dir` on a background thread; from the
-        project's weights file when it has one and `start_weights` is on."""
+        project's weights file when it has one and `start_weights` is on. `extend_by` with
+        `resume`: a finished or stopped run trains that many more epochs (train/extend.py)."""
         if self.running:
             raise RuntimeError("a training run is already going")
         from cnnstudio.train.engine import TrainOptions
@@ -115,7 +118,8 @@ class TrainingSession(QObject):
         self.project, self.run_dir, self.graph_revision = snapshot, Path(run_dir), graph_revision
         self._control = TrainingControl()
         options = options or TrainOptions.from_settings(snapshot.training)
-        self._worker = _Worker(snapshot, self.run_dir, options, self._control, resume)
+        self._worker = _Worker(snapshot, self.run_dir, options, self._control, resume,
+                               extend_by)
         self._thread = QThread(self)
         self._worker.moveToThread(self._thread)
         self._thread.started.connect(self._worker.run)
@@ -143,6 +147,14 @@ class TrainingSession(QObject):
             self._control.stop()
             self._set_state("stopping")
 
+    def extend(self, epochs: int) -> bool:
+        """Ask the running run for `epochs` more; it takes them after its current epoch and
+        says so with `extended`. False when no run goes on."""
+        if self._control is None or self.state not in ("loading", "running", "paused"):
+            return False
+        self._control.request_extension(epochs)
+        return True
+
     def wait(self, timeout_ms: int = 30_000) -> bool:
         """Block until the thread ends (closing the window); True when it did."""
         thread = self._thread
@@ -160,12 +172,18 @@ class TrainingSession(QObject):
         from cnnstudio.train import events as ev
 
         if isinstance(event, ev.RunStarted):
+            if self.project is not None:  # the engine's plan (an extended run's new total)
+                self.project.training["epochs"] = event.epochs
             self._set_state("running")
             self.started.emit(event)
         elif isinstance(event, ev.StepProgress):
             self.progress.emit(event)
         elif isinstance(event, ev.EpochEnded):
             self.epoch_ended.emit(event)
+        elif isinstance(event, ev.RunExtended):
+            if self.project is not None:  # the planned total the progress bars count to
+                self.project.training["epochs"] = event.epochs
+            self.extended.emit(event)
         elif isinstance(event, ev.StateChanged):
             if self.state != "stopping":
                 self._set_state(event.state)
