@@ -12,6 +12,8 @@ import os
 import re
 import sys
 
+RUN_DIR_HELP = "a run folder written by 'train'"
+
 
 class CLIError(Exception):
     """A bad command or value: printed as 'cnnstudio: error: …' with exit status 2."""
@@ -28,6 +30,24 @@ def user_path(text: str) -> str:
     """A path argument with '~' expanded, also where the shell left it (quoted, or given with
     '=' as in --out=~/runs), as dataset specs (npz:~/x) always had it."""
     return os.path.expanduser(text)
+
+
+def add_run_dir_argument(parser: argparse.ArgumentParser, *, optional: bool = False,
+                         help: str = RUN_DIR_HELP) -> None:
+    """The positional RUN_DIR of the commands that read a training run; `optional` where
+    another option (such as --project) may stand in for it."""
+    parser.add_argument("run_dir", type=user_path, metavar="RUN_DIR",
+                        nargs="?" if optional else None, help=help)
+
+
+def require_run_or_project(args: argparse.Namespace, verb: str) -> None:
+    """Exactly one of RUN_DIR and --project, for the commands that take either (`verb`: what
+    the command does to it, as in "export")."""
+    if (args.run_dir is None) == (args.project is None):
+        raise CLIError("give either a run folder (RUN_DIR) or --project NET.cnnproj, not both"
+                       if args.project else
+                       f"give the run folder to {verb} (RUN_DIR), or --project NET.cnnproj to "
+                       f"{verb} a project's network without training")
 
 
 def parse_input_shape(text: str) -> tuple[int, int, int]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cnnstudio.cli_common import CLIError, echo, user_path
+from cnnstudio.cli_common import CLIError, add_run_dir_argument, echo, user_path
 
 METHOD_CHOICES = ("gradcam", "saliency")  # train.attribution.METHODS, spelled out for --help
 TOP_FRACTION = 0.2
@@ -29,7 +29,7 @@ def add_parser(sub: Any) -> None:
                     "in RUN_DIR sees it. Example: cnnstudio explain runs/a digit.png --out "
                     "overlay.png",
     )
-    p.add_argument("run_dir", type=user_path, metavar="RUN_DIR", help="a training run folder")
+    add_run_dir_argument(p, help="a training run folder")
     p.add_argument("image", type=user_path, metavar="IMAGE",
                    help="an image file (PNG, JPEG or BMP), converted as for training")
     p.add_argument("--out", type=user_path, metavar="OVERLAY.png", required=True,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cnnstudio.cli_common import CLIError, echo, user_path
+from cnnstudio.cli_common import RUN_DIR_HELP, CLIError, add_run_dir_argument, echo, user_path
 
 
 def _filter_index(text: str) -> int:
@@ -35,8 +35,7 @@ def add_parser(sub: Any) -> None:
                     "block's feature maps for an image as a PNG grid. Example: cnnstudio "
                     "kernels runs/a --block conv1 --filter 0",
     )
-    p.add_argument("run_dir", type=user_path, metavar="RUN_DIR",
-                   help="a run folder written by 'train' (or the window)")
+    add_run_dir_argument(p, help=f"{RUN_DIR_HELP} (or the window)")
     p.add_argument("--block", metavar="ID",
                    help="a Conv2D block, by name or id (without it: a list of the blocks)")
     p.add_argument("--filter", type=_filter_index, metavar="N",

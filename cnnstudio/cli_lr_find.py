@@ -9,20 +9,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cnnstudio.cli_common import (
-    echo,
-    parse_batch_size,
-    parse_classes,
-    parse_input_shape,
-    parse_positive_int,
-    user_path,
-)
+from cnnstudio.cli_common import echo, parse_batch_size, parse_positive_int
 from cnnstudio.core.settings import PRECISIONS
-from cnnstudio.core.sources import forms_text
 
 
 def add_parser(sub: Any) -> None:
-    from cnnstudio.cli_train import _dataset_spec, _downloadable, _learning_rate
+    from cnnstudio.cli_train import _learning_rate, add_network_and_data_arguments
 
     p = sub.add_parser(
         "lr-find", help="find a learning rate: a short sweep from 1e-7 to 1",
@@ -31,14 +23,7 @@ def add_parser(sub: Any) -> None:
                     "suggest a rate. The project file is not changed. Example: cnnstudio "
                     "lr-find --template keras-mnist --dataset mnist-sample",
     )
-    p.add_argument("file", nargs="?", type=user_path, metavar="FILE.cnnproj",
-                   help="a project file")
-    p.add_argument("--template", metavar="NAME", help="a template (fitted to the dataset)")
-    p.add_argument("--dataset", type=_dataset_spec, metavar="SPEC", help=forms_text())
-    p.add_argument("--download", action="store_true",
-                   help=f"download {_downloadable()} into DIR if missing")
-    p.add_argument("--input", type=parse_input_shape, metavar="C,H,W")
-    p.add_argument("--classes", type=parse_classes, metavar="N")
+    add_network_and_data_arguments(p)
     p.add_argument("--batch-size", type=parse_batch_size, metavar="B")
     p.add_argument("--optimizer", choices=("sgd", "rmsprop", "adam", "adamw"))
     p.add_argument("--augment", metavar="LIST",

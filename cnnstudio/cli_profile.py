@@ -11,10 +11,11 @@ import json
 from typing import Any
 
 from cnnstudio.cli_common import (
-    CLIError,
+    add_run_dir_argument,
     echo,
     parse_batch_size,
     parse_positive_int,
+    require_run_or_project,
     show_load_notes,
     user_path,
 )
@@ -30,8 +31,7 @@ def add_parser(sub: Any) -> None:
                     "machine's CPU: the median of several forward passes on random images. "
                     "Example: cnnstudio profile runs/a --runs 50",
     )
-    p.add_argument("run_dir", type=user_path, metavar="RUN_DIR", nargs="?",
-                   help="a run folder written by 'train'")
+    add_run_dir_argument(p, optional=True)
     p.add_argument("--project", type=user_path, metavar="NET.cnnproj",
                    help="time this project's network instead of a run, with random weights "
                         "(the time does not depend on them)")
@@ -80,11 +80,7 @@ def _clip_name(cells: tuple[str, ...]) -> tuple[str, ...]:
 def run(args: argparse.Namespace) -> int:
     from cnnstudio.nn.profile import DEFAULT_RUNS, profile_loaded, profile_run
 
-    if (args.run_dir is None) == (args.project is None):
-        raise CLIError("give either a run folder (RUN_DIR) or --project NET.cnnproj, not both"
-                       if args.project else
-                       "give the run folder to time (RUN_DIR), or --project NET.cnnproj to "
-                       "time a project's network without training")
+    require_run_or_project(args, "time")
     runs = args.runs or DEFAULT_RUNS
     if args.project is None:
         profile = profile_run(args.run_dir, batch=args.batch, runs=runs, threads=args.threads)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cnnstudio.cli_common import CLIError, echo, user_path
+from cnnstudio.cli_common import RUN_DIR_HELP, CLIError, add_run_dir_argument, echo, user_path
 
 CALIBRATION_DEFAULT = 300  # train.quantize.CALIBRATION_IMAGES, without importing torch here
 CALIBRATION_MAX = 10_000  # train.quantize.MAX_CALIBRATION_IMAGES
@@ -26,8 +26,7 @@ def add_parser(sub: Any) -> None:
                     "on the validation split, file size and the time for one image, float and "
                     "INT8 side by side. The file takes images with pixel values in [0, 1].",
     )
-    p.add_argument("run_dir", type=user_path, metavar="RUN_DIR",
-                   help="a run folder written by 'train' (its dataset must still be readable)")
+    add_run_dir_argument(p, help=f"{RUN_DIR_HELP} (its dataset must still be readable)")
     p.add_argument("--out", required=True, type=user_path, metavar="FILE.onnx",
                    help="the INT8 model to write, such as model.int8.onnx")
     p.add_argument("--calibration", type=_calibration, default=CALIBRATION_DEFAULT,

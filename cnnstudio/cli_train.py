@@ -12,11 +12,13 @@ from typing import Any
 
 from cnnstudio.cli_common import (
     CLIError,
+    add_run_dir_argument,
     echo,
     parse_batch_size,
     parse_classes,
     parse_input_shape,
     parse_positive_int,
+    require_run_or_project,
     show_load_notes,
     user_path,
 )
@@ -51,12 +53,9 @@ def _learning_rate(text: str) -> float:
     return value
 
 
-def add_train_parser(sub: Any) -> argparse.ArgumentParser:
-    p = sub.add_parser(
-        "train", help="train a network on a dataset, headless",
-        description="Train a project or template. Example: cnnstudio train --template "
-                    "keras-mnist --dataset mnist-sample --epochs 5 --out runs/a",
-    )
+def add_network_and_data_arguments(p: argparse.ArgumentParser) -> None:
+    """The network (a project file or a template) and its dataset, as `train` and `lr-find`
+    both take them: one loading (`_project_and_data`) reads them for both."""
     p.add_argument("file", nargs="?", type=user_path, metavar="FILE.cnnproj",
                    help="a project file")
     p.add_argument("--template", metavar="NAME", help="a template (fitted to the dataset)")
@@ -65,6 +64,15 @@ def add_train_parser(sub: Any) -> argparse.ArgumentParser:
                    help=f"download {_downloadable()} into DIR if missing")
     p.add_argument("--input", type=parse_input_shape, metavar="C,H,W")
     p.add_argument("--classes", type=parse_classes, metavar="N")
+
+
+def add_train_parser(sub: Any) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "train", help="train a network on a dataset, headless",
+        description="Train a project or template. Example: cnnstudio train --template "
+                    "keras-mnist --dataset mnist-sample --epochs 5 --out runs/a",
+    )
+    add_network_and_data_arguments(p)
     p.add_argument("--epochs", type=parse_positive_int, metavar="N")
     p.add_argument("--batch-size", type=parse_batch_size, metavar="B")
     p.add_argument("--lr", type=_learning_rate, metavar="X", help="learning rate")
@@ -111,8 +119,7 @@ def add_export_parser(sub: Any) -> None:
                     "training (--project). The exported model takes images with pixel values "
                     "in [0, 1] and returns class probabilities.",
     )
-    p.add_argument("run_dir", type=user_path, metavar="RUN_DIR", nargs="?",
-                   help="a run folder written by 'train'")
+    add_run_dir_argument(p, optional=True)
     p.add_argument("--project", type=user_path, metavar="NET.cnnproj",
                    help="export this project's network instead of a run: its weights file "
                         "where it has one (an imported network), else random weights; no "
@@ -341,11 +348,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from cnnstudio.nn.export import BENCHMARK_RUNS, ExportError, export_loaded, export_run
     from cnnstudio.train.transfer import TransferError
 
-    if (args.run_dir is None) == (args.project is None):
-        raise CLIError("give either a run folder (RUN_DIR) or --project NET.cnnproj, not both"
-                       if args.project else
-                       "give the run folder to export (RUN_DIR), or --project NET.cnnproj to "
-                       "export a project's network without training")
+    require_run_or_project(args, "export")
     if args.bench and args.format != "onnx":
         raise CLIError("--bench times the ONNX model: use it with --format onnx")
     runs = BENCHMARK_RUNS if args.bench else 0

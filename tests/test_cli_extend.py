@@ -4,22 +4,13 @@ small real runs (tests/faults/small_runs.py)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 
 from cnnstudio.core.project import load_project
 from tests.faults.small_runs import cli, small_files  # noqa: F401 (a fixture)
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from tests.torch_threads import one_torch_thread  # noqa: F401 (autouse fixture)
 
 
 def train(capsys, small_files, out: Path, *more) -> tuple[int, str, str]:

@@ -4,23 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
 
 import pytest
 
 from cnnstudio.cli import main
 from tests.faults.small_runs import small_files  # noqa: F401 (a fixture)
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """Tiny networks gain nothing from more threads on a busy machine."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from tests.torch_threads import one_torch_thread  # noqa: F401 (autouse fixture)
 
 
 def cli(capsys, *args) -> tuple[int, str, str]:

@@ -10,13 +10,14 @@ ExportError whose message names the file and says what to do.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
 import re
 import time
 import types
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ from cnnstudio.nn.export_common import (  # re-exported: callers import them fro
     NormalizedModel,
     StrPath,
     _compare,
+    _deployment_export,
     _destination,
     _first_line,
     _guarded,
@@ -210,6 +212,53 @@ def _check_weights(model: GraphModel, state: Mapping[str, Tensor], folder: Path)
                           "training diverged; train again with a lower learning rate")
 
 
+# writes the deployed model, with its extra files, to the given path and loads it back
+SaveAndLoad = Callable[[NormalizedModel, Tensor, Path, dict[str, str]], Callable[[Tensor], Any]]
+
+
+def _export_torch_program(run: LoadedRun, out_path: StrPath, samples: Tensor | None,
+                          tolerance: float, overwrite: bool, *, fmt: str, label: str,
+                          as_what: str, save_and_load: SaveAndLoad,
+                          quiet: bool = False) -> ExportReport:
+    """The steps TorchScript and ExportedProgram share: the deployed model is saved with the
+    run's metadata as an extra file, loaded back and checked against the whole model."""
+    job = _deployment_export(run, out_path, samples, overwrite)
+    target, batches = job.target, job.batches
+    with _staged(target, _weights_bytes(run)) as temp, \
+            (_quiet_torch() if quiet else contextlib.nullcontext()):
+        try:
+            extra = {"cnnstudio.json": json.dumps(_metadata(run), ensure_ascii=False)}
+            loaded = save_and_load(job.deployed, batches[0][:2], temp, extra)
+        except OSError:
+            raise  # a write failure (a full disk): _staged says so
+        except Exception as err:
+            raise ExportError(f"PyTorch cannot save this network as {as_what} "
+                              f"({type(err).__name__}: {_first_line(err)}); export it as ONNX "
+                              "or Python instead") from None
+        diff = _compare(target, label, batches, _references(job.reference, batches),
+                        lambda batch: _torch_outputs(loaded, batch), tolerance)
+    return _report(target, fmt, job.started, diff, batches, run=run, tolerance=tolerance)
+
+
+def _torchscript_round_trip(deployed: NormalizedModel, example: Tensor, temp: Path,
+                            extra: dict[str, str]) -> Any:
+    with torch.no_grad():
+        traced = torch.jit.trace(deployed, (example,), check_trace=False)
+    torch.jit.save(traced, str(temp), _extra_files=extra)
+    return torch.jit.load(str(temp), map_location="cpu")
+
+
+def _pt2_round_trip(deployed: NormalizedModel, example: Tensor, temp: Path,
+                    extra: dict[str, str]) -> Any:
+    program = torch.export.export(deployed, (example,),
+                                  dynamic_shapes=({0: torch.export.Dim("batch")},))
+    # through buffers: torch.export wants a file name ending in .pt2, not a temporary one
+    buffer = io.BytesIO()
+    torch.export.save(program, buffer, extra_files=extra)
+    temp.write_bytes(buffer.getvalue())
+    return torch.export.load(io.BytesIO(temp.read_bytes())).module()
+
+
 @_guarded("the TorchScript export")
 def export_torchscript(run: LoadedRun, out_path: StrPath, samples: Tensor | None = None, *,
                        tolerance: float = 1e-5, overwrite: bool = False) -> ExportReport:
@@ -217,59 +266,19 @@ def export_torchscript(run: LoadedRun, out_path: StrPath, samples: Tensor | None
 
     Only the blocks of the main output are traced: tracing keeps every submodule of the model it
     records, so auxiliary heads would otherwise travel in the file, unused (GoogLeNet's 6.4 M)."""
-    started = time.perf_counter()
-    target = _destination(out_path, run, overwrite)
-    wrapper = NormalizedModel.for_run(run)
-    deployed = NormalizedModel(main_path_model(run.model), run.mean, run.std,
-                               run.output_kind).eval()
-    batches = _sample_batches(run, samples)
-    with _staged(target, _weights_bytes(run)) as temp, _quiet_torch():
-        try:
-            with torch.no_grad():
-                traced = torch.jit.trace(deployed, (batches[0][:2],), check_trace=False)
-            extra = {"cnnstudio.json": json.dumps(_metadata(run), ensure_ascii=False)}
-            torch.jit.save(traced, str(temp), _extra_files=extra)
-            loaded = torch.jit.load(str(temp), map_location="cpu")
-        except OSError:
-            raise  # a write failure (a full disk): _staged says so
-        except Exception as err:
-            raise ExportError(f"PyTorch cannot save this network as TorchScript "
-                              f"({type(err).__name__}: {_first_line(err)}); export it as ONNX "
-                              "or Python instead") from None
-        diff = _compare(target, "TorchScript", batches, _references(wrapper, batches),
-                        lambda batch: _torch_outputs(loaded, batch), tolerance)
-    return _report(target, "torchscript", started, diff, batches, run=run, tolerance=tolerance)
+    return _export_torch_program(run, out_path, samples, tolerance, overwrite,
+                                 fmt="torchscript", label="TorchScript", as_what="TorchScript",
+                                 save_and_load=_torchscript_round_trip, quiet=True)
+
 
 @_guarded("the ExportedProgram export")
 def export_pt2(run: LoadedRun, out_path: StrPath, samples: Tensor | None = None, *,
                tolerance: float = 1e-5, overwrite: bool = False) -> ExportReport:
     """A torch.export ExportedProgram (.pt2, torch.export.load), any batch size, with the run's
     metadata as an extra file; the main output's blocks only, as for TorchScript."""
-    started = time.perf_counter()
-    target = _destination(out_path, run, overwrite)
-    wrapper = NormalizedModel.for_run(run)
-    deployed = NormalizedModel(main_path_model(run.model), run.mean, run.std,
-                               run.output_kind).eval()
-    batches = _sample_batches(run, samples)
-    with _staged(target, _weights_bytes(run)) as temp:
-        try:
-            program = torch.export.export(deployed, (batches[0][:2],),
-                                          dynamic_shapes=({0: torch.export.Dim("batch")},))
-            extra = {"cnnstudio.json": json.dumps(_metadata(run), ensure_ascii=False)}
-            # through buffers: torch.export wants a file name ending in .pt2, not a temporary one
-            buffer = io.BytesIO()
-            torch.export.save(program, buffer, extra_files=extra)
-            temp.write_bytes(buffer.getvalue())
-            loaded = torch.export.load(io.BytesIO(temp.read_bytes())).module()
-        except OSError:
-            raise  # a write failure (a full disk): _staged says so
-        except Exception as err:
-            raise ExportError(f"PyTorch cannot save this network as an ExportedProgram "
-                              f"({type(err).__name__}: {_first_line(err)}); export it as ONNX "
-                              "or Python instead") from None
-        diff = _compare(target, "ExportedProgram", batches, _references(wrapper, batches),
-                        lambda batch: _torch_outputs(loaded, batch), tolerance)
-    return _report(target, "pt2", started, diff, batches, run=run, tolerance=tolerance)
+    return _export_torch_program(run, out_path, samples, tolerance, overwrite,
+                                 fmt="pt2", label="ExportedProgram",
+                                 as_what="an ExportedProgram", save_and_load=_pt2_round_trip)
 
 
 @_guarded("the state dict export")

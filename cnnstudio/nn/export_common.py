@@ -319,6 +319,27 @@ def main_path_model(model: GraphModel) -> GraphModel:
                       model.output_kind).eval()
 
 
+@dataclass
+class DeploymentExport:
+    """What each deployment export (ONNX, ExportedProgram, TorchScript) starts from."""
+
+    started: float  # time.perf_counter() when the export began, for the report
+    target: Path  # the checked destination
+    reference: NormalizedModel  # the whole model: the outputs the written file must give
+    deployed: NormalizedModel  # the main output's blocks only: what the file holds
+    batches: list[Tensor]  # the sample batches it is checked on
+
+
+def _deployment_export(run: LoadedRun, out_path: StrPath, samples: Tensor | None,
+                       overwrite: bool) -> DeploymentExport:
+    started = time.perf_counter()
+    target = _destination(out_path, run, overwrite)
+    deployed = NormalizedModel(main_path_model(run.model), run.mean, run.std,
+                               run.output_kind).eval()
+    return DeploymentExport(started, target, NormalizedModel.for_run(run), deployed,
+                            _sample_batches(run, samples))
+
+
 def _report(target: Path, fmt: str, started: float, diff: float | None = None,
             batches: Sequence[Tensor] = (), ort_ms: float | None = None,
             torch_ms: float | None = None, *, run: LoadedRun,

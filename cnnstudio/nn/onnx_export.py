@@ -15,7 +15,6 @@ import ast
 import io
 import json
 import re
-import time
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
@@ -33,10 +32,9 @@ from cnnstudio.nn.export_common import (
     ExportError,
     ExportReport,
     LoadedRun,
-    NormalizedModel,
     StrPath,
     _compare,
-    _destination,
+    _deployment_export,
     _first_line,
     _guarded,
     _median_ms,
@@ -44,11 +42,9 @@ from cnnstudio.nn.export_common import (
     _quiet_torch,
     _references,
     _report,
-    _sample_batches,
     _staged,
     _torch_outputs,
     _weights_bytes,
-    main_path_model,
 )
 
 # onnx.ModelProto and onnx.NodeProto: onnx is imported inside the functions only (the layering
@@ -78,14 +74,10 @@ def export_onnx(run: LoadedRun, out_path: StrPath, *, samples: Tensor | None = N
     import onnx
     import onnxruntime as ort
 
-    started = time.perf_counter()
-    target = _destination(out_path, run, overwrite)
-    wrapper = NormalizedModel.for_run(run)
-    deployed = NormalizedModel(main_path_model(run.model), run.mean, run.std,
-                               run.output_kind).eval()
-    batches = _sample_batches(run, samples)
+    job = _deployment_export(run, out_path, samples, overwrite)
+    target, wrapper, batches = job.target, job.reference, job.batches
     with _staged(target, _weights_bytes(run)) as temp:
-        proto, notes = convert(deployed, batches[0][:2], block_labels(run.project.graph))
+        proto, notes = convert(job.deployed, batches[0][:2], block_labels(run.project.graph))
         proto.producer_name, proto.producer_version = "CNN Studio", __version__
         proto.doc_string = (f"{run.project.name}: images (N, C, H, W) with pixel values in "
                             "[0, 1] -> class probabilities")
@@ -116,7 +108,7 @@ def export_onnx(run: LoadedRun, out_path: StrPath, *, samples: Tensor | None = N
 
         diff = _compare(target, "ONNX", batches, expected, run_ort, tolerance)
         ort_ms = _median_ms(lambda: run_ort(one), benchmark_runs)
-    report = _report(target, "onnx", started, diff, batches, ort_ms, torch_ms, run=run,
+    report = _report(target, "onnx", job.started, diff, batches, ort_ms, torch_ms, run=run,
                      tolerance=tolerance)
     report.notes = notes
     return report

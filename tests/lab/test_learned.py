@@ -18,16 +18,9 @@ from cnnstudio.nn.layers import activation_module
 from cnnstudio.train import learned_kernels as lk
 from cnnstudio.train.inspect import InspectionError
 from tests.nn.test_export import make_run
+from tests.torch_threads import one_torch_thread  # noqa: F401 (autouse fixture)
 
 TOLERANCE = 1e-5
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

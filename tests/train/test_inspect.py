@@ -32,16 +32,9 @@ from cnnstudio.train.inspect import (
     validation_images,
     validation_labels,
 )
+from tests.torch_threads import one_torch_thread  # noqa: F401 (autouse fixture)
 
 MEAN, STD = np.array([0.13], np.float32), np.array([0.31], np.float32)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")

@@ -8,15 +8,8 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QInputDialog
 
-from .test_training_page import (  # noqa: F401 (fixtures)
-    LONG,
-    click,
-    config,
-    make_page,
-    one_thread,
-    tiny_npz,
-    tiny_project,
-)
+from tests.torch_threads import one_torch_thread  # noqa: F401 (autouse fixture)
+from tests.ui.training_pages import LONG, click, tiny_project
 
 
 def test_extend_a_running_run_then_a_finished_one(make_page, qtbot, tiny_npz, monkeypatch):

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QImage
-from PySide6.QtWidgets import QComboBox, QWidget
+from PySide6.QtWidgets import QComboBox
 
 from cnnstudio.train.attribution import GRADCAM, SALIENCY, explain, overlay
 from cnnstudio.train.inspect import validation_images
@@ -18,21 +17,13 @@ from cnnstudio.ui.training.inspect.views import (
     ConfusionView,
     InspectionContext,
     PredictView,
-    wait_for_background_work,
 )
 from cnnstudio.ui.training.session import TrainingSession
 from tests.explain_run import train_keras_run
+from tests.torch_threads import one_torch_thread_then_wait  # noqa: F401 (autouse fixture)
+from tests.ui.views import shown
 
 SCREENSHOT = "/tmp/gradcam_predict.png"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-    wait_for_background_work()
 
 
 @pytest.fixture(scope="module")
@@ -45,15 +36,6 @@ def context(run_dir):
     context = InspectionContext(TrainingSession(), Document())
     context.load_run(run_dir)
     return context
-
-
-def shown(qtbot, view: QWidget) -> QWidget:
-    qtbot.addWidget(view)
-    view.resize(1000, 650)
-    view.show()
-    qtbot.waitExposed(view)
-    view.refresh()
-    return view
 
 
 def pixels(image: QImage) -> np.ndarray:

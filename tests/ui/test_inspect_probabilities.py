@@ -30,23 +30,15 @@ from cnnstudio.ui.training.inspect.views import (
     FeatureMapView,
     InspectionContext,
     PredictView,
-    wait_for_background_work,
 )
 from cnnstudio.ui.training.session import TrainingSession
 from tests.nn.test_export import make_run
+from tests.torch_threads import one_torch_thread_then_wait  # noqa: F401 (autouse fixture)
 from tests.train.conftest import mnist_slice
 from tests.train.test_probabilities import by_hand, course_network
+from tests.ui.views import shown
 
 TOLERANCE = 1e-5
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-    wait_for_background_work()
 
 
 def confident(graph, seed: int = 0) -> torch.nn.Module:
@@ -68,15 +60,6 @@ def context_for(project: Project, model: torch.nn.Module, data=None) -> Inspecti
         session.data_ready.emit(data)
     session.weights_ready.emit(model.state_dict(), 1)
     return context
-
-
-def shown(qtbot, view):
-    qtbot.addWidget(view)
-    view.resize(1000, 650)
-    view.show()
-    qtbot.waitExposed(view)
-    view.refresh()
-    return view
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """The inspection views: feature maps, filters, confusion matrix, predict, and the export dialog.
 
-One real run (Keras MNIST CNN, 1 epoch on 512 images of the bundled sample) is trained once per
-module; the views are driven both through a TrainingSession's signals, as during training, and
+One real run (Keras MNIST CNN, 1 epoch on 640 images of the bundled sample, tests/trained_runs.py)
+is trained once per module; the views are driven both through a TrainingSession's signals, as during training, and
 through a finished run's folder."""
 
 from __future__ import annotations
@@ -39,37 +39,18 @@ from cnnstudio.ui.training.inspect.views import (
     InspectionContext,
     PredictView,
     inspection_tabs,
-    wait_for_background_work,
 )
 from cnnstudio.ui.training.inspect.widgets import PLACEHOLDER, WAITING
 from cnnstudio.ui.training.session import TrainingSession
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-    wait_for_background_work()
+from tests.torch_threads import one_torch_thread_then_wait  # noqa: F401 (autouse fixture)
+from tests.trained_runs import train_one_epoch_keras_run
+from tests.ui.views import shown
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """(project, dataset, run folder) of a one-epoch Keras MNIST run on 640 sample images."""
-    from cnnstudio.train.data import load_dataset
-    from cnnstudio.train.engine import TrainOptions, train
-
-    folder = tmp_path_factory.mktemp("inspect")
-    sample = load_dataset("mnist-sample", (1, 28, 28))
-    npz = folder / "digits.npz"
-    np.savez(npz, x=sample.train_x[:640, 0], y=sample.train_y[:640])
-    project = new_project("keras-mnist", dataset={"spec": f"npz:{npz}"})
-    data = load_dataset(f"npz:{npz}", (1, 28, 28))
-    finished = train(project, data, folder / "run",
-                     options=TrainOptions(epochs=1, batch_size=64, seed=0))
-    assert finished.status == "completed", finished.message
-    return project, data, folder / "run"
+    return train_one_epoch_keras_run(tmp_path_factory.mktemp("inspect"))
 
 
 def state_of(run_dir: Path) -> dict[str, torch.Tensor]:
@@ -87,15 +68,6 @@ def live(qtbot, trained):
     session.weights_ready.emit(state_of(run_dir), 1)
     return SimpleNamespace(session=session, context=context, data=data, project=project,
                            run_dir=run_dir)
-
-
-def shown(qtbot, view: QWidget) -> QWidget:
-    qtbot.addWidget(view)
-    view.resize(1000, 650)
-    view.show()
-    qtbot.waitExposed(view)
-    view.refresh()
-    return view
 
 
 def png(path: Path, array: np.ndarray) -> Path:

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QApplication
@@ -20,22 +19,13 @@ from cnnstudio.ui.document import Document
 from cnnstudio.ui.lab import LabPage
 from cnnstudio.ui.lab.widgets import MapView
 from cnnstudio.ui.main_window import default_project
-from cnnstudio.ui.training.inspect.common import wait_for_background_work
 from cnnstudio.ui.training.inspect.maps import FilterView
 from tests.nn.test_export import make_run
+from tests.torch_threads import one_torch_thread_then_wait  # noqa: F401 (autouse fixture)
 from tests.ui.test_lab import choose
 
 RUN_NAME = "2026-01-02_10-20-30"
 TOLERANCE = 1e-5
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-    wait_for_background_work()
 
 
 @pytest.fixture(scope="module")

@@ -14,16 +14,9 @@ from cnnstudio.core.graph import Graph
 from cnnstudio.core.project import Project
 from cnnstudio.ui.document import Document
 from cnnstudio.ui.training.lr_finder import BUTTON_TIP, RUNNING_TIP, LearningRateFinderDialog
+from tests.torch_threads import one_torch_thread  # noqa: F401 (autouse fixture)
 from tests.ui.test_rough_edges_training import CTRL, click_tab, training_page_with_preview
-from tests.ui.test_training_page import (  # noqa: F401 (fixtures used by name)
-    LONG,
-    click,
-    make_page,
-    one_thread,
-    settle,
-    tiny_npz,
-    tiny_project,
-)
+from tests.ui.training_pages import LONG, click, settle, tiny_project
 
 
 def open_finder(qtbot, page) -> LearningRateFinderDialog:

@@ -1,46 +1,26 @@
 """File → Export Trained Model… with "ONNX, INT8 quantised": the float-vs-INT8 table.
 
-One real run (the Keras-book network, one epoch on 640 images of the bundled sample, as an npz
-dataset so that the run's data can be read back) is trained once per module."""
+One real run (the Keras-book network, one epoch on 640 images of the bundled sample,
+tests/trained_runs.py) is trained once per module."""
 
 from __future__ import annotations
 
 import numpy as np
 import onnxruntime as ort
 import pytest
-import torch
 from PySide6.QtCore import Qt
 
 from cnnstudio.core.summary import format_bytes
-from cnnstudio.core.templates import new_project
 from cnnstudio.ui.training.export_dialog import ExportDialog
-from cnnstudio.ui.training.inspect.common import wait_for_background_work
 from cnnstudio.ui.training.quantize_report import BUSY_TEXT, QUANTIZED
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-    wait_for_background_work()
+from tests.torch_threads import one_torch_thread_then_wait  # noqa: F401 (autouse fixture)
+from tests.trained_runs import train_one_epoch_keras_run
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    from cnnstudio.train.data import load_dataset
-    from cnnstudio.train.engine import TrainOptions, train
-
-    folder = tmp_path_factory.mktemp("quantize-dialog")
-    sample = load_dataset("mnist-sample", (1, 28, 28))
-    npz = folder / "digits.npz"
-    np.savez(npz, x=sample.train_x[:640, 0], y=sample.train_y[:640])
-    project = new_project("keras-mnist", dataset={"spec": f"npz:{npz}"})
-    finished = train(project, load_dataset(f"npz:{npz}", (1, 28, 28)), folder / "run",
-                     options=TrainOptions(epochs=1, batch_size=64, seed=0))
-    assert finished.status == "completed", finished.message
-    return folder / "run"
+    _, _, run = train_one_epoch_keras_run(tmp_path_factory.mktemp("quantize-dialog"))
+    return run
 
 
 def choose_int8(qtbot, dialog: ExportDialog) -> None:

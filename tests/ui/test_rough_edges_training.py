@@ -14,14 +14,8 @@ from cnnstudio.core.project import DEFAULT_NAME, load_project
 from cnnstudio.core.templates import new_project
 from cnnstudio.ui.document import Document
 from cnnstudio.ui.main_window import MainWindow
-from tests.ui.test_training_page import (  # noqa: F401 (fixtures used by name)
-    LONG,
-    click,
-    one_thread,
-    settle,
-    tiny_npz,
-    tiny_project,
-)
+from tests.torch_threads import one_torch_thread  # noqa: F401 (autouse fixture)
+from tests.ui.training_pages import LONG, click, settle, tiny_project
 
 CTRL = Qt.KeyboardModifier.ControlModifier
 PAUSED = "Paused. Resume continues with the next batch."

@@ -7,15 +7,8 @@ from PySide6.QtGui import QColor
 from cnnstudio.train.time_shares import PHASES, StepBreakdown
 from cnnstudio.ui.training.time_breakdown import PHASE_COLOURS, TimeBreakdownPanel
 
-from .test_training_page import (  # noqa: F401 (fixtures)
-    LONG,
-    click,
-    config,
-    make_page,
-    one_thread,
-    tiny_npz,
-    tiny_project,
-)
+from tests.torch_threads import one_torch_thread  # noqa: F401 (autouse fixture)
+from tests.ui.training_pages import LONG, click, tiny_project
 
 
 def test_the_panel_shows_each_epochs_shares_after_a_real_run(make_page, qtbot, tiny_npz):

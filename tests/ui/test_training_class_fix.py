@@ -7,14 +7,8 @@ from __future__ import annotations
 from cnnstudio.core.graph import Graph
 from cnnstudio.core.project import Project
 from cnnstudio.ui.training.page import DATASET_TAB, SETTINGS_TAB, TrainingPage
-from tests.ui.test_training_page import (  # noqa: F401 (fixtures used by name)
-    click,
-    config,
-    make_page,
-    one_thread,
-    tiny_npz,
-    tiny_project,
-)
+from tests.torch_threads import one_torch_thread  # noqa: F401 (autouse fixture)
+from tests.ui.training_pages import click, tiny_project
 
 
 def dense_of(page: TrainingPage, name: str = "fc1"):

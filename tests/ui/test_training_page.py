@@ -5,100 +5,22 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPoint, Qt, QThreadPool, QTimer
-from PySide6.QtWidgets import QApplication, QCheckBox, QMessageBox, QWidget
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import QApplication, QMessageBox
 
-from cnnstudio.core.graph import Graph
 from cnnstudio.core.params import ParamError
-from cnnstudio.core.project import Project
 from cnnstudio.ui.document import Document
 from cnnstudio.ui.main_window import MainWindow
 from cnnstudio.ui.training.page import TrainingPage
 from cnnstudio.ui.training.plots import SeriesBuffer, TrainingPlots
+from tests.torch_threads import one_torch_thread  # noqa: F401 (autouse fixture)
+from tests.ui.training_pages import LONG, click, settle, tiny_project
 
 Button = QMessageBox.StandardButton
-LONG = 60_000
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(autouse=True)
-def config(tmp_path, monkeypatch) -> Path:
-    directory = tmp_path / "config"
-    monkeypatch.setenv("CNNSTUDIO_CONFIG_DIR", str(directory))
-    return directory
-
-
-@pytest.fixture(scope="module")
-def tiny_npz(tmp_path_factory) -> str:
-    from cnnstudio.train.data import load_dataset
-
-    data = load_dataset("mnist-sample", (1, 28, 28))
-    path = tmp_path_factory.mktemp("data") / "tiny.npz"
-    np.savez(path, x=data.train_x[:640, 0], y=data.train_y[:640])
-    return f"npz:{path}"
-
-
-def tiny_project(spec: str, epochs: int = 2, input_shape: tuple[int, int, int] = (1, 28, 28),
-                 classes: int = 10) -> Project:
-    c, h, w = input_shape
-    g = Graph()
-    g.chain([("Input", {"channels": c, "height": h, "width": w}),
-             ("Conv2D", {"filters": 4, "kernel": 3, "activation": "relu"}),
-             ("Pooling", {}), ("Flatten", {}), ("Dense", {"units": classes}), ("Output", {})])
-    return Project.new(g, name="tiny", dataset={"spec": spec},
-                       training={"epochs": epochs, "batch_size": 32, "learning_rate": 0.01})
-
-
-def settle(page: TrainingPage) -> None:
-    from cnnstudio.ui.training.inspect.views import wait_for_background_work
-
-    page.stop_and_wait()
-    if page.failure_box is not None:
-        page.failure_box.done(0)
-    QThreadPool.globalInstance().waitForDone(30_000)
-    wait_for_background_work()
-
-
-@pytest.fixture
-def make_page(qtbot) -> Iterator[Callable[..., TrainingPage]]:
-    pages: list[TrainingPage] = []
-
-    def make(project: Project) -> TrainingPage:
-        page = TrainingPage(Document(project))
-        qtbot.addWidget(page)
-        page.resize(1200, 800)
-        page.show()
-        qtbot.waitExposed(page)
-        panel = page.dataset_panel
-        qtbot.waitUntil(lambda: not panel.loading, timeout=LONG)
-        pages.append(page)
-        return page
-
-    yield make
-    for page in pages:
-        settle(page)
-
-
-def click(qtbot, widget: QWidget) -> None:
-    assert widget.isEnabled() and widget.isVisible(), widget
-    if isinstance(widget, QCheckBox):  # on its box: the row may be wider than the text
-        qtbot.mouseClick(widget, Qt.LeftButton, pos=QPoint(8, widget.height() // 2))
-    else:
-        qtbot.mouseClick(widget, Qt.LeftButton)
 
 
 def start_and_wait_running(qtbot, page: TrainingPage) -> None:

@@ -7,15 +7,8 @@ import torch
 
 from cnnstudio.core.project import load_project, save_project
 from cnnstudio.nn.build import build_model
-from tests.ui.test_training_page import (  # noqa: F401 (fixtures used by name)
-    LONG,
-    click,
-    config,
-    make_page,
-    one_thread,
-    tiny_npz,
-    tiny_project,
-)
+from tests.torch_threads import one_torch_thread  # noqa: F401 (autouse fixture)
+from tests.ui.training_pages import LONG, click, tiny_project
 
 
 def imported(tmp_path, spec: str):

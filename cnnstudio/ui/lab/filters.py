@@ -22,7 +22,6 @@ from PySide6.QtWidgets import (
     QPushButton,
     QRadioButton,
     QSpinBox,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -30,7 +29,7 @@ from cnnstudio.lab import ops
 from cnnstudio.ui.images import IMAGE_FILTER, qimage
 from cnnstudio.ui.lab.images import LabImageError, available_samples, load_image, sample_path
 from cnnstudio.ui.lab.kernel_editor import KernelEditor
-from cnnstudio.ui.lab.widgets import MapView, Tile, colour_scale, mute
+from cnnstudio.ui.lab.widgets import MapView, Tile, colour_scale, mute, titled_column
 
 ACTIVATION_CHOICES = (("none", "none"), ("relu", "ReLU"), ("leaky_relu", "Leaky ReLU"),
                       ("elu", "ELU"))
@@ -57,14 +56,6 @@ def _pair_row(first: QWidget, second: QWidget) -> QWidget:
     layout.addWidget(second)
     layout.addStretch(1)
     return row
-
-
-def _column(title: str) -> tuple[QGroupBox, QVBoxLayout]:
-    box = QGroupBox(title)
-    layout = QVBoxLayout(box)
-    layout.setContentsMargins(8, 8, 8, 8)
-    layout.setSpacing(6)
-    return box, layout
 
 
 class FiltersView(QWidget):
@@ -98,7 +89,7 @@ class FiltersView(QWidget):
     # -- the four columns --------------------------------------------------------------------
 
     def _build_input(self) -> QGroupBox:
-        box, layout = _column("1 · Input image")
+        box, layout = titled_column("1 · Input image")
         self.sample_combo = QComboBox()
         for name in available_samples():
             self.sample_combo.addItem(name.capitalize(), name)
@@ -134,7 +125,7 @@ class FiltersView(QWidget):
         return box
 
     def _build_kernel(self) -> QGroupBox:
-        box, layout = _column("2 · Kernel and sliding")
+        box, layout = titled_column("2 · Kernel and sliding")
         self.kernel_editor = KernelEditor()
         layout.addWidget(self.kernel_editor)
         self.stride_h, self.stride_w = (_spin(1, 8, 1, f"Stride, {a}") for a in
@@ -177,7 +168,7 @@ class FiltersView(QWidget):
         return box
 
     def _build_output(self) -> QGroupBox:
-        box, layout = _column("3 · Convolution output")
+        box, layout = titled_column("3 · Convolution output")
         self.time_label = QLabel()
         mute(self.time_label)
         layout.addWidget(self.time_label)
@@ -194,7 +185,7 @@ class FiltersView(QWidget):
         return box
 
     def _build_after(self) -> QGroupBox:
-        box, layout = _column("4 · Activation and pooling")
+        box, layout = titled_column("4 · Activation and pooling")
         self.activation_combo = QComboBox()
         for key, label in ACTIVATION_CHOICES:
             self.activation_combo.addItem(label, key)

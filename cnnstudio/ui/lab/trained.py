@@ -21,7 +21,6 @@ from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
     QFrame,
-    QGroupBox,
     QHBoxLayout,
     QLabel,
     QPushButton,
@@ -45,6 +44,7 @@ from cnnstudio.ui.lab.widgets import (
     colour_scale,
     mute,
     symmetric_scale,
+    titled_column,
 )
 from cnnstudio.ui.training.inspect.common import BackgroundTask
 
@@ -55,14 +55,6 @@ MODEL_FILE = "model.pt"
 SUM = -1  # the channel combo's "sum over the channels"
 KERNEL_CELL = 44
 CAPTIONED_FILTERS = 16  # more kernels than this are drawn without numbers (the tooltip has them)
-
-
-def _column(title: str) -> tuple[QGroupBox, QVBoxLayout]:
-    box = QGroupBox(title)
-    layout = QVBoxLayout(box)
-    layout.setContentsMargins(8, 8, 8, 8)
-    layout.setSpacing(6)
-    return box, layout
 
 
 def trained_runs(root: Path | None) -> list[tuple[str, Path]]:
@@ -142,7 +134,7 @@ class TrainedLabView(QWidget):
     # -- building ----------------------------------------------------------------------------
 
     def _build_content(self) -> QWidget:
-        kernels, kernels_layout = _column("1 · Learned kernels")
+        kernels, kernels_layout = titled_column("1 · Learned kernels")
         self.channel_combo = QComboBox()
         self.channel_combo.setToolTip("Each filter has one kernel per input channel it reads")
         self.filter_spin = QSpinBox()
@@ -176,7 +168,7 @@ class TrainedLabView(QWidget):
         self.kernel_label.setWordWrap(True)
         kernels_layout.addWidget(self.kernel_label)
 
-        inputs, input_layout = _column("2 · Input")
+        inputs, input_layout = titled_column("2 · Input")
         self.image_combo = QComboBox()
         self.image_combo.setToolTip("A digit of the bundled MNIST sample or a photograph, "
                                     "resized to the network's input as its dataset is")
@@ -193,7 +185,7 @@ class TrainedLabView(QWidget):
         mute(self.input_label)
         input_layout.addWidget(self.input_label)
 
-        outputs, output_layout = _column("3 · Output of the filter")
+        outputs, output_layout = titled_column("3 · Output of the filter")
         self.output_view = MapView()
         self.output_view.setToolTip("")
         output_layout.addWidget(self.output_view, 1)
@@ -202,7 +194,7 @@ class TrainedLabView(QWidget):
         mute(self.output_label)
         output_layout.addWidget(self.output_label)
 
-        steps, steps_layout = _column("4 · Step by step, with the real weights")
+        steps, steps_layout = titled_column("4 · Step by step, with the real weights")
         self.stepper = PixelStepper()
         steps_layout.addWidget(self.stepper)
 

@@ -29,11 +29,13 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QGroupBox,
     QHeaderView,
     QSizePolicy,
     QTableWidget,
     QTableWidgetItem,
     QToolTip,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -372,6 +374,15 @@ class MapView(QWidget):
         if paths:
             event.acceptProposedAction()
             self.file_dropped.emit(paths[0])
+
+
+def titled_column(title: str) -> tuple[QGroupBox, QVBoxLayout]:
+    """A titled box and its vertical layout: one column of a lab view."""
+    box = QGroupBox(title)
+    layout = QVBoxLayout(box)
+    layout.setContentsMargins(8, 8, 8, 8)
+    layout.setSpacing(6)
+    return box, layout
 
 
 def parse_number(text: str) -> float | None:
