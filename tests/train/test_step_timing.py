@@ -23,8 +23,11 @@ def two_thousand(mnist_sample):
     return mnist_slice(mnist_sample, 2048, 128)
 
 
-def epochs_of(project, data, **overrides) -> tuple[Trainer, list[EpochEnded]]:
+def epochs_of(project, data, timing_every: int | None = None,
+              **overrides) -> tuple[Trainer, list[EpochEnded]]:
     trainer = Trainer(project, data, None, options=options(**overrides))
+    if timing_every is not None:
+        trainer.timing_every = timing_every
     events = list(trainer.run())
     assert events[-1].ok, events[-1].message
     return trainer, [e for e in events if isinstance(e, EpochEnded)]
@@ -49,8 +52,9 @@ def test_every_epoch_reports_shares_that_cover_its_steps(two_thousand):
 
 
 def test_heavy_augmentation_shows_a_larger_data_share(two_thousand):
-    plain = epochs_of(tiny_project(), two_thousand)[1][0].breakdown
-    heavy = epochs_of(tiny_project(), two_thousand,
+    # every step timed (32, not 3): one slow step of a busy machine does not decide it
+    plain = epochs_of(tiny_project(), two_thousand, timing_every=1)[1][0].breakdown
+    heavy = epochs_of(tiny_project(), two_thousand, timing_every=1,
                       augment=("flip", "rotate", "translate", "scale"))[1][0].breakdown
     assert heavy.augmented and not plain.augmented
     assert heavy.seconds["data"] > 2 * plain.seconds["data"]
