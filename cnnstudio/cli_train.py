@@ -248,6 +248,8 @@ class _Progress:
                   f"{event.steps_per_epoch} steps", file=self.stream)
             for note in event.notes:
                 print(printable(f"note: {note}"), file=self.stream)
+            for note in event.speed_notes:
+                print(printable(f"speed: {note}"), file=self.stream)
         elif isinstance(event, ev.StepProgress) and self.tty:
             now = time.monotonic()
             if now - self.last < 0.1 and event.epoch_step != event.steps_per_epoch:

@@ -122,6 +122,7 @@ class Trainer:
         self.init_from = init_from
         self.torchvision_weights = torchvision_weights
         self.notes: list[str] = list(getattr(data, "notes", []))
+        self.speed_notes: list[str] = []  # RunStarted.speed_notes
         self.precision: Precision | None = None  # resolved with the device
         self.scaler: torch.amp.GradScaler | None = None  # float16 loss scaling
         # final.json is written only into a folder this run has taken over: a run refused at
@@ -181,8 +182,8 @@ class Trainer:
         moved = [f"{graph.block(relu).label} → {graph.block(pool).label}"
                  for relu, pool in pool_before_relu(self.model)]
         if moved:
-            self.notes.append("max pooling runs before its ReLU in training (the same values): "
-                              + ", ".join(moved))
+            self.speed_notes.append("max pooling runs before its ReLU in training (the same "
+                                    "values): " + ", ".join(moved))
         self.frozen_norms = [m for m in self.model.modules()
                              if isinstance(m, nn.modules.batchnorm._BatchNorm)
                              and m.weight is not None and not m.weight.requires_grad]
@@ -250,7 +251,7 @@ class Trainer:
         self.channels_last = choice.layout.channels_last
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.notes.append(choice.note)
+        self.speed_notes.append(choice.note)
 
     def _probe_loss(self, model: GraphModel, x: Tensor, y: Tensor) -> Tensor:
         with self._autocast():
@@ -381,7 +382,7 @@ class Trainer:
                 device=str(self.device), epochs=self.options.epochs, start_epoch=start_epoch,
                 steps_per_epoch=self.steps_per_epoch, train_count=self.batches.train_count,
                 val_count=self.batches.val_count, classes=tuple(self.data.classes),
-                notes=tuple(self.notes),
+                notes=tuple(self.notes), speed_notes=tuple(self.speed_notes),
             )
             yield from self._epochs(start_epoch, best, history, started)
         except (TrainingError, RunFolderError, DatasetError) as err:
@@ -505,6 +506,7 @@ class Trainer:
             "train_count": int(self.batches.train_count),
             "val_count": int(self.batches.val_count),
             "notes": list(self.notes),
+            "speed_notes": list(self.speed_notes),
         }
 
     def _epochs(self, start_epoch: int, best: dict[str, Any], history: list[EpochEnded],

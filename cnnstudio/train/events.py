@@ -22,7 +22,11 @@ class RunStarted:
     train_count: int
     val_count: int
     classes: tuple[str, ...]
-    notes: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # what the user should know of this run (data, weights, resume)
+    # how the run is made fast on this device (layout, warm-up, validation batch, graph
+    # capture, max pooling before ReLU): the run folder and the CLI keep them, the window shows
+    # them on demand
+    speed_notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -136,7 +136,7 @@ def plan_run(trainer: Any) -> tuple[bool, str]:
             full = trainer.batches.shard_count // trainer.options.batch_size
         trainer.batches.steps_per_epoch = trainer.steps_per_epoch = full
     if trainer.device.type == "cuda" and not capture:
-        trainer.notes.append(f"the training step runs eagerly: {reason}")
+        trainer.speed_notes.append(f"the training step runs eagerly: {reason}")
     return capture, reason
 
 

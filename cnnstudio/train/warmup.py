@@ -165,10 +165,10 @@ def _capture(trainer: Any, images: Tensor, labels: Tensor, generator: torch.Gene
     except Exception as err:  # noqa: BLE001 - any failure means: train eagerly
         captured.release()
         graph_step.settle_capturable(trainer.optimizer, capture=False)
-        trainer.notes.append(graph_step.first_failure_note(err, when))
+        trainer.speed_notes.append(graph_step.first_failure_note(err, when))
         return None
     trainer.timing_every = 0  # one graph has no phases to mark (step_timing.py)
-    trainer.notes.append(graph_step.capture_plan(graph_step.run_facts(trainer))[1])
+    trainer.speed_notes.append(graph_step.capture_plan(graph_step.run_facts(trainer))[1])
     return captured
 
 
@@ -231,13 +231,13 @@ def prepare_run(trainer: Any) -> None:
     graph_step.settle_capturable(trainer.optimizer, trainer.capture)
     trainer.eval_batch, note = choose_eval_batch(trainer)
     if note:
-        trainer.notes.append(note)
+        trainer.speed_notes.append(note)
     seconds = warm_up(trainer)
     trainer.warmup_seconds = seconds
     if seconds:
         count = warmup_steps(trainer)
         what = (f"{max(count, 1)} steps and the graph capture" if trainer.captured is not None
                 else "1 step" if count == 1 else f"{count} steps")
-        trainer.notes.append(f"warm-up {seconds:.2f} s before the clock ({what} on the first "
+        trainer.speed_notes.append(f"warm-up {seconds:.2f} s before the clock ({what} on the first "
                              "batch, the weights put back after), not counted in the epochs' "
                              "images/s")

@@ -92,7 +92,7 @@ def test_on_the_cpu_capture_is_never_attempted_nor_mentioned(small_data, monkeyp
     assert finished.ok, finished.message
     assert not trainer.capture and trainer.captured is None
     assert trainer.steps_per_epoch == 8  # no batch left out
-    said = " ".join(started.notes).lower()
+    said = " ".join(started.notes + started.speed_notes).lower()
     assert "graph" not in said and "captur" not in said and "eagerly" not in said
 
 
@@ -108,8 +108,8 @@ def test_a_capture_that_raises_falls_back_to_eager_with_the_reason(mnist_sample,
     assert finished.ok, finished.message
     assert forced.capture and forced.captured is None
     assert forced.steps_per_epoch == 8  # the partial batch was left out for the graph
-    assert "forced" not in started.notes  # what a working capture would have said
-    failure = next(n for n in started.notes if "could not be captured" in n)
+    assert "forced" not in started.speed_notes  # what a working capture would have said
+    failure = next(n for n in started.speed_notes if "could not be captured" in n)
     assert failure.startswith("the training step could not be captured as a CUDA graph "
                               "(capture: ") and failure.endswith("it runs eagerly")
     # the fallback trains like the eager engine on the same 8 full batches per epoch
@@ -162,9 +162,9 @@ def test_a_captured_run_learns_like_an_eager_one(mnist_sample, monkeypatch) -> N
     captured, graph_epochs = _cuda_run(data, True, monkeypatch)
     eager, eager_epochs = _cuda_run(data, False, monkeypatch)
     assert captured.captured is not None and captured.captured.replays > 0
-    assert any("runs as one captured CUDA graph" in n for n in captured.notes)
+    assert any("runs as one captured CUDA graph" in n for n in captured.speed_notes)
     assert any(n.startswith("the training step runs eagerly: eager on purpose")
-               for n in eager.notes)
+               for n in eager.speed_notes)
     assert eager.captured is None
     for a, b in zip(graph_epochs, eager_epochs, strict=True):
         assert a.train_loss == pytest.approx(b.train_loss, rel=0.05, abs=0.02)

@@ -96,7 +96,7 @@ def test_inspection_of_a_trained_run_still_shows_the_relu_output(small_data, tmp
     assert result.finished.ok, result.finished.message
     (started,) = result.of(RunStarted)
     assert ("max pooling runs before its ReLU in training (the same values): Conv2D 'conv' "
-            "→ Pooling 'pool'") in started.notes
+            "→ Pooling 'pool'") in started.speed_notes
     contents = read_run(tmp_path / "run")
     conv = project.graph.blocks[1].id
     maps = activations(contents.model, small_data.val_x[0], [conv], contents.mean,
@@ -154,12 +154,12 @@ def test_the_probe_leaves_the_start_weights_and_random_state_alone(small_data, m
     monkeypatch.setattr(layout_probe, "MIN_PROBED_STEPS", 10_000)
     skipped = _built(project, small_data, epochs=2)
     rng_skipped = torch.get_rng_state()
-    (note,) = [n for n in skipped.notes if n.startswith("training layout")]
+    (note,) = [n for n in skipped.speed_notes if n.startswith("training layout")]
     assert "the run is short (16 steps), so it was not timed" in note
     monkeypatch.setattr(layout_probe, "MIN_PROBED_STEPS", 0)
     probed = _built(project, small_data, epochs=2)
     rng_probed = torch.get_rng_state()
-    (note,) = [n for n in probed.notes if n.startswith("training layout")]
+    (note,) = [n for n in probed.speed_notes if n.startswith("training layout")]
     assert "timed on cpu, ms per step:" in note and note.count(" ms per step") == 1
     assert "contiguous+foreach" in note and "channels_last+fused" in note
     assert torch.equal(rng_skipped, rng_probed)

@@ -37,13 +37,13 @@ def test_the_warm_up_leaves_training_exactly_as_without_it(small_data, optimizer
 def test_the_warm_up_is_reported_apart(small_data) -> None:
     _, events = _trained(small_data, None)
     started = next(e for e in events if isinstance(e, RunStarted))
-    note = next(n for n in started.notes if n.startswith("warm-up "))
+    note = next(n for n in started.speed_notes if n.startswith("warm-up "))
     assert "before the clock (1 step on the first batch" in note
     finished = events[-1]
     assert 0 < finished.warmup_s < finished.seconds
     off = _trained(small_data, 0)[1]
     assert off[-1].warmup_s == 0
-    assert not any(n.startswith("warm-up ") for n in off[0].notes)
+    assert not any(n.startswith("warm-up ") for n in off[0].speed_notes)
 
 
 def test_restore_in_place_gives_a_fresh_optimiser_step() -> None:
@@ -75,7 +75,7 @@ def test_the_validation_batch_is_timed_and_noted(mnist_sample, monkeypatch) -> N
     data = mnist_slice(mnist_sample, 256, 600)
     monkeypatch.setattr(warmup, "MIN_PROBED_EVAL_IMAGES", 0)
     trainer, events = _trained(data, 0, epochs=1)
-    note = next(n for n in events[0].notes if n.startswith("validation batch "))
+    note = next(n for n in events[0].speed_notes if n.startswith("validation batch "))
     assert note.startswith(f"validation batch {trainer.eval_batch} (timed on cpu, per image: ")
     assert trainer.eval_batch in (128, 256, 512)
     assert all(f"{size}: " in note for size in (128, 256, 512))
@@ -86,9 +86,9 @@ def test_a_short_run_keeps_the_device_default(mnist_sample) -> None:
 
     trainer, events = _trained(mnist_slice(mnist_sample, 256, 600), 0, epochs=1)
     assert trainer.eval_batch == warmup.DEFAULT_EVAL_BATCH["cpu"] == 128
-    assert "validation batch 128 (the cpu default; not timed)" in events[0].notes
+    assert "validation batch 128 (the cpu default; not timed)" in events[0].speed_notes
     _, events = _trained(mnist_slice(mnist_sample, 256, 100), 0, epochs=1)
-    assert not any(n.startswith("validation batch") for n in events[0].notes)
+    assert not any(n.startswith("validation batch") for n in events[0].speed_notes)
 
 
 def test_evaluation_gives_the_same_results_for_any_batch_size(small_data) -> None:

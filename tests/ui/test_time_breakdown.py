@@ -15,11 +15,18 @@ def test_the_panel_shows_each_epochs_shares_after_a_real_run(make_page, qtbot, t
     page = make_page(tiny_project(tiny_npz, epochs=2))
     panel = page.time_breakdown
     assert not panel.isVisible()  # nothing measured yet
-    epochs = []
+    epochs, shown = [], []
     page.session.epoch_ended.connect(epochs.append)
+    page.session.started.connect(lambda *_: shown.append((page.status.text(),
+                                                          page.status.toolTip())))
     with qtbot.waitSignal(page.session.finished, timeout=LONG) as finished:
         click(qtbot, page.train_button)
     assert finished.args[0].status == "completed", finished.args[0].message
+    # how the run is made fast stays out of the status line, a hover away
+    ((text, tip),) = shown
+    assert text.startswith("Training on cpu: ") and "warm-up" not in text.lower()
+    assert "layout" not in text.lower()
+    assert "How this run is made fast on cpu" in tip and "warm-up" in tip.lower()
     assert len(epochs) == 2 and panel.isVisible()
     last = epochs[-1].breakdown
     assert panel.breakdown is last  # the last epoch's

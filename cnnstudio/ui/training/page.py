@@ -7,6 +7,7 @@ follows its signals, so the window stays usable while it trains. Each run writes
 
 from __future__ import annotations
 
+import html
 import time
 from pathlib import Path
 from typing import Any
@@ -437,6 +438,10 @@ class TrainingPage(QWidget):
             f"Training on {event.device}: {event.train_count:,} training and "
             f"{event.val_count:,} validation images, {len(event.classes)} classes.{notes}")
         self.status.setText(self._running_text)
+        speed = "".join(f"<li>{html.escape(note[:1].upper() + note[1:])}.</li>"
+                        for note in event.speed_notes)
+        self.status.setToolTip(f"How this run is made fast on {event.device}:<ul>{speed}</ul>"
+                               if speed else "")
         self.runs.set_live(self.session.run_dir, "running")
 
     def _on_progress(self, event: Any) -> None:
