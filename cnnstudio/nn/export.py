@@ -45,21 +45,20 @@ from cnnstudio.nn.export_common import (  # re-exported: callers import them fro
     StrPath,
     _compare,
     _deployment_export,
-    _destination,
     _first_line,
-    _guarded,
-    _median_ms,  # noqa: F401 (re-exported: train/quantize.py)
     _metadata,
     _quiet_torch,
     _references,
     _report,
     _sample_batches,
     _shape,
-    _staged,
     _torch_outputs,
     _weights_bytes,
+    checked_destination,
+    guarded,
     input_note,
     main_path_model,
+    staged,
 )
 from cnnstudio.nn.onnx_export import export_onnx
 from cnnstudio.nn.torch_files import holds_python_objects, torch_file_problem
@@ -71,7 +70,7 @@ LISTED_KEYS = 4
 # -- reading a run folder ------------------------------------------------------------------------
 
 
-@_guarded("reading the run folder")
+@guarded("reading the run folder")
 def load_run(run_dir: StrPath) -> LoadedRun:
     """Read project.cnnproj, data.json and model.pt of a run folder; raises ExportError."""
     folder = Path(run_dir)
@@ -224,13 +223,13 @@ def _export_torch_program(run: LoadedRun, out_path: StrPath, samples: Tensor | N
     run's metadata as an extra file, loaded back and checked against the whole model."""
     job = _deployment_export(run, out_path, samples, overwrite)
     target, batches = job.target, job.batches
-    with _staged(target, _weights_bytes(run)) as temp, \
+    with staged(target, _weights_bytes(run)) as temp, \
             (_quiet_torch() if quiet else contextlib.nullcontext()):
         try:
             extra = {"cnnstudio.json": json.dumps(_metadata(run), ensure_ascii=False)}
             loaded = save_and_load(job.deployed, batches[0][:2], temp, extra)
         except OSError:
-            raise  # a write failure (a full disk): _staged says so
+            raise  # a write failure (a full disk): staged says so
         except Exception as err:
             raise ExportError(f"PyTorch cannot save this network as {as_what} "
                               f"({type(err).__name__}: {_first_line(err)}); export it as ONNX "
@@ -259,7 +258,7 @@ def _pt2_round_trip(deployed: NormalizedModel, example: Tensor, temp: Path,
     return torch.export.load(io.BytesIO(temp.read_bytes())).module()
 
 
-@_guarded("the TorchScript export")
+@guarded("the TorchScript export")
 def export_torchscript(run: LoadedRun, out_path: StrPath, samples: Tensor | None = None, *,
                        tolerance: float = 1e-5, overwrite: bool = False) -> ExportReport:
     """A traced TorchScript module (torch.jit.load), with the run's metadata as an extra file.
@@ -271,7 +270,7 @@ def export_torchscript(run: LoadedRun, out_path: StrPath, samples: Tensor | None
                                  save_and_load=_torchscript_round_trip, quiet=True)
 
 
-@_guarded("the ExportedProgram export")
+@guarded("the ExportedProgram export")
 def export_pt2(run: LoadedRun, out_path: StrPath, samples: Tensor | None = None, *,
                tolerance: float = 1e-5, overwrite: bool = False) -> ExportReport:
     """A torch.export ExportedProgram (.pt2, torch.export.load), any batch size, with the run's
@@ -281,14 +280,14 @@ def export_pt2(run: LoadedRun, out_path: StrPath, samples: Tensor | None = None,
                                  as_what="an ExportedProgram", save_and_load=_pt2_round_trip)
 
 
-@_guarded("the state dict export")
+@guarded("the state dict export")
 def export_state_dict(run: LoadedRun, out_path: StrPath, *,
                       overwrite: bool = False) -> ExportReport:
     """The GraphModel state dict alone (keys blocks.<id>...), loadable with weights_only=True."""
     started = time.perf_counter()
-    target = _destination(out_path, run, overwrite)
+    target = checked_destination(out_path, run, overwrite)
     state = {k: v.detach().clone() for k, v in run.model.state_dict().items()}
-    with _staged(target, _weights_bytes(run)) as temp:
+    with staged(target, _weights_bytes(run)) as temp:
         torch.save(state, temp)
         loaded = torch.load(temp, weights_only=True, map_location="cpu")
         if loaded.keys() != state.keys() or not all(torch.equal(loaded[k], v)
@@ -297,12 +296,12 @@ def export_state_dict(run: LoadedRun, out_path: StrPath, *,
     return _report(target, "state_dict", started, run=run)
 
 
-@_guarded("the Python export")
+@guarded("the Python export")
 def export_python(run: LoadedRun, out_path: StrPath, samples: Tensor | None = None, *,
                   tolerance: float = 1e-4, overwrite: bool = False) -> ExportReport:
     """A standalone PyTorch file; its network is run here on the weights and checked."""
     started = time.perf_counter()
-    target = _destination(out_path, run, overwrite)
+    target = checked_destination(out_path, run, overwrite)
     try:
         source = generate_python(run.project, classes=run.classes, mean=run.mean, std=run.std,
                                  input_shape=run.input_shape)
@@ -320,14 +319,14 @@ def export_python(run: LoadedRun, out_path: StrPath, samples: Tensor | None = No
         return module.predict(generated, batch).numpy()
 
     batches = _sample_batches(run, samples)
-    with _staged(target, len(source.encode("utf-8"))) as temp:
+    with staged(target, len(source.encode("utf-8"))) as temp:
         temp.write_text(source, encoding="utf-8")
         diff = _compare(target, "Python", batches, _references(reference, batches),
                         predict, tolerance)
     return _report(target, "python", started, diff, batches, run=run, tolerance=tolerance)
 
 
-@_guarded("reading the project")
+@guarded("reading the project")
 def project_run(project: Project) -> LoadedRun:
     """A project as an untrained run, for exporting the graph alone (`cnnstudio export
     --project`): random weights (the caller loads the project's weights file where it has one),
@@ -347,11 +346,11 @@ def project_run(project: Project) -> LoadedRun:
                      str(project.dataset.get("spec") or ""), kind)
 
 
-@_guarded("the export")
+@guarded("the export")
 def export_run(run_dir: StrPath, fmt: str, out_path: StrPath, *, overwrite: bool = False,
                benchmark_runs: int = BENCHMARK_RUNS) -> ExportReport:
     """Export a run folder in one of FORMATS (the `cnnstudio export` command); an existing
-    file is replaced only with `overwrite` (see _destination for what is refused always)."""
+    file is replaced only with `overwrite` (see checked_destination for what is refused always)."""
     name = format_name(fmt)
     return export_loaded(load_run(run_dir), name, out_path, overwrite=overwrite,
                          benchmark_runs=benchmark_runs)
@@ -365,7 +364,7 @@ def format_name(fmt: str) -> str:
     return name
 
 
-@_guarded("the export")
+@guarded("the export")
 def export_loaded(run: LoadedRun, fmt: str, out_path: StrPath, *, overwrite: bool = False,
                   benchmark_runs: int = BENCHMARK_RUNS) -> ExportReport:
     """Export a loaded run (or project_run) in one of FORMATS; `benchmark_runs` (ONNX only)

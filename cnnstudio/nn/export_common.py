@@ -54,7 +54,7 @@ class ExportError(Exception):
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
-def _guarded(action: str) -> Callable[[_F], _F]:
+def guarded(action: str) -> Callable[[_F], _F]:
     """Turn an unforeseen exception into an ExportError (the cause stays chained for a report)."""
 
     def decorate(function: _F) -> _F:
@@ -151,7 +151,7 @@ def _shape(shape: Sequence[int]) -> str:
 # -- writing -------------------------------------------------------------------------------------
 
 
-def _destination(out_path: StrPath, run: LoadedRun, overwrite: bool) -> Path:
+def checked_destination(out_path: StrPath, run: LoadedRun, overwrite: bool) -> Path:
     """The output path, refused early when it cannot or must not be written.
 
     Refused whatever `overwrite` says: a special file or a folder (core/files.py), a read-only
@@ -171,7 +171,7 @@ def _weights_bytes(run: LoadedRun) -> int:
 
 
 @contextlib.contextmanager
-def _staged(target: Path, needed_bytes: int = 0) -> Iterator[Path]:
+def staged(target: Path, needed_bytes: int = 0) -> Iterator[Path]:
     """A temporary file beside the target, moved onto it only if the block succeeds; removed
     on every failure path. A disk without room for `needed_bytes` is refused before writing
     (TorchScript's writer aborts the whole process on a full disk)."""
@@ -259,7 +259,7 @@ def _log(probabilities: np.ndarray) -> np.ndarray:
     return np.log(np.maximum(probabilities.astype(np.float64), LOG_FLOOR))
 
 
-def _median_ms(run_once: Callable[[], object], runs: int) -> float | None:
+def median_ms(run_once: Callable[[], object], runs: int) -> float | None:
     if runs <= 0:
         return None
     for _ in range(min(3, runs)):
@@ -333,7 +333,7 @@ class DeploymentExport:
 def _deployment_export(run: LoadedRun, out_path: StrPath, samples: Tensor | None,
                        overwrite: bool) -> DeploymentExport:
     started = time.perf_counter()
-    target = _destination(out_path, run, overwrite)
+    target = checked_destination(out_path, run, overwrite)
     deployed = NormalizedModel(main_path_model(run.model), run.mean, run.std,
                                run.output_kind).eval()
     return DeploymentExport(started, target, NormalizedModel.for_run(run), deployed,

@@ -36,15 +36,15 @@ from cnnstudio.nn.export_common import (
     _compare,
     _deployment_export,
     _first_line,
-    _guarded,
-    _median_ms,
     _metadata,
     _quiet_torch,
     _references,
     _report,
-    _staged,
     _torch_outputs,
     _weights_bytes,
+    guarded,
+    median_ms,
+    staged,
 )
 
 # onnx.ModelProto and onnx.NodeProto: onnx is imported inside the functions only (the layering
@@ -63,7 +63,7 @@ _LEGACY_SCOPE = re.compile(r"^/model/(?:blocks\.)?([^/]+)/")  # /model/conv1/con
 _WEIGHT = re.compile(r"^model\.blocks\.([^.]+)\.")  # a block's parameter, as an initializer
 
 
-@_guarded("the ONNX export")
+@guarded("the ONNX export")
 def export_onnx(run: LoadedRun, out_path: StrPath, *, samples: Tensor | None = None,
                 tolerance: float = 1e-4, benchmark_runs: int = BENCHMARK_RUNS,
                 overwrite: bool = False) -> ExportReport:
@@ -76,7 +76,7 @@ def export_onnx(run: LoadedRun, out_path: StrPath, *, samples: Tensor | None = N
 
     job = _deployment_export(run, out_path, samples, overwrite)
     target, wrapper, batches = job.target, job.reference, job.batches
-    with _staged(target, _weights_bytes(run)) as temp:
+    with staged(target, _weights_bytes(run)) as temp:
         proto, notes = convert(job.deployed, batches[0][:2], block_labels(run.project.graph))
         proto.producer_name, proto.producer_version = "CNN Studio", __version__
         proto.doc_string = (f"{run.project.name}: images (N, C, H, W) with pixel values in "
@@ -96,7 +96,7 @@ def export_onnx(run: LoadedRun, out_path: StrPath, *, samples: Tensor | None = N
         # for a while after each run and, on a machine with few cores, slow PyTorch down.
         expected = _references(wrapper, batches)
         one = batches[0][:1]
-        torch_ms = _median_ms(lambda: _torch_outputs(wrapper, one), benchmark_runs)
+        torch_ms = median_ms(lambda: _torch_outputs(wrapper, one), benchmark_runs)
         options = ort.SessionOptions()
         options.log_severity_level = 3
         # from the bytes as written, so that no handle keeps the file open while it moves
@@ -107,7 +107,7 @@ def export_onnx(run: LoadedRun, out_path: StrPath, *, samples: Tensor | None = N
             return session.run([OUTPUT_NAME], {INPUT_NAME: batch.numpy()})[0]
 
         diff = _compare(target, "ONNX", batches, expected, run_ort, tolerance)
-        ort_ms = _median_ms(lambda: run_ort(one), benchmark_runs)
+        ort_ms = median_ms(lambda: run_ort(one), benchmark_runs)
     report = _report(target, "onnx", job.started, diff, batches, ort_ms, torch_ms, run=run,
                      tolerance=tolerance)
     report.notes = notes

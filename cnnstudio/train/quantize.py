@@ -32,19 +32,17 @@ from typing import Any
 import numpy as np
 
 from cnnstudio.core.summary import format_bytes
-from cnnstudio.nn.export import (
-    DATA_FILE,
+from cnnstudio.nn.export import DATA_FILE, export_onnx, load_run
+from cnnstudio.nn.export_common import (
     INPUT_NAME,
     OUTPUT_NAME,
     ExportError,
     LoadedRun,
-    _destination,
-    _guarded,
-    _median_ms,
-    _staged,
-    export_onnx,
+    checked_destination,
+    guarded,
     input_note,
-    load_run,
+    median_ms,
+    staged,
 )
 from cnnstudio.train.data import load_with_settings, sample_grid
 from cnnstudio.train.datasets.common import DatasetError
@@ -133,7 +131,7 @@ class QuantizeReport:
                           *([self.input_note] if self.input_note else [])])
 
 
-@_guarded("the INT8 quantisation")
+@guarded("the INT8 quantisation")
 def quantize_run(run: StrPath | LoadedRun, out_path: StrPath, *,
                  calibration: int = CALIBRATION_IMAGES, validation_cap: int = VALIDATION_CAP,
                  latency_runs: int = LATENCY_RUNS, per_channel: bool = True,
@@ -149,7 +147,7 @@ def quantize_run(run: StrPath | LoadedRun, out_path: StrPath, *,
     if validation_cap < 1:
         raise QuantizeError(f"the validation cap must be at least 1, got {validation_cap}")
     loaded = run if isinstance(run, LoadedRun) else load_run(run)
-    target = _destination(out_path, loaded, overwrite)
+    target = checked_destination(out_path, loaded, overwrite)
     dataset = data if data is not None else _run_dataset(loaded)
     _check_dataset(loaded, dataset)
     calibration_x, _ = sample_grid(dataset, calibration, seed=0)
@@ -163,7 +161,7 @@ def quantize_run(run: StrPath | LoadedRun, out_path: StrPath, *,
         quantized = _quantize(float_path, work, calibration_x, per_channel)
         _add_metadata(quantized, len(calibration_x))
         float_p, float_figures = _measure(float_path, val_x, val_y, latency_runs)
-        with _staged(target, quantized.stat().st_size) as temp:
+        with staged(target, quantized.stat().st_size) as temp:
             temp.write_bytes(quantized.read_bytes())
             int8_p, int8_figures = _measure(temp, val_x, val_y, latency_runs)
     # the size as the file now lies at its place, not as it was meant to be written
@@ -352,7 +350,7 @@ def _measure(path: Path, images: np.ndarray, labels: np.ndarray,
                             "validation images; deploy the float ONNX export instead")
     accuracy = float(np.mean(probabilities.argmax(1) == labels)) if len(labels) else 0.0
     one = _pixels(images[:1])
-    latency = _median_ms(lambda: run(one), latency_runs) if len(images) else None
+    latency = median_ms(lambda: run(one), latency_runs) if len(images) else None
     return probabilities, ModelFigures(path.stat().st_size, accuracy, latency)
 
 

@@ -181,7 +181,7 @@ def test_the_dialog_grows_with_its_results_but_stays_on_the_screen(qtbot, make_w
     dialog = open_export_dialog(window)
     dialog.move(0, 300)
     dialog.result_label.setText("<br>".join(f"line {i} of a long report" for i in range(40)))
-    dialog._fit_result()
+    dialog.fit_contents()
     time_blocks(qtbot, dialog, heavy_run)
     screen = dialog.screen().availableGeometry()
     assert dialog.height() > 500  # it did grow

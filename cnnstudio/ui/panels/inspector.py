@@ -220,6 +220,10 @@ class InspectorPanel(QWidget):
         self._facts["MACs"].setToolTip("Multiply-accumulates for one image")
         self._facts["Parameters"].setToolTip(PARAMETERS_TIP)
         outer.addLayout(facts)
+        self._finish_form(outer, content)
+
+    def _finish_form(self, outer: QVBoxLayout, content: QWidget) -> None:
+        """The problems of what the form shows (a Fix each), then the form into the scroll."""
         self.problem_list = ProblemList()
         self.problem_list.fix_chosen.connect(
             lambda diagnostic: self.status_message.emit(apply_repair(self.document, diagnostic)))
@@ -294,12 +298,7 @@ class InspectorPanel(QWidget):
             f"Expand module {graph.module(module_id).name}",
             lambda g: modules.set_module_collapsed(g, module_id, False)))
         outer.addWidget(self.expand_button, 0, Qt.AlignLeft)
-        self.problem_list = ProblemList()
-        self.problem_list.fix_chosen.connect(
-            lambda diagnostic: self.status_message.emit(apply_repair(self.document, diagnostic)))
-        outer.addWidget(self.problem_list)
-        outer.addStretch(1)
-        self.scroll.setWidget(content)
+        self._finish_form(outer, content)
         self.message.hide()
         self.scroll.show()
 

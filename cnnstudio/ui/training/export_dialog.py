@@ -266,7 +266,7 @@ class ExportDialog(QDialog):
                          else lambda _progress: export_run(run, fmt, out, overwrite=replace))
         self._update_buttons()
 
-    def _fit_result(self) -> None:
+    def fit_contents(self) -> None:
         """Grow the dialog so that the results show whole (every wrapped line, the tables'
         columns), as far as the screen allows; beyond that they scroll."""
         self.body.layout().activate()
@@ -279,8 +279,6 @@ class ExportDialog(QDialog):
         height = self.height() + max(0, wanted - viewport.height())
         if (width, height) != (self.width(), self.height()):
             resize_on_screen(self, width, height)
-
-    fit_contents = _fit_result  # what LatencySection calls after it fills its table
 
     def _ask_replace(self, out: Path) -> bool:
         answer = QMessageBox.question(
@@ -301,7 +299,7 @@ class ExportDialog(QDialog):
             self.quantize_view.show_report(report)
         self.quantize_view.setVisible(quantized)
         self.result_label.setText("<b>" + lines[0] + "</b><br>" + "<br>".join(lines[1:]))
-        self._fit_result()
+        self.fit_contents()
         self._update_buttons()
         self.exported.emit(report)
 
@@ -312,7 +310,7 @@ class ExportDialog(QDialog):
         self.result_label.setStyleSheet(f"color: {colour};")
         self.result_label.setText("<b>Not exported.</b><br>"
                                   + html.escape(message).replace("\n", "<br>"))
-        self._fit_result()
+        self.fit_contents()
         self._update_buttons()
         self.failed.emit(message)
 

@@ -308,12 +308,7 @@ class TrainingPage(QWidget):
         """Continue a stopped run from its checkpoint, with the network it was trained on."""
         if self.session.running:
             return False
-        try:
-            project = load_project(Path(run_dir) / "project.cnnproj")
-        except ProjectError as err:
-            self._show_error(f"Cannot resume this run: {err.summary}")
-            return False
-        return self._start(project, Path(run_dir), resume=True, revision=-1)
+        return self._continue(Path(run_dir), "resume")
 
     def extend_run(self, run_dir: Path, epochs: int | None = None) -> bool:
         """Train a finished or stopped run `epochs` more (asked for when None) from its
@@ -326,12 +321,16 @@ class TrainingPage(QWidget):
                 self.extend_control.epochs.value(), 1, self.extend_control.epochs.maximum())
             if not ok:
                 return False
+        return self._continue(Path(run_dir), "extend", extend_by=epochs)
+
+    def _continue(self, run_dir: Path, verb: str, extend_by: int = 0) -> bool:
+        """Resume or extend a run with the network it was trained on (its project file)."""
         try:
-            project = load_project(Path(run_dir) / "project.cnnproj")
+            project = load_project(run_dir / "project.cnnproj")
         except ProjectError as err:
-            self._show_error(f"Cannot extend this run: {err.summary}")
+            self._show_error(f"Cannot {verb} this run: {err.summary}")
             return False
-        return self._start(project, Path(run_dir), resume=True, revision=-1, extend_by=epochs)
+        return self._start(project, run_dir, resume=True, revision=-1, extend_by=extend_by)
 
     def extend_running(self, epochs: int) -> None:
         """More epochs for the run that trains; the engine takes them after this epoch."""
