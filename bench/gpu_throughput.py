@@ -101,7 +101,7 @@ def engine_rate(case: Case, data: LoadedDataset, epochs: int, device: str,
         if isinstance(event, RunFinished):
             finished = event
     assert finished is not None and finished.ok, finished
-    capture = next((n for n in trainer.notes if "graph" in n), "")
+    capture = next((n for n in trainer.speed_notes if "graph" in n), "")
     return finished.images_per_s, capture
 
 

@@ -55,7 +55,7 @@ def engine_rate(data, epochs: int, augment: str, device: str,
     note, finished = "", None
     for event in trainer.run():
         if isinstance(event, RunStarted):
-            note = next((n for n in event.notes if n.startswith("training layout")), "")
+            note = next((n for n in event.speed_notes if n.startswith("training layout")), "")
         elif isinstance(event, RunFinished):
             finished = event
     assert finished is not None and finished.ok, finished
